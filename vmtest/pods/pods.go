@@ -15,6 +15,7 @@ import (
 	"net/netip"
 	"os"
 	"runtime"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -99,7 +100,35 @@ func Create(s Spec) (p *Pod, err error) {
 	if err := p.configureInside(); err != nil {
 		return p, err
 	}
+	// The kernel activates a new device's qdisc from linkwatch, up to a
+	// second after "up"; until then it drops every packet. Wait for it.
+	if err := p.waitOperUp(time.Now().Add(3 * time.Second)); err != nil {
+		return p, err
+	}
 	return p, nil
+}
+
+func (p *Pod) waitOperUp(deadline time.Time) error {
+	inside, err := netlink.NewHandleAt(p.ns)
+	if err != nil {
+		return fmt.Errorf("pod %s: netlink in netns: %w", p.Name, err)
+	}
+	defer inside.Close()
+	for {
+		host, err1 := netlink.LinkByIndex(p.HostIndex)
+		eth0, err2 := inside.LinkByIndex(p.PodIndex)
+		if err := errors.Join(err1, err2); err != nil {
+			return fmt.Errorf("pod %s: %w", p.Name, err)
+		}
+		if host.Attrs().OperState == netlink.OperUp && eth0.Attrs().OperState == netlink.OperUp {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("pod %s: veth not operationally up (host %v, pod %v)", p.Name,
+				host.Attrs().OperState, eth0.Attrs().OperState)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 func (s Spec) validate() error {

@@ -4,43 +4,20 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"runtime"
 	"testing"
 	"time"
 
+	"github.com/hoplab/hoplab/internal/netnstest"
 	"github.com/hoplab/hoplab/internal/testreq"
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 )
 
-// inNodeNS locks the test goroutine into a fresh network namespace standing
-// in for a node, so the host's own network is never touched.
+// inNodeNS puts the test in a fresh node namespace that owns the router IP.
 func inNodeNS(t *testing.T) {
 	t.Helper()
-	runtime.LockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		t.Fatal(err)
-	}
-	node, err := netns.New()
-	if err != nil {
-		t.Fatalf("new node netns: %v", err)
-	}
-	t.Cleanup(func() {
-		_ = netns.Set(orig)
-		orig.Close()
-		node.Close()
-		runtime.UnlockOSThread()
-	})
+	netnstest.EnterNew(t)
 	lo, _ := netlink.LinkByName("lo")
-	if err := netlink.LinkSetUp(lo); err != nil {
-		t.Fatal(err)
-	}
-	// The router IP lives on the node so it has a source address for pods.
 	if err := netlink.AddrAdd(lo, &netlink.Addr{IPNet: hostPrefix(netip.MustParseAddr("10.1.1.1"))}); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte("1"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 }
