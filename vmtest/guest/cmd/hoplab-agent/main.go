@@ -1,0 +1,12 @@
+// Command hoplab-agent is the init process of hoplab's VMs: the guest agent
+// of package guest, built static and placed at /init in the initramfs.
+//
+// Roles (pods, datapath, BGP) register their methods by being imported
+// here for their side effects.
+package main
+
+import "github.com/hoplab/hoplab/vmtest/guest"
+
+func main() {
+	guest.Main()
+}
