@@ -1,0 +1,240 @@
+package compat
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"testing"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+)
+
+func linux419Profile(t *testing.T) Kernel {
+	t.Helper()
+	k, err := Lookup(MinKernel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+func loadTestObject(t *testing.T, name string) *ebpf.CollectionSpec {
+	t.Helper()
+	spec, err := ebpf.LoadCollectionSpec(filepath.Join("testdata", name))
+	if err != nil {
+		t.Fatalf("load test object (rebuild with go generate ./datapath/compat): %v", err)
+	}
+	return spec
+}
+
+// insnAt returns the instruction at a raw offset of a loaded program.
+func insnAt(t *testing.T, p *ebpf.ProgramSpec, off int) *asm.Instruction {
+	t.Helper()
+	for iter := p.Instructions.Iterate(); iter.Next(); {
+		if int(iter.Offset) == off {
+			return iter.Ins
+		}
+	}
+	t.Fatalf("program %s has no instruction at offset %d", p.Name, off)
+	return nil
+}
+
+// Each test object breaks exactly one rule (ringbuf.o necessarily two: the
+// map and its helper); clean.o breaks none. Instruction offsets are checked
+// by what sits there, so a different clang does not break the test.
+func TestEachTestObjectYieldsItsViolation(t *testing.T) {
+	k := linux419Profile(t)
+	type want struct {
+		program, mapName string
+		rule             Rule
+		// insn checks the instruction the violation points at; nil when
+		// the violation has no instruction.
+		insn func(*asm.Instruction) bool
+	}
+	helperCall := func(fn asm.BuiltinFunc) func(*asm.Instruction) bool {
+		return func(ins *asm.Instruction) bool { return ins.IsBuiltinCall() && asm.BuiltinFunc(ins.Constant) == fn }
+	}
+	cases := []struct {
+		object string
+		want   []want
+	}{
+		{"clean.o", nil},
+		{"too_big.o", []want{{program: "too_big", rule: RuleInsnLimit}}},
+		{"new_helper.o", []want{{program: "new_helper", rule: RuleHelper, insn: helperCall(asm.FnRedirectPeer)}}},
+		{"ringbuf.o", []want{
+			{program: "ringbuf", rule: RuleHelper, insn: helperCall(asm.FnRingbufOutput)},
+			{mapName: "ring", rule: RuleRingbuf},
+		}},
+		{"global_data.o", []want{
+			{program: "global_data", mapName: ".bss", rule: RuleGlobalData,
+				insn: func(ins *asm.Instruction) bool { return ins.IsLoadFromMap() && ins.Reference() == ".bss" }},
+			{mapName: ".bss", rule: RuleGlobalData},
+		}},
+		{"loop.o", []want{{program: "loop", rule: RuleLoop,
+			insn: func(ins *asm.Instruction) bool { return ins.OpCode.Class().IsJump() && ins.Offset < 0 }}}},
+		{"tailcall_subprog.o", []want{{program: "tailcall_subprog", rule: RuleTailCallSubprog,
+			insn: func(ins *asm.Instruction) bool { return ins.IsFunctionCall() && ins.Reference() == "pick_stage" }}}},
+		{"new_map_type.o", []want{{mapName: "pending", rule: RuleMapType}}},
+		{"new_prog_type.o", []want{{program: "new_prog_type", rule: RuleProgType}}},
+		{"new_attach_type.o", []want{{program: "new_attach_type", rule: RuleAttachType}}},
+		{"jmp32.o", []want{{program: "jmp32", rule: RuleISA,
+			insn: func(ins *asm.Instruction) bool { return ins.OpCode.Class() == asm.Jump32Class }}}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.object, func(t *testing.T) {
+			spec := loadTestObject(t, tc.object)
+			got := Check(spec, k)
+			for _, v := range got {
+				t.Logf("%s", v)
+			}
+			if len(got) != len(tc.want) {
+				t.Fatalf("got %d violations, want %d", len(got), len(tc.want))
+			}
+			for i, w := range tc.want {
+				v := got[i]
+				if v.Program != w.program || v.Map != w.mapName || v.Rule != w.rule {
+					t.Errorf("violation %d = (program %q, map %q, rule %s), want (%q, %q, %s)",
+						i, v.Program, v.Map, v.Rule, w.program, w.mapName, w.rule)
+					continue
+				}
+				if v.Reason == "" {
+					t.Errorf("violation %d has no reason", i)
+				}
+				switch {
+				case w.insn == nil && v.Insn != -1:
+					t.Errorf("violation %d points at insn %d, want none", i, v.Insn)
+				case w.insn != nil && v.Insn < 0:
+					t.Errorf("violation %d points at no instruction", i)
+				case w.insn != nil:
+					if ins := insnAt(t, spec.Programs[v.Program], v.Insn); !w.insn(ins) {
+						t.Errorf("violation %d points at insn %d = %v, not the offending instruction", i, v.Insn, ins)
+					}
+				}
+			}
+		})
+	}
+}
+
+// A profile for a kernel with every feature accepts all the test objects:
+// the rules come from the profile, not from the check.
+func TestPermissiveProfileAcceptsEverything(t *testing.T) {
+	k := Kernel{
+		Name: "future", MaxInsns: 1 << 20,
+		LastHelper: ^asm.BuiltinFunc(0) >> 8, LastMapType: ^ebpf.MapType(0) >> 8,
+		LastProgramType: ^ebpf.ProgramType(0) >> 8, LastAttachType: ^ebpf.AttachType(0) >> 8,
+		MapFlags: ^uint32(0), BoundedLoops: true, GlobalData: true, TailCallsWithSubprogs: true,
+		JMP32: true, AtomicFetch: true, Kfuncs: true, ISAv4: true,
+	}
+	objects, err := filepath.Glob("testdata/*.o")
+	if err != nil || len(objects) == 0 {
+		t.Fatalf("no test objects in testdata (err %v)", err)
+	}
+	for _, obj := range objects {
+		vs, err := CheckFile(obj, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range vs {
+			t.Errorf("%s: %s", obj, v)
+		}
+	}
+}
+
+func jump(op asm.JumpOp, off int16) asm.Instruction {
+	return asm.Instruction{OpCode: asm.OpCode(asm.JumpClass).SetJumpOp(op), Dst: asm.R0, Offset: off, Constant: 10}
+}
+
+func TestBackEdges(t *testing.T) {
+	k := linux419Profile(t)
+	cases := []struct {
+		name  string
+		insns asm.Instructions
+		want  []backEdge // from, to in raw slots
+	}{
+		{
+			name: "counting loop",
+			insns: asm.Instructions{
+				asm.Mov.Imm(asm.R0, 0).WithSymbol("f"),
+				asm.Add.Imm(asm.R0, 1),
+				jump(asm.JLT, -2), // -> 1
+				asm.Return(),
+			},
+			want: []backEdge{{from: 2, to: 1, fromFunc: "f"}},
+		},
+		{
+			// A shared tail placed before its second user: backward, but
+			// not a cycle, and 4.19 loads it.
+			name: "backward jump without a cycle",
+			insns: asm.Instructions{
+				jump(asm.JEq, 2).WithSymbol("f"), // -> 3
+				asm.Mov.Imm(asm.R0, 0),
+				asm.Return(),
+				asm.Mov.Imm(asm.R0, 1),
+				jump(asm.Ja, -4), // -> 1
+			},
+		},
+		{
+			// Offsets count 8-byte slots: the 64-bit load takes two.
+			name: "loop over a wide load",
+			insns: asm.Instructions{
+				asm.LoadImm(asm.R0, 1<<40, asm.DWord).WithSymbol("f"),
+				asm.Add.Imm(asm.R0, 1),
+				jump(asm.JLT, -4), // slot 3 -> slot 0
+				asm.Return(),
+			},
+			want: []backEdge{{from: 3, to: 0, fromFunc: "f"}},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := backEdges(tc.insns); fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Errorf("backEdges = %v, want %v", got, tc.want)
+			}
+			spec := &ebpf.CollectionSpec{Programs: map[string]*ebpf.ProgramSpec{
+				"f": {Name: "f", Type: ebpf.SchedCLS, Instructions: tc.insns},
+			}}
+			got := Check(spec, k)
+			for _, v := range got {
+				t.Logf("%s", v)
+			}
+			if len(got) != len(tc.want) {
+				t.Fatalf("got %d violations, want %d loop violations", len(got), len(tc.want))
+			}
+			for i, v := range got {
+				if v.Rule != RuleLoop || v.Insn != tc.want[i].from {
+					t.Errorf("violation %d = %s, want a loop at insn %d", i, v, tc.want[i].from)
+				}
+			}
+		})
+	}
+}
+
+func TestInsnCountCountsSlots(t *testing.T) {
+	p := &ebpf.ProgramSpec{Instructions: asm.Instructions{
+		asm.LoadImm(asm.R0, 1<<40, asm.DWord),
+		asm.Return(),
+	}}
+	if n := InsnCount(p); n != 3 {
+		t.Errorf("InsnCount = %d, want 3 (ld_imm64 is two slots)", n)
+	}
+}
+
+func TestHelperName(t *testing.T) {
+	for fn, want := range map[asm.BuiltinFunc]string{
+		asm.FnSkbAncestorCgroupId: "bpf_skb_ancestor_cgroup_id",
+		asm.FnL3CsumReplace:       "bpf_l3_csum_replace",
+		asm.FnGetPrandomU32:       "bpf_get_prandom_u32",
+		asm.FnRedirectPeer:        "bpf_redirect_peer",
+	} {
+		if got := helperName(fn); got != want {
+			t.Errorf("helperName(%d) = %q, want %q", uint32(fn), got, want)
+		}
+	}
+}
+
+func TestLookupUnknownKernel(t *testing.T) {
+	if _, err := Lookup("2.6"); !errors.Is(err, ErrUnknownKernel) {
+		t.Errorf("Lookup(2.6) error = %v, want ErrUnknownKernel", err)
+	}
+}
