@@ -38,6 +38,9 @@ const (
 	RuleGlobalData Rule = "global-data"
 	// RuleRingbuf: a BPF ring buffer map; use a perf event array.
 	RuleRingbuf Rule = "ringbuf"
+	// RuleCtxField: a context access past the end of the kernel's context
+	// struct, i.e. a field added later (skb->tstamp, skb->sk, ...).
+	RuleCtxField Rule = "ctx-field"
 	// RuleISA: an instruction encoding the kernel cannot decode (JMP32,
 	// atomics other than add, kfunc calls, cpu=v4 instructions, newer
 	// ld_imm64 pseudo sources).
@@ -196,6 +199,9 @@ func checkProgram(p *ebpf.ProgramSpec, k Kernel) []Violation {
 				callee, calls, firstTail, k.Name)})
 	}
 
+	if size, ok := k.CtxSizes[p.Type]; ok {
+		out = append(out, ctxAccesses(p, size, k.Name)...)
+	}
 	if !k.BoundedLoops {
 		for _, e := range backEdges(p.Instructions) {
 			add(RuleLoop, e.from, e.fromFunc, "back-edge from insn %d to insn %d: %s rejects loops (bounded loops arrived in 5.3); unroll it",

@@ -7,7 +7,8 @@
 // would receive it (subprograms linked in by cilium/ebpf) and every map, and
 // reports each [Violation] of a [Kernel] profile: the instruction limit,
 // helpers, map, program and attach types newer than the kernel, loops,
-// BPF-to-BPF calls in tail-calling programs, global data, ring buffers and
+// BPF-to-BPF calls in tail-calling programs, global data, ring buffers,
+// context fields past the end of the kernel's context struct and
 // instruction encodings the kernel cannot decode.
 //
 // The committed datapath objects are checked by this package's tests, so

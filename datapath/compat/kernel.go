@@ -34,6 +34,10 @@ type Kernel struct {
 	// LastAttachType is the highest attach type (enum bpf_attach_type),
 	// which cgroup socket programs declare at load time.
 	LastAttachType ebpf.AttachType
+	// CtxSizes is the size of the context struct each program type gets
+	// (struct __sk_buff for tc); accesses past it are newer fields. Program
+	// types without an entry are not checked. Read-only.
+	CtxSizes map[ebpf.ProgramType]int
 	// MapFlags is the set of map creation flags the kernel knows.
 	MapFlags uint32
 	// BoundedLoops is whether the verifier accepts back-edges (5.3).
@@ -73,6 +77,9 @@ type Kernel struct {
 //   - map flags: NO_PREALLOC, NO_COMMON_LRU, NUMA_NODE, RDONLY, WRONLY,
 //     STACK_BUILD_ID (1<<0 .. 1<<5); ZERO_SEED is 5.0, RDONLY_PROG 5.2,
 //     MMAPABLE 5.5, INNER_MAP 5.10.
+//   - context structs: __sk_buff ends at data_meta (144 bytes; flow_keys,
+//     tstamp and wire_len are 5.0), xdp_md at rx_queue_index (20),
+//     bpf_sock at src_port (48), bpf_sock_addr at msg_src_ip6 (60).
 //   - kernel/bpf/syscall.c bpf_prog_load: insn_cnt > BPF_MAXINSNS (4096)
 //     fails with E2BIG; the 1M limit for privileged loaders arrived in 5.2.
 //   - kernel/bpf/verifier.c check_cfg rejects any back-edge ("back-edge
@@ -86,6 +93,7 @@ var linux419 = Kernel{
 	LastMapType:     ebpf.ReusePortSockArray,
 	LastProgramType: ebpf.SkReuseport,
 	LastAttachType:  ebpf.AttachLircMode2,
+	CtxSizes:        ctxSizes419,
 	MapFlags:        1<<6 - 1,
 }
 
