@@ -68,6 +68,20 @@ func Parse(filename string, data []byte) (top *Topology, err error) {
 
 var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 
+var yamlParserErrors = map[string]bool{
+	"did not find expected ',' or ']'":       true,
+	"did not find expected ',' or '}'":       true,
+	"did not find expected '-' indicator":    true,
+	"did not find expected <document start>": true,
+	"did not find expected <stream-start>":   true,
+	"did not find expected key":              true,
+	"did not find expected node content":     true,
+	"found duplicate %TAG directive":         true,
+	"found duplicate %YAML directive":        true,
+	"found incompatible YAML document":       true,
+	"found undefined tag handle":             true,
+}
+
 func decodeDocument(filename string, data []byte) (*yaml.Node, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
@@ -80,6 +94,15 @@ func decodeDocument(filename string, data []byte) (*yaml.Node, error) {
 			e.Line, _ = strconv.Atoi(m[1])
 			e.Col = 1
 			e.Msg = m[2]
+		}
+		// yaml.v3 reports parser (as opposed to scanner) errors with a
+		// 0-based line; its parser messages are disjoint from the
+		// scanner's.
+		if yamlParserErrors[e.Msg] {
+			e.Line++
+		}
+		if e.Line == 0 {
+			e.Line, e.Col = 1, 1
 		}
 		return nil, e
 	}
