@@ -25,6 +25,11 @@ type Kernel struct {
 	// MaxInsns is the largest program, in 8-byte instruction slots, that
 	// BPF_PROG_LOAD accepts.
 	MaxInsns int
+	// MaxVerifiedInsns is how many instructions the verifier explores,
+	// over all paths, before it gives up on a program
+	// (BPF_COMPLEXITY_LIMIT_INSNS). A static check cannot count it; tests
+	// compare it with what the host's verifier reports.
+	MaxVerifiedInsns int
 	// LastHelper is the highest helper ID (enum bpf_func_id) the kernel has.
 	LastHelper asm.BuiltinFunc
 	// LastMapType is the highest map type (enum bpf_map_type).
@@ -82,19 +87,21 @@ type Kernel struct {
 //     bpf_sock at src_port (48), bpf_sock_addr at msg_src_ip6 (60).
 //   - kernel/bpf/syscall.c bpf_prog_load: insn_cnt > BPF_MAXINSNS (4096)
 //     fails with E2BIG; the 1M limit for privileged loaders arrived in 5.2.
+//     kernel/bpf/verifier.c: BPF_COMPLEXITY_LIMIT_INSNS is 131072 (1M in 5.2).
 //   - kernel/bpf/verifier.c check_cfg rejects any back-edge ("back-edge
 //     from insn %d to %d"), and check_map_func_compatibility rejects
 //     bpf_tail_call when subprog_cnt > 1 ("tail_calls are not allowed in
 //     programs with bpf-to-bpf calls").
 var linux419 = Kernel{
-	Name:            "4.19",
-	MaxInsns:        4096,
-	LastHelper:      asm.FnSkbAncestorCgroupId,
-	LastMapType:     ebpf.ReusePortSockArray,
-	LastProgramType: ebpf.SkReuseport,
-	LastAttachType:  ebpf.AttachLircMode2,
-	CtxSizes:        ctxSizes419,
-	MapFlags:        1<<6 - 1,
+	Name:             "4.19",
+	MaxInsns:         4096,
+	MaxVerifiedInsns: 131072,
+	LastHelper:       asm.FnSkbAncestorCgroupId,
+	LastMapType:      ebpf.ReusePortSockArray,
+	LastProgramType:  ebpf.SkReuseport,
+	LastAttachType:   ebpf.AttachLircMode2,
+	CtxSizes:         ctxSizes419,
+	MapFlags:         1<<6 - 1,
 }
 
 var profiles = map[string]Kernel{
