@@ -10,7 +10,9 @@ package main
 import (
 	"flag"
 	"fmt"
+	"io"
 	"os"
+	"sort"
 
 	"github.com/cilium/ebpf"
 
@@ -18,45 +20,59 @@ import (
 )
 
 func main() {
-	kernel := flag.String("kernel", compat.MinKernel, fmt.Sprintf("kernel profile to check against %v", compat.Kernels()))
-	verbose := flag.Bool("v", false, "print each program's instruction count")
-	flag.Usage = func() {
-		fmt.Fprintf(flag.CommandLine.Output(), "usage: bpfcompat [-kernel VERSION] [-v] FILE.o...\n")
-		flag.PrintDefaults()
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run is the command without the process: it returns the exit status.
+func run(args []string, stdout, stderr io.Writer) int {
+	flags := flag.NewFlagSet("bpfcompat", flag.ContinueOnError)
+	flags.SetOutput(stderr)
+	kernel := flags.String("kernel", compat.MinKernel, fmt.Sprintf("kernel profile to check against %v", compat.Kernels()))
+	verbose := flags.Bool("v", false, "print each program's instruction count")
+	flags.Usage = func() {
+		fmt.Fprintf(stderr, "usage: bpfcompat [-kernel VERSION] [-v] FILE.o...\n")
+		flags.PrintDefaults()
 	}
-	flag.Parse()
-	if flag.NArg() == 0 {
-		flag.Usage()
-		os.Exit(2)
+	if err := flags.Parse(args); err != nil {
+		return 2
+	}
+	if flags.NArg() == 0 {
+		flags.Usage()
+		return 2
 	}
 	k, err := compat.Lookup(*kernel)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "bpfcompat:", err)
-		os.Exit(2)
+		fmt.Fprintln(stderr, "bpfcompat:", err)
+		return 2
 	}
 
 	status := 0
-	for _, path := range flag.Args() {
+	for _, path := range flags.Args() {
 		spec, err := ebpf.LoadCollectionSpec(path)
 		if err != nil {
-			fmt.Fprintf(os.Stderr, "bpfcompat: %s: %v\n", path, err)
-			os.Exit(2)
+			fmt.Fprintf(stderr, "bpfcompat: %v\n", err)
+			return 2
 		}
 		if *verbose {
-			for name, p := range spec.Programs {
-				fmt.Printf("%s: program %s: %d instructions\n", path, name, compat.InsnCount(p))
+			names := make([]string, 0, len(spec.Programs))
+			for name := range spec.Programs {
+				names = append(names, name)
+			}
+			sort.Strings(names)
+			for _, name := range names {
+				fmt.Fprintf(stdout, "%s: program %s: %d instructions\n", path, name, compat.InsnCount(spec.Programs[name]))
 			}
 		}
 		vs := compat.Check(spec, k)
 		for _, v := range vs {
-			fmt.Printf("%s: %s\n", path, v)
+			fmt.Fprintf(stdout, "%s: %s\n", path, v)
 		}
 		if len(vs) > 0 {
 			status = 1
 		}
 	}
 	if status != 0 {
-		fmt.Fprintf(os.Stderr, "bpfcompat: objects break kernel %s\n", k)
+		fmt.Fprintf(stderr, "bpfcompat: objects break kernel %s\n", k)
 	}
-	os.Exit(status)
+	return status
 }
