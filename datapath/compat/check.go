@@ -158,6 +158,9 @@ func checkProgram(p *ebpf.ProgramSpec, k Kernel) []Violation {
 			if helper == asm.FnTailCall && firstTail < 0 {
 				firstTail = off
 			}
+			if old, ok := loaderFallbacks[helper]; ok && old <= k.LastHelper {
+				break
+			}
 			if helper > k.LastHelper {
 				add(RuleHelper, off, fn, "%s (helper %d) is newer than %s (last helper %d, %s)",
 					helperName(helper), uint32(helper), k.Name, uint32(k.LastHelper), helperName(k.LastHelper))
@@ -209,6 +212,16 @@ func checkProgram(p *ebpf.ProgramSpec, k Kernel) []Violation {
 		}
 	}
 	return out
+}
+
+// loaderFallbacks are helpers cilium/ebpf replaces with an older one when
+// the kernel lacks them (fixupProbeReadKernel in its linker.go): such a call
+// loads wherever the replacement exists.
+var loaderFallbacks = map[asm.BuiltinFunc]asm.BuiltinFunc{
+	asm.FnProbeReadKernel:    asm.FnProbeRead,
+	asm.FnProbeReadUser:      asm.FnProbeRead,
+	asm.FnProbeReadKernelStr: asm.FnProbeReadStr,
+	asm.FnProbeReadUserStr:   asm.FnProbeReadStr,
 }
 
 // isV4 reports the cpu=v4 encodings (Linux 6.6).

@@ -232,6 +232,24 @@ func TestBackEdges(t *testing.T) {
 	}
 }
 
+// cilium/ebpf turns bpf_probe_read_kernel into bpf_probe_read on kernels
+// without it, so the newer helper is not a violation; a helper without a
+// fallback is.
+func TestLoaderFallbackHelpers(t *testing.T) {
+	spec := &ebpf.CollectionSpec{Programs: map[string]*ebpf.ProgramSpec{
+		"f": {Name: "f", Type: ebpf.Kprobe, Instructions: asm.Instructions{
+			asm.FnProbeReadKernel.Call().WithSymbol("f"),
+			asm.FnProbeReadUserStr.Call(),
+			asm.FnSendSignal.Call(),
+			asm.Return(),
+		}},
+	}}
+	got := Check(spec, linux419Profile(t))
+	if len(got) != 1 || got[0].Rule != RuleHelper || got[0].Insn != 2 {
+		t.Errorf("got %v, want one helper violation at insn 2 (bpf_send_signal)", got)
+	}
+}
+
 func TestInsnCountCountsSlots(t *testing.T) {
 	p := &ebpf.ProgramSpec{Instructions: asm.Instructions{
 		asm.LoadImm(asm.R0, 1<<40, asm.DWord),
