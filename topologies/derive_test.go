@@ -1,0 +1,133 @@
+package topologies
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+)
+
+// reversedPods returns base with the two pods swapped.
+func reversedPods() []byte {
+	return mutate(map[int]string{13: base[13], 14: base[12]})
+}
+
+func TestDerivedValuesAreDeterministicAndOrderIndependent(t *testing.T) {
+	a, err := Parse("a.yaml", mutate(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := Parse("b.yaml", reversedPods())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.Pods[0].Name != "pod4" {
+		t.Fatal("pods not reversed")
+	}
+	for _, pa := range a.Pods {
+		pb := b.Pod(pa.Name)
+		if pa.MAC != pb.MAC || pa.LXCName != pb.LXCName || pa.LXCMAC != pb.LXCMAC || pa.EndpointID != pb.EndpointID || pa.Identity != pb.Identity {
+			t.Errorf("%s differs: %+v vs %+v", pa.Name, pa, pb)
+		}
+	}
+	for _, na := range a.Nodes {
+		nb := b.Node(na.Name)
+		if na.NICMACs != nb.NICMACs || na.TorNICMACs != nb.TorNICMACs || na.BondMAC != nb.BondMAC || na.TorBondMAC != nb.TorBondMAC || na.RouterIP != nb.RouterIP {
+			t.Errorf("%s differs", na.Name)
+		}
+	}
+}
+
+// TestDerivedValuesPinned pins the derivation: changing it changes every
+// journey's MACs and device names, so it must be a deliberate act.
+func TestDerivedValuesPinned(t *testing.T) {
+	top, err := Builtin("pod-to-service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pod1, pod4 := top.Pod("pod1"), top.Pod("pod4")
+	node1 := top.Node("node1")
+	got := fmt.Sprintf("pod1 %s %s %s %d | pod4 %s %s %s %d | node1 %s %s %s %s %s",
+		pod1.MAC, pod1.LXCName, pod1.LXCMAC, pod1.EndpointID,
+		pod4.MAC, pod4.LXCName, pod4.LXCMAC, pod4.EndpointID,
+		node1.BondMAC, node1.NICMACs[1], node1.TorBondMAC, node1.TorNICMACs[1], node1.RouterIP)
+	want := "pod1 0a:95:7a:12:68:13 lxc7485d3 0e:6b:0c:06:a5:cb 3422 | pod4 0a:86:f4:ea:d5:80 lxc35598c 0e:b6:f2:73:c5:89 1746 | node1 52:54:71:f1:2b:01 52:54:71:f1:2b:02 52:55:71:f1:2b:01 52:55:71:f1:2b:02 10.1.1.1"
+	if got != want {
+		t.Errorf("derived values changed:\n got %s\nwant %s", got, want)
+	}
+}
+
+func TestDerivedValuesUniqueAndWellFormed(t *testing.T) {
+	// 300 pods over 3 nodes.
+	var b strings.Builder
+	b.WriteString("name: big\nrouter: {name: tor, asn: 65000}\nnodes:\n")
+	for n := 1; n <= 3; n++ {
+		fmt.Fprintf(&b, "  - {name: node%d, asn: %d, podCIDR: 10.%d.0.0/16, uplink: {address: 10.255.%d.11/24, gateway: 10.255.%d.1}}\n", n, 65000+n, n, n, n)
+	}
+	b.WriteString("pods:\n")
+	for i := range 300 {
+		n := i%3 + 1
+		fmt.Fprintf(&b, "  - {name: p%d, node: node%d, ip: 10.%d.%d.%d, labels: {app: a%d}}\n", i, n, n, i/200+1, i%200+2, i%50)
+	}
+	top, err := Parse("big.yaml", []byte(b.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	macs := map[MAC]string{}
+	names := map[string]bool{}
+	ids := map[uint16]bool{}
+	addMAC := func(m MAC, what string) {
+		if prev, dup := macs[m]; dup {
+			t.Errorf("MAC %s of %s already used by %s", m, what, prev)
+		}
+		macs[m] = what
+		if m[0]&1 != 0 || m[0]&2 == 0 {
+			t.Errorf("MAC %s of %s is not locally administered unicast", m, what)
+		}
+	}
+	for _, p := range top.Pods {
+		addMAC(p.MAC, p.Name)
+		addMAC(p.LXCMAC, p.LXCName)
+		if len(p.LXCName) > 15 || !strings.HasPrefix(p.LXCName, "lxc") || names[p.LXCName] {
+			t.Errorf("bad or duplicate lxc name %q", p.LXCName)
+		}
+		names[p.LXCName] = true
+		if p.EndpointID < 1 || p.EndpointID > MaxEndpointID || ids[p.EndpointID] {
+			t.Errorf("bad or duplicate endpoint ID %d", p.EndpointID)
+		}
+		ids[p.EndpointID] = true
+	}
+	for _, n := range top.Nodes {
+		for i := range 2 {
+			addMAC(n.NICMACs[i], n.Name+" nic")
+			addMAC(n.TorNICMACs[i], n.Name+" tor nic")
+		}
+		if n.BondMAC != n.NICMACs[0] || n.TorBondMAC != n.TorNICMACs[0] {
+			t.Errorf("%s: bond MACs are not the first NIC's", n.Name)
+		}
+	}
+}
+
+func TestPinnedMACIsKeptAndAvoided(t *testing.T) {
+	// Pin pod4's MAC to the one pod1 would derive: pod1 must move.
+	pod1MAC := podMACCandidate("pod1", 0)
+	top, err := Parse("t.yaml", mutate(map[int]string{
+		14: fmt.Sprintf("  - {name: pod4, node: node2, ip: 10.1.2.40, mac: %q, labels: {app: b}, listen: [\"tcp/8080\"]}", pod1MAC),
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := top.Pod("pod4"); p.MAC != pod1MAC || !p.MACPinned {
+		t.Errorf("pod4 MAC %s pinned=%v, want %s", p.MAC, p.MACPinned, pod1MAC)
+	}
+	if got := top.Pod("pod1").MAC; got == pod1MAC || got != podMACCandidate("pod1", 1) {
+		t.Errorf("pod1 MAC %s: want the next candidate %s", got, podMACCandidate("pod1", 1))
+	}
+}
+
+func TestPickResolvesCollisionsDeterministically(t *testing.T) {
+	clash := func(name string, attempt int) int { return attempt } // every name wants 0
+	used := map[int]bool{}
+	if a, b, c := pick(used, "x", clash), pick(used, "y", clash), pick(used, "z", clash); a != 0 || b != 1 || c != 2 {
+		t.Errorf("got %d %d %d", a, b, c)
+	}
+}
