@@ -70,13 +70,13 @@ func (l Level) MarshalText() ([]byte, error) { return []byte(l.String()), nil }
 // PolicyKey is the key of a policy map entry of one endpoint.
 type PolicyKey struct {
 	// Direction is ingress or egress.
-	Direction Direction
+	Direction Direction `json:"direction"`
 	// RemoteIdentity is the peer's identity; 0 matches any peer.
-	RemoteIdentity Identity
+	RemoteIdentity Identity `json:"remote_identity"`
 	// Port is the destination port; 0 matches any port.
-	Port uint16
+	Port uint16 `json:"port"`
 	// Proto is the IP protocol; 0 matches any (only together with Port 0).
-	Proto Protocol
+	Proto Protocol `json:"proto"`
 }
 
 // Level returns the lookup level the key is found at.
@@ -102,19 +102,19 @@ func (k PolicyKey) String() string {
 type PolicyEntry struct {
 	PolicyKey
 	// Rules are the rules that produced the entry (for explanations).
-	Rules []RuleRef
+	Rules []RuleRef `json:"rules"`
 }
 
 // RuleRef names one rule of one policy.
 type RuleRef struct {
 	// Policy is the policy's name.
-	Policy string
+	Policy string `json:"policy"`
 	// Direction is the rule's section.
-	Direction Direction
+	Direction Direction `json:"direction"`
 	// Index is the rule's index in its section.
-	Index int
+	Index int `json:"index"`
 	// Pos is where the rule is written.
-	Pos Pos
+	Pos Pos `json:"pos"`
 }
 
 // String renders the reference like `policy "allow-fe" ingress[0] (line 12)`.
@@ -152,15 +152,15 @@ func (e *EndpointPolicy) Enforced(d Direction) bool {
 // Decision is the outcome of a policy lookup.
 type Decision struct {
 	// Allowed is the verdict.
-	Allowed bool
+	Allowed bool `json:"allowed"`
 	// Level is where the decision was made.
-	Level Level
-	// Key is the key of the matching entry (zero unless an entry matched).
-	Key PolicyKey
+	Level Level `json:"level"`
+	// Key is the key of the matching entry (nil unless an entry matched).
+	Key *PolicyKey `json:"key,omitempty"`
 	// Rules are the rules behind the matching entry.
-	Rules []RuleRef
+	Rules []RuleRef `json:"rules,omitempty"`
 	// Tried are the keys looked up, in order, up to the match.
-	Tried []PolicyKey
+	Tried []PolicyKey `json:"tried,omitempty"`
 }
 
 // Lookup decides a packet the way the datapath does: with enforcement off
@@ -184,7 +184,7 @@ func (e *EndpointPolicy) Lookup(d Direction, remote Identity, dport uint16, prot
 	for i, k := range keys {
 		dec.Tried = append(dec.Tried, k)
 		if ent := e.find(k); ent != nil {
-			dec.Allowed, dec.Level, dec.Key, dec.Rules = true, levels[i], k, ent.Rules
+			dec.Allowed, dec.Level, dec.Key, dec.Rules = true, levels[i], &k, ent.Rules
 			return dec
 		}
 	}

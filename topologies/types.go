@@ -41,7 +41,8 @@ type Topology struct {
 
 // Pos is a position in the topology file (1-based line and column).
 type Pos struct {
-	Line, Col int
+	Line int `json:"line"`
+	Col  int `json:"col"`
 }
 
 // Router is the top-of-rack router (the BGP route server of the fabric).
