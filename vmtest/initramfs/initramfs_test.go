@@ -1,0 +1,217 @@
+package initramfs
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/cavaliergopher/cpio"
+
+	"github.com/hoplab/hoplab/vmtest/kernels"
+)
+
+func writeFile(t *testing.T, dir, name, content string, mode os.FileMode) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(content), mode); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// testSpec returns a spec with a fake agent, two modules and one file.
+func testSpec(t *testing.T) Spec {
+	t.Helper()
+	src := t.TempDir()
+	return Spec{
+		Init: writeFile(t, src, "agent", "#!agent", 0o755),
+		Modules: []kernels.Module{
+			{Name: "virtio_ring", Path: writeFile(t, src, "virtio_ring.ko", "ring", 0o644)},
+			{Name: "virtio_net", Path: writeFile(t, src, "virtio_net.ko", "net", 0o644)},
+		},
+		Files:    map[string]string{"/etc/hoplab/node.json": writeFile(t, src, "node.json", `{"name":"node1"}`, 0o600)},
+		CacheDir: t.TempDir(),
+	}
+}
+
+// readArchive returns every entry's header and contents.
+func readArchive(t *testing.T, p string) (map[string]*cpio.Header, map[string]string, []string) {
+	t.Helper()
+	hdrs := map[string]*cpio.Header{}
+	data := map[string]string{}
+	var order []string
+	err := Walk(p, func(h *cpio.Header, r io.Reader) error {
+		b, err := io.ReadAll(r)
+		if err != nil {
+			return err
+		}
+		name := "/" + h.Name
+		hdrs[name], data[name] = h, string(b)
+		order = append(order, name)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return hdrs, data, order
+}
+
+func TestBuildLaysOutInitModulesAndFiles(t *testing.T) {
+	spec := testSpec(t)
+	p, err := Build(context.Background(), spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hdrs, data, order := readArchive(t, p)
+	if got := data["/init"]; got != "#!agent" || hdrs["/init"].Mode.Perm() != 0o755 || !hdrs["/init"].Mode.IsRegular() {
+		t.Errorf("/init = %q mode %o", got, hdrs["/init"].Mode)
+	}
+	if data["/lib/modules/virtio_net.ko"] != "net" || data["/lib/modules/virtio_ring.ko"] != "ring" {
+		t.Errorf("modules not in the archive: %v", order)
+	}
+	if got, want := data[OrderFile], "virtio_ring\nvirtio_net\n"; got != want {
+		t.Errorf("%s = %q, want %q", OrderFile, got, want)
+	}
+	if data["/etc/hoplab/node.json"] != `{"name":"node1"}` || hdrs["/etc/hoplab/node.json"].Mode.Perm() != 0o600 {
+		t.Errorf("extra file wrong: %q mode %o", data["/etc/hoplab/node.json"], hdrs["/etc/hoplab/node.json"].Mode)
+	}
+	for _, d := range []string{"/dev", "/proc", "/sys", "/run", "/tmp", "/etc", "/etc/hoplab", "/lib", "/lib/modules"} {
+		h, ok := hdrs[d]
+		if !ok || !h.Mode.IsDir() {
+			t.Errorf("directory %s missing", d)
+		}
+	}
+	// Every parent directory comes before its contents.
+	for i, name := range order {
+		if dir := filepath.Dir(name); dir != "/" && !slices.Contains(order[:i], dir) {
+			t.Errorf("%s appears before its directory %s", name, dir)
+		}
+	}
+}
+
+func TestBuildIsCachedByContent(t *testing.T) {
+	ctx := context.Background()
+	spec := testSpec(t)
+	p1, err := Build(ctx, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st1, _ := os.Stat(p1)
+	p2, err := Build(ctx, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p1 != p2 {
+		t.Fatalf("same inputs gave two archives: %s, %s", p1, p2)
+	}
+	if st2, _ := os.Stat(p2); !os.SameFile(st1, st2) {
+		t.Errorf("cache hit rewrote the archive")
+	}
+	// Touching a file without changing it is still a hit.
+	future := time.Now().Add(time.Hour)
+	os.Chtimes(spec.Init, future, future)
+	if p3, err := Build(ctx, spec); err != nil || p3 != p1 {
+		t.Errorf("touched but unchanged input: got %s, %v; want %s", p3, err, p1)
+	}
+	// Changing any input's content gives a new archive.
+	writeFile(t, filepath.Dir(spec.Modules[1].Path), "virtio_net.ko", "net v2", 0o644)
+	p4, err := Build(ctx, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p4 == p1 {
+		t.Errorf("changed module content reused the old archive")
+	}
+	if _, data, _ := readArchive(t, p4); data["/lib/modules/virtio_net.ko"] != "net v2" {
+		t.Errorf("rebuilt archive has the old module")
+	}
+	// Module order is an input too.
+	spec.Modules[0], spec.Modules[1] = spec.Modules[1], spec.Modules[0]
+	if p5, _ := Build(ctx, spec); p5 == p4 {
+		t.Errorf("reordered modules reused the old archive")
+	}
+}
+
+func TestBuildGzip(t *testing.T) {
+	spec := testSpec(t)
+	spec.Compression = CompressionGzip
+	p, err := Build(context.Background(), spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := os.ReadFile(p)
+	if !bytes.HasPrefix(raw, []byte{0x1f, 0x8b}) {
+		t.Fatalf("not gzip: % x", raw[:4])
+	}
+	if _, data, _ := readArchive(t, p); data["/init"] != "#!agent" {
+		t.Errorf("gzip archive lacks /init")
+	}
+}
+
+func TestBuildRejectsBadSpecs(t *testing.T) {
+	for name, mutate := range map[string]func(*Spec){
+		"no init":           func(s *Spec) { s.Init = "" },
+		"relative path":     func(s *Spec) { s.Files = map[string]string{"etc/x": s.Init} },
+		"unclean path":      func(s *Spec) { s.Files = map[string]string{"/etc/../x": s.Init} },
+		"overrides init":    func(s *Spec) { s.Files = map[string]string{"/init": s.Init} },
+		"file as dir":       func(s *Spec) { s.Files = map[string]string{"/init/x": s.Init} },
+		"bad module name":   func(s *Spec) { s.Modules = []kernels.Module{{Name: "../x", Path: s.Init}} },
+		"dashed module":     func(s *Spec) { s.Modules = []kernels.Module{{Name: "sch-ingress", Path: s.Init}} },
+		"module twice":      func(s *Spec) { s.Modules = append(s.Modules, s.Modules[0]) },
+		"module, no path":   func(s *Spec) { s.Modules = []kernels.Module{{Name: "veth"}} },
+		"directory as file": func(s *Spec) { s.Files = map[string]string{"/etc/d": t.TempDir()} },
+	} {
+		t.Run(name, func(t *testing.T) {
+			spec := testSpec(t)
+			mutate(&spec)
+			if _, err := Build(context.Background(), spec); !errors.Is(err, ErrInvalidSpec) {
+				t.Errorf("got %v, want ErrInvalidSpec", err)
+			}
+		})
+	}
+	spec := testSpec(t)
+	spec.Files = map[string]string{"/etc/missing": filepath.Join(t.TempDir(), "missing")}
+	if _, err := Build(context.Background(), spec); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("missing host file: got %v", err)
+	}
+}
+
+func TestBuildAgentIsStaticAndReused(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a Go binary; skipped with -short")
+	}
+	t.Setenv("HOPLAB_CACHE", t.TempDir())
+	ctx := context.Background()
+	start := time.Now()
+	p1, err := BuildAgent(ctx, "./testdata/hello")
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := time.Since(start)
+	st1, _ := os.Stat(p1)
+	start = time.Now()
+	p2, err := BuildAgent(ctx, "./testdata/hello")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("first build %v, rebuild with no change %v", first.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
+	// The go command only touches an up-to-date -o target (same file,
+	// new mtime) instead of relinking it.
+	st2, _ := os.Stat(p2)
+	if p1 != p2 || !os.SameFile(st1, st2) {
+		t.Errorf("unchanged agent was relinked (%s → %s)", p1, p2)
+	}
+	head := make([]byte, 4)
+	f, _ := os.Open(p1)
+	f.Read(head)
+	f.Close()
+	if string(head) != "\x7fELF" {
+		t.Errorf("agent is not an ELF binary")
+	}
+}

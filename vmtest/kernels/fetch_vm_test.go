@@ -1,0 +1,74 @@
+//go:build vm
+
+package kernels
+
+import (
+	"context"
+	"os"
+	"testing"
+	"time"
+)
+
+// TestFetchDefaultKernel downloads, verifies and extracts the default
+// kernel (6.1 cloud) for real. It needs the network and runs with -tags vm.
+// Set HOPLAB_FETCH_ALL=1 to fetch every catalogue kernel and report timings.
+func TestFetchDefaultKernel(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	defer cancel()
+	type target struct{ series, flavour string }
+	targets := []target{{DefaultSeries, DefaultFlavour}}
+	if os.Getenv("HOPLAB_FETCH_ALL") != "" {
+		targets = nil
+		for _, s := range Series {
+			for _, f := range Flavours {
+				targets = append(targets, target{s, f})
+			}
+		}
+	}
+	for _, tg := range targets {
+		t.Run(tg.series+"-"+tg.flavour, func(t *testing.T) {
+			start := time.Now()
+			k, err := Fetch(ctx, tg.series, tg.flavour, Options{Quiet: true})
+			if err != nil {
+				t.Fatalf("Fetch: %v", err)
+			}
+			took := time.Since(start)
+			var vmlinuxSize int64
+			if k.Vmlinux != "" {
+				st, err := os.Stat(k.Vmlinux)
+				if err != nil {
+					t.Fatal(err)
+				}
+				vmlinuxSize = st.Size()
+			}
+			t.Logf("%s/%s: release %s (%s) in %v; vmlinux %d bytes; %d modules, builtin %v",
+				k.Series, k.Flavour, k.Version, k.PackageVersion, took.Round(time.Millisecond), vmlinuxSize, len(k.Modules), k.Builtin)
+			for _, m := range k.Modules {
+				t.Logf("  %s", m.Name)
+			}
+			if k.Vmlinux == "" {
+				t.Errorf("no PVH vmlinux extracted from %s", k.Image)
+			}
+			names := map[string]bool{}
+			for _, m := range k.Modules {
+				names[m.Name] = true
+			}
+			for _, b := range k.Builtin {
+				names[b] = true
+			}
+			for _, w := range DefaultModules {
+				if !names[w] {
+					t.Errorf("module %s neither loaded nor built in", w)
+				}
+			}
+			// A second Fetch is a cache hit.
+			start = time.Now()
+			if _, err := Fetch(ctx, tg.series, tg.flavour, Options{Quiet: true}); err != nil {
+				t.Fatal(err)
+			}
+			if d := time.Since(start); d > time.Second {
+				t.Errorf("cached Fetch took %v", d)
+			}
+		})
+	}
+}
