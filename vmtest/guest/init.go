@@ -17,6 +17,9 @@ import (
 	"github.com/hoplab/hoplab/vmtest/control"
 )
 
+// mainAt is the boot time at which Main started.
+var mainAt time.Duration
+
 // PortWait bounds how long the agent waits for its virtio-serial port.
 const PortWait = 10 * time.Second
 
@@ -43,6 +46,7 @@ var mounts = []mount{
 // console, then powers the VM off. Main does not return.
 func Main() {
 	start := time.Now()
+	mainAt = bootTime()
 	console := io.Writer(os.Stderr)
 	err := run(start, &console)
 	if err == nil {
@@ -104,6 +108,7 @@ func run(start time.Time, console *io.Writer) error {
 	conn := control.NewConn(port, port)
 	Default.Attach(conn)
 	ready := control.Ready{Modules: loaded, Steps: steps, InitStart: processStart(start)}
+	steps["runtime"] = mainAt - ready.InitStart
 	u, _ := uname()
 	ready.Release = u.Release
 	ready.Uptime = bootTime()
@@ -154,10 +159,15 @@ func bootTime() time.Duration {
 	return time.Duration(ts.Nano())
 }
 
-// processStart is the time since boot at which this process started: from
-// /proc/self/stat (in clock ticks, 100 per second), else estimated from
-// start.
+// processStart is the time since boot at which the kernel handed over to
+// this process: the kernel log's "Run /init as init process" record, else
+// the process's start time from /proc/self/stat (for PID 1 that is when
+// the kernel_init thread was forked, before the initcalls), else estimated
+// from start.
 func processStart(start time.Time) time.Duration {
+	if d, ok := execTimeFromKmsg(); ok {
+		return d
+	}
 	b, err := os.ReadFile("/proc/self/stat")
 	if err == nil {
 		s := string(b)
@@ -206,4 +216,39 @@ func (h *eventHandler) WithAttrs(as []slog.Attr) slog.Handler {
 
 func (h *eventHandler) WithGroup(name string) slog.Handler {
 	return &eventHandler{next: h.next.WithGroup(name), agent: h.agent, attrs: h.attrs}
+}
+
+// execTimeFromKmsg finds the kernel's "Run /init as init process" record in
+// /dev/kmsg and returns its timestamp.
+func execTimeFromKmsg() (time.Duration, bool) {
+	f, err := os.OpenFile("/dev/kmsg", os.O_RDONLY|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return 0, false
+	}
+	defer f.Close()
+	buf := make([]byte, 8192)
+	for {
+		n, err := f.Read(buf)
+		if err != nil {
+			if errors.Is(err, unix.EPIPE) {
+				continue // a record was overwritten; go on with the next
+			}
+			return 0, false
+		}
+		// A record is "prio,seq,usec,flags;message\n".
+		rec := string(buf[:n])
+		head, msg, ok := strings.Cut(rec, ";")
+		if !ok || !strings.HasPrefix(msg, "Run ") || !strings.Contains(msg, " as init process") {
+			continue
+		}
+		fields := strings.Split(head, ",")
+		if len(fields) < 3 {
+			return 0, false
+		}
+		usec, err := strconv.ParseInt(fields[2], 10, 64)
+		if err != nil {
+			return 0, false
+		}
+		return time.Duration(usec) * time.Microsecond, true
+	}
 }

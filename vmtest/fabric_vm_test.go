@@ -1,0 +1,159 @@
+//go:build vm
+
+package vmtest
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/hoplab/hoplab/vmtest/control"
+)
+
+func twoNodeSpec(t *testing.T, mode control.BondMode) FabricSpec {
+	return FabricSpec{
+		Router: "tor",
+		Nodes: []FabricNode{
+			{Name: "node1", Address: netip.MustParsePrefix("10.255.1.11/24"), Gateway: netip.MustParseAddr("10.255.1.1"), Bond: mode},
+			{Name: "node2", Address: netip.MustParsePrefix("10.255.2.12/24"), Gateway: netip.MustParseAddr("10.255.2.1"), Bond: mode},
+		},
+		VMOptions: bootOptions(t),
+	}
+}
+
+// flows returns n UDP flows from node1 to node2 with distinct ports, so
+// that layer3+4 hashing spreads them over both slaves.
+func flows(n int) ([]control.UDPFlow, []int) {
+	var fl []control.UDPFlow
+	var ports []int
+	for i := range n {
+		port := 9000 + i
+		ports = append(ports, port)
+		fl = append(fl, control.UDPFlow{SrcPort: 40000 + 7*i, Dst: fmt.Sprintf("10.255.2.12:%d", port)})
+	}
+	return fl, ports
+}
+
+// TestFabricBalanceXOR: node1 → ToR → node2 over bond0 in balance-xor;
+// frames of the flows cross both uplinks of each node.
+func TestFabricBalanceXOR(t *testing.T) {
+	f := StartFabricT(t, twoNodeSpec(t, control.BondBalanceXOR))
+	t.Logf("3-VM fabric ready in %v", f.BootTime)
+	for _, vm := range f.VMs() {
+		r := vm.Ready()
+		t.Logf("%s: qemu start→ready %v, kernel handover→ready %v", vm.Name(), vm.BootTime(), r.HandoverToReady())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	n1, n2 := f.VM("node1").Agent(), f.VM("node2").Agent()
+	fl, ports := flows(8)
+	l, err := n2.UDPListen(ctx, control.UDPListen{Ports: ports})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const perFlow = 50
+	sent, err := n1.UDPSend(ctx, control.UDPSend{Flows: fl, Count: perFlow, Interval: 2 * time.Millisecond, Size: 64})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := perFlow * len(fl)
+	got, err := n2.UDPStats(ctx, control.UDPStats{ID: l.ID, WaitTotal: want, Timeout: 10 * time.Second, Stop: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("sent %+v, received %d of %d, per port %v", sent, got.Total, want, got.PerPort)
+	// The first datagrams may be lost while ARP resolves.
+	if got.Total < want-2*len(fl) {
+		t.Fatalf("node2 received %d of %d datagrams", got.Total, want)
+	}
+	for _, node := range []string{"node1", "node2"} {
+		for j := range UplinkNICs {
+			c := f.Link(node, j).Counters()
+			t.Logf("link %s: from node %+v, from tor %+v", LinkName(node, j), c.FromA, c.FromB)
+		}
+	}
+	// node1 transmits on both slaves; node2 receives on both (the ToR's
+	// bond toward node2 hashes the flows too).
+	for j := range UplinkNICs {
+		if c := f.Link("node1", j).Counters(); c.FromA.Frames < 20 {
+			t.Errorf("node1 uplink %d carried only %d frames from node1: balance-xor did not spread the flows", j, c.FromA.Frames)
+		}
+		if c := f.Link("node2", j).Counters(); c.FromB.Frames < 20 {
+			t.Errorf("node2 uplink %d carried only %d frames to node2: balance-xor did not spread the flows", j, c.FromB.Frames)
+		}
+	}
+}
+
+// TestFabricActiveBackupFailover: the active uplink of node1 is cut at
+// both ends mid-stream; the bonds fail over and the stream goes on with a
+// bounded loss.
+func TestFabricActiveBackupFailover(t *testing.T) {
+	f := StartFabricT(t, twoNodeSpec(t, control.BondActiveBackup))
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	n1, n2 := f.VM("node1").Agent(), f.VM("node2").Agent()
+	fl, ports := flows(1)
+	l, err := n2.UDPListen(ctx, control.UDPListen{Ports: ports})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Warm up ARP before the measured stream.
+	if _, err := n1.UDPSend(ctx, control.UDPSend{Flows: fl, Count: 5, Interval: 10 * time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n2.UDPStats(ctx, control.UDPStats{ID: l.ID, WaitTotal: 3, Timeout: 5 * time.Second, Stop: true}); err != nil {
+		t.Fatal(err)
+	}
+	l, err = n2.UDPListen(ctx, control.UDPListen{Ports: ports})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// 600 datagrams, 5 ms apart: about 3 s of traffic.
+	const count, interval = 600, 5 * time.Millisecond
+	type result struct {
+		sent control.UDPSent
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		s, err := n1.UDPSend(ctx, control.UDPSend{Flows: fl, Count: count, Interval: interval})
+		done <- result{s, err}
+	}()
+	// Wait until the stream flows, then cut the active uplink (eth0, the
+	// primary) at both ends.
+	if _, err := n2.UDPStats(ctx, control.UDPStats{ID: l.ID, WaitTotal: 50, Timeout: 10 * time.Second}); err != nil {
+		t.Fatal(err)
+	}
+	before := f.Link("node1", 1).Counters()
+	cutAt := time.Now()
+	if err := f.SetLink(ctx, "node1", 0, false); err != nil {
+		t.Fatal(err)
+	}
+	r := <-done
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	got, err := n2.UDPStats(ctx, control.UDPStats{ID: l.ID, WaitTotal: r.sent.Sent, Timeout: 5 * time.Second, Stop: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	after := f.Link("node1", 1).Counters()
+	lost := r.sent.Sent - got.Total
+	t.Logf("cut at %v into the stream; sent %d, received %d, lost %d, largest gap %d datagrams (%v)",
+		time.Since(cutAt), r.sent.Sent, got.Total, lost, got.MaxSeqGap, time.Duration(got.MaxSeqGap)*interval)
+	t.Logf("backup uplink carried %d frames from node1 after the cut", after.FromA.Frames-before.FromA.Frames)
+	if after.FromA.Frames-before.FromA.Frames < 100 {
+		t.Errorf("the backup uplink carried %d frames: no failover", after.FromA.Frames-before.FromA.Frames)
+	}
+	// miimon is 50 ms; allow a generous 1 s of loss under TCG.
+	const maxLost = 200
+	if lost > maxLost || got.MaxSeqGap > maxLost {
+		t.Errorf("lost %d datagrams (gap %d) in the failover, want ≤ %d", lost, got.MaxSeqGap, maxLost)
+	}
+	if err := f.SetLink(ctx, "node1", 0, true); err != nil {
+		t.Fatal(err)
+	}
+}
