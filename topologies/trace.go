@@ -136,8 +136,9 @@ type TraceResult struct {
 	Src Peer `json:"src"`
 	// DstQuery is the destination as asked.
 	DstQuery string `json:"dst_query"`
-	// DPort and Proto are as asked (DPort is 0 for ICMP).
-	DPort uint16   `json:"dport"`
+	// DPort is the destination port as asked (0 for ICMP).
+	DPort uint16 `json:"dport"`
+	// Proto is the protocol as asked.
 	Proto Protocol `json:"proto"`
 	// Service is set when the destination is a service frontend.
 	Service *TraceService `json:"service,omitempty"`

@@ -205,3 +205,25 @@ func TestTraceEgressDeniedText(t *testing.T) {
 		}
 	}
 }
+
+// TestIPCacheAgreesWithTrace checks that the identities Trace uses for
+// sources are those the node's ipcache holds.
+func TestIPCacheAgreesWithTrace(t *testing.T) {
+	top := mustBuiltin(t, "policy")
+	cache := top.IPCache("node2")
+	if cache[0].Prefix.String() != "0.0.0.0/0" || cache[0].Identity != IdentityWorld {
+		t.Errorf("first entry %+v", cache[0])
+	}
+	for _, e := range cache[1:] {
+		r, err := Trace(top, e.Prefix.Addr().String(), "pod4", 8080, TCP)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := r.Paths[0].Ingress.RemoteIdentity; got != e.Identity {
+			t.Errorf("%s: trace uses %v, ipcache has %v", e.Prefix, got, e.Identity)
+		}
+		if n := top.Node(e.Node); e.Node != "node2" && e.TunnelEndpoint != n.Uplink.Address.Addr() {
+			t.Errorf("%s: tunnel endpoint %v", e.Prefix, e.TunnelEndpoint)
+		}
+	}
+}

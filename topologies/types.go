@@ -41,8 +41,10 @@ type Topology struct {
 
 // Pos is a position in the topology file (1-based line and column).
 type Pos struct {
+	// Line is the 1-based line.
 	Line int `json:"line"`
-	Col  int `json:"col"`
+	// Col is the 1-based column.
+	Col int `json:"col"`
 }
 
 // Router is the top-of-rack router (the BGP route server of the fabric).
@@ -353,8 +355,9 @@ func ParseProtocol(s string) (Protocol, error) {
 
 // Warning is a non-fatal finding about a topology.
 type Warning struct {
-	// File, Line and Col locate the finding.
-	File      string
+	// File is the topology's file name.
+	File string
+	// Line and Col locate the finding (1-based).
 	Line, Col int
 	// Msg says what was found.
 	Msg string
