@@ -1,0 +1,117 @@
+package journey
+
+import (
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+
+	"github.com/google/gopacket"
+	"github.com/google/gopacket/layers"
+)
+
+// HopFromPacket decodes an Ethernet frame (eth, IPv4 or IPv6, TCP, UDP,
+// ICMP) into a Hop at node/point/device. Verdict and DropReason are left
+// empty for the caller; fields the frame does not carry stay zero. A frame
+// too short to decode gives a Hop with only what could be read.
+func HopFromPacket(node string, point Point, device string, frame []byte) Hop {
+	h := Hop{Node: node, Point: point, Device: device}
+	pkt := gopacket.NewPacket(frame, layers.LayerTypeEthernet, gopacket.DecodeOptions{Lazy: true, NoCopy: true})
+	eth, ok := pkt.Layer(layers.LayerTypeEthernet).(*layers.Ethernet)
+	if !ok {
+		return h
+	}
+	h.EthSrc, h.EthDst = eth.SrcMAC.String(), eth.DstMAC.String()
+	switch ip := pkt.NetworkLayer().(type) {
+	case *layers.IPv4:
+		h.IPSrc, h.IPDst, h.TTL = ip.SrcIP.String(), ip.DstIP.String(), ip.TTL
+		h.Proto = protoName(ip.Protocol)
+	case *layers.IPv6:
+		h.IPSrc, h.IPDst, h.TTL = ip.SrcIP.String(), ip.DstIP.String(), ip.HopLimit
+		h.Proto = protoName(ip.NextHeader)
+	default:
+		h.Proto = strings.ToLower(eth.EthernetType.String())
+		return h
+	}
+	switch l4 := pkt.TransportLayer().(type) {
+	case *layers.TCP:
+		h.Sport, h.Dport = uint16(l4.SrcPort), uint16(l4.DstPort)
+	case *layers.UDP:
+		h.Sport, h.Dport = uint16(l4.SrcPort), uint16(l4.DstPort)
+	case *layers.SCTP:
+		h.Sport, h.Dport = uint16(l4.SrcPort), uint16(l4.DstPort)
+	}
+	return h
+}
+
+// protoName is the lower-case name Hop.Proto uses.
+func protoName(p layers.IPProtocol) string {
+	switch p {
+	case layers.IPProtocolTCP:
+		return "tcp"
+	case layers.IPProtocolUDP:
+		return "udp"
+	case layers.IPProtocolICMPv4:
+		return "icmp"
+	case layers.IPProtocolICMPv6:
+		return "icmpv6"
+	case layers.IPProtocolSCTP:
+		return "sctp"
+	}
+	return strconv.Itoa(int(p))
+}
+
+// FlowKey identifies one IPv4 packet across NAT: its protocol, both
+// endpoints as observed, and the IPv4 ID (which NAT leaves alone). For ICMP
+// echo the echo identifier stands in for both ports.
+type FlowKey struct {
+	// Proto is the IP protocol number.
+	Proto uint8
+	// Src is the source address and port.
+	Src netip.AddrPort
+	// Dst is the destination address and port.
+	Dst netip.AddrPort
+	// IPID is the IPv4 identification field.
+	IPID uint16
+}
+
+// String renders the key as "tcp 10.1.1.10:40000 > 10.224.1.1:80 id 0x1234".
+func (k FlowKey) String() string {
+	return fmt.Sprintf("%s %s > %s id 0x%04x", protoName(layers.IPProtocol(k.Proto)), k.Src, k.Dst, k.IPID)
+}
+
+// vxlanPorts are the UDP ports whose payload is looked into for the inner
+// packet (IANA's and Linux's default).
+var vxlanPorts = map[layers.UDPPort]bool{4789: true, 8472: true}
+
+// KeyFromFrame extracts the flow key of an Ethernet frame carrying IPv4; for
+// VXLAN it is the inner packet's key. ok is false for anything else.
+func KeyFromFrame(frame []byte) (k FlowKey, ok bool) {
+	pkt := gopacket.NewPacket(frame, layers.LayerTypeEthernet, gopacket.DecodeOptions{Lazy: true, NoCopy: true})
+	for depth := 0; depth < 2; depth++ {
+		ip, isV4 := pkt.Layer(layers.LayerTypeIPv4).(*layers.IPv4)
+		if !isV4 {
+			return FlowKey{}, false
+		}
+		if udp, isUDP := pkt.Layer(layers.LayerTypeUDP).(*layers.UDP); isUDP && vxlanPorts[udp.DstPort] && depth == 0 && len(udp.Payload) >= 8 {
+			pkt = gopacket.NewPacket(udp.Payload[8:], layers.LayerTypeEthernet, gopacket.DecodeOptions{Lazy: true, NoCopy: true})
+			continue
+		}
+		src, _ := netip.AddrFromSlice(ip.SrcIP.To4())
+		dst, _ := netip.AddrFromSlice(ip.DstIP.To4())
+		var sp, dp uint16
+		switch l4 := pkt.TransportLayer().(type) {
+		case *layers.TCP:
+			sp, dp = uint16(l4.SrcPort), uint16(l4.DstPort)
+		case *layers.UDP:
+			sp, dp = uint16(l4.SrcPort), uint16(l4.DstPort)
+		case *layers.SCTP:
+			sp, dp = uint16(l4.SrcPort), uint16(l4.DstPort)
+		}
+		if icmp, isICMP := pkt.Layer(layers.LayerTypeICMPv4).(*layers.ICMPv4); isICMP {
+			sp, dp = icmp.Id, icmp.Id
+		}
+		return FlowKey{Proto: uint8(ip.Protocol), Src: netip.AddrPortFrom(src, sp), Dst: netip.AddrPortFrom(dst, dp), IPID: ip.Id}, true
+	}
+	return FlowKey{}, false
+}

@@ -1,0 +1,184 @@
+package journey
+
+import "encoding/json"
+
+// Report is the journey report of one replay: `hoplab replay --json`.
+type Report struct {
+	// Kernel is the guest kernel release the journeys were observed on.
+	Kernel string `json:"kernel"`
+	// Packets holds one journey per injected packet, in injection order.
+	Packets []Packet `json:"packets"`
+}
+
+// Packet is the journey of one injected packet.
+type Packet struct {
+	// Index is the packet's 0-based index in the injected capture.
+	Index int `json:"index"`
+	// Verdict is Delivered, Dropped or Lost.
+	Verdict Verdict `json:"verdict"`
+	// DropReason is Cilium's drop reason name when Verdict is Dropped
+	// ("Policy denied", "Service backend not found", ...).
+	DropReason string `json:"drop_reason"`
+	// DeliveredTo names the pod that received the packet.
+	DeliveredTo string `json:"delivered_to"`
+	// Hops are the observations of the packet, in path order.
+	Hops []Hop `json:"hops"`
+	// CT are the connection-tracking entries the packet created or hit.
+	CT []CTEntry `json:"ct"`
+}
+
+// Hop is the packet as seen at one observation point.
+type Hop struct {
+	// Node is the node (or router) the point belongs to.
+	Node string `json:"node"`
+	// Point is the observation point, from the Point vocabulary.
+	Point Point `json:"point"`
+	// Device is the interface the point is attached to.
+	Device string `json:"device"`
+	// EthSrc is the source MAC ("0a:58:0a:01:01:0a").
+	EthSrc string `json:"eth_src"`
+	// EthDst is the destination MAC.
+	EthDst string `json:"eth_dst"`
+	// IPSrc is the source IP address.
+	IPSrc string `json:"ip_src"`
+	// IPDst is the destination IP address.
+	IPDst string `json:"ip_dst"`
+	// TTL is the IPv4 TTL (IPv6 hop limit).
+	TTL uint8 `json:"ttl"`
+	// Proto is the L4 protocol in lower case ("tcp", "udp", "icmp").
+	Proto string `json:"proto"`
+	// Sport is the L4 source port (0 without ports).
+	Sport uint16 `json:"sport"`
+	// Dport is the L4 destination port (0 without ports).
+	Dport uint16 `json:"dport"`
+	// Verdict is Forwarded or Dropped.
+	Verdict Verdict `json:"verdict"`
+	// DropReason is Cilium's drop reason name when Verdict is Dropped.
+	DropReason string `json:"drop_reason"`
+}
+
+// CTEntry is a connection-tracking entry, as `cilium bpf ct list` shows it.
+type CTEntry struct {
+	// Node is the node whose CT map holds the entry.
+	Node string `json:"node"`
+	// Tuple is the entry's key ("TCP OUT 10.1.1.10:40000 -> 10.1.2.40:8080").
+	Tuple string `json:"tuple"`
+	// Flags are the entry's state flags ("SYN_SEEN", ...).
+	Flags string `json:"flags"`
+	// RevNAT is the service address replies are reverse-NATed to
+	// ("10.224.1.1:80"), empty without NAT.
+	RevNAT string `json:"rev_nat"`
+}
+
+// MarshalJSON writes nil Hops and CT as [] so the contract never has null.
+func (p Packet) MarshalJSON() ([]byte, error) {
+	type plain Packet
+	q := plain(p)
+	if q.Hops == nil {
+		q.Hops = []Hop{}
+	}
+	if q.CT == nil {
+		q.CT = []CTEntry{}
+	}
+	return json.Marshal(q)
+}
+
+// MarshalJSON writes nil Packets as [].
+func (r Report) MarshalJSON() ([]byte, error) {
+	type plain Report
+	q := plain(r)
+	if q.Packets == nil {
+		q.Packets = []Packet{}
+	}
+	return json.Marshal(q)
+}
+
+// Verdict is a packet's or a hop's verdict.
+type Verdict string
+
+// Packet verdicts (Packet.Verdict) and hop verdicts (Hop.Verdict).
+const (
+	// Delivered: the packet reached a pod's eth0.
+	Delivered Verdict = "DELIVERED"
+	// Dropped: a hop dropped the packet (packet and hop verdict).
+	Dropped Verdict = "DROPPED"
+	// Lost: the packet vanished without a drop event (e.g. no route at the
+	// ToR).
+	Lost Verdict = "LOST"
+	// Forwarded: the hop passed the packet on (Hubble's FORWARDED).
+	Forwarded Verdict = "FORWARDED"
+)
+
+// Point is an observation point of the vocabulary in DESIGN.md.
+type Point string
+
+// The observation points, listed in their canonical path order.
+const (
+	// SockConnect is the cgroup/connect4 hook (socket-level LB), before any
+	// packet exists.
+	SockConnect Point = "sock-connect"
+	// PodEgress is a pod's eth0 as the pod sends.
+	PodEgress Point = "pod-egress"
+	// FromContainer is the lxc tc-ingress program.
+	FromContainer Point = "from-container"
+	// ToStack is the handover to the node's kernel stack.
+	ToStack Point = "to-stack"
+	// ToOverlay is the tunnel device's egress (VXLAN mode).
+	ToOverlay Point = "to-overlay"
+	// ToNetdev is the uplink's (bond0) tc-egress program.
+	ToNetdev Point = "to-netdev"
+	// Wire is a harness capture on a link between a node and the ToR.
+	Wire Point = "wire"
+	// Router is the ToR's forwarding.
+	Router Point = "router"
+	// FromNetdev is the uplink's (bond0) tc-ingress program.
+	FromNetdev Point = "from-netdev"
+	// FromOverlay is the tunnel device's ingress (VXLAN mode).
+	FromOverlay Point = "from-overlay"
+	// ToContainer is the endpoint's ingress policy program (tail-called).
+	ToContainer Point = "to-container"
+	// PodIngress is a pod's eth0 as the pod receives.
+	PodIngress Point = "pod-ingress"
+)
+
+// Points returns the vocabulary in canonical path order.
+func Points() []Point {
+	return []Point{SockConnect, PodEgress, FromContainer, ToStack, ToOverlay, ToNetdev,
+		Wire, Router, FromNetdev, FromOverlay, ToContainer, PodIngress}
+}
+
+// pointAliases maps Cilium's trace observation point names onto the
+// vocabulary.
+var pointAliases = map[string]Point{
+	"to-network":   ToNetdev,
+	"from-network": FromNetdev,
+	"to-lxc":       ToContainer,
+	"from-lxc":     FromContainer,
+	"to-endpoint":  ToContainer,
+}
+
+// Canonical returns the vocabulary point for s, accepting Cilium's trace
+// names ("to-network", "from-network", ...); ok is false for unknown names.
+func Canonical(s string) (p Point, ok bool) {
+	if a, found := pointAliases[s]; found {
+		return a, true
+	}
+	return Point(s), Point(s).Rank() >= 0
+}
+
+// Rank is the point's position in the canonical path order, or -1 for a
+// name outside the vocabulary.
+func (p Point) Rank() int {
+	for i, q := range Points() {
+		if p == q {
+			return i
+		}
+	}
+	return -1
+}
+
+// egressSide reports whether the point is on the sending side of a node.
+func (p Point) egressSide() bool {
+	r := p.Rank()
+	return r >= 0 && r <= ToNetdev.Rank()
+}
