@@ -273,6 +273,12 @@ func TestHelperName(t *testing.T) {
 	}
 }
 
+func TestVersionLess(t *testing.T) {
+	if !versionLess("4.19", "5.4") || !versionLess("5.4", "5.10") || versionLess("5.10", "5.10") {
+		t.Error("versionLess does not order releases numerically")
+	}
+}
+
 func TestLookupUnknownKernel(t *testing.T) {
 	if _, err := Lookup("2.6"); !errors.Is(err, ErrUnknownKernel) {
 		t.Errorf("Lookup(2.6) error = %v, want ErrUnknownKernel", err)

@@ -23,7 +23,7 @@ type Kernel struct {
 	// Name is the release, e.g. "4.19".
 	Name string
 	// MaxInsns is the largest program, in 8-byte instruction slots, that
-	// BPF_PROG_LOAD accepts.
+	// BPF_PROG_LOAD accepts: a program of exactly MaxInsns loads.
 	MaxInsns int
 	// MaxVerifiedInsns is how many instructions the verifier explores,
 	// over all paths, before it gives up on a program
@@ -124,8 +124,16 @@ func Kernels() []string {
 	for name := range profiles {
 		names = append(names, name)
 	}
-	sort.Strings(names)
+	sort.Slice(names, func(i, j int) bool { return versionLess(names[i], names[j]) })
 	return names
+}
+
+// versionLess orders "major.minor" releases numerically (4.19 < 5.4 < 5.10).
+func versionLess(a, b string) bool {
+	var amaj, amin, bmaj, bmin int
+	fmt.Sscanf(a, "%d.%d", &amaj, &amin)
+	fmt.Sscanf(b, "%d.%d", &bmaj, &bmin)
+	return amaj < bmaj || amaj == bmaj && amin < bmin
 }
 
 // String returns the release name.
