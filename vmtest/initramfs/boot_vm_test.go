@@ -1,0 +1,84 @@
+//go:build vm
+
+package initramfs
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hoplab/hoplab/internal/testreq"
+	"github.com/hoplab/hoplab/vmtest/kernels"
+)
+
+// TestBootLoadsModules boots each catalogue kernel (the default one, or all
+// with HOPLAB_FETCH_ALL=1) under QEMU with an initramfs whose /init loads
+// every module in hoplab.order, proving the vmlinux, the module set and its
+// load order. Runs with -tags vm; needs network on first use and QEMU.
+func TestBootLoadsModules(t *testing.T) {
+	qemu := testreq.Command(t, "qemu-system-x86_64", "apt-get install -y qemu-system-x86")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+	defer cancel()
+	initBin, err := BuildAgent(ctx, "./testdata/modprobe-init")
+	if err != nil {
+		t.Fatal(err)
+	}
+	type target struct{ series, flavour string }
+	targets := []target{{kernels.DefaultSeries, kernels.DefaultFlavour}}
+	if os.Getenv("HOPLAB_FETCH_ALL") != "" {
+		targets = nil
+		for _, s := range kernels.Series {
+			for _, f := range kernels.Flavours {
+				targets = append(targets, target{s, f})
+			}
+		}
+	}
+	for _, tg := range targets {
+		t.Run(tg.series+"-"+tg.flavour, func(t *testing.T) {
+			k, err := kernels.Fetch(ctx, tg.series, tg.flavour, kernels.Options{Quiet: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			start := time.Now()
+			initrd, err := Build(ctx, Spec{Init: initBin, Modules: k.Modules})
+			if err != nil {
+				t.Fatal(err)
+			}
+			buildTook := time.Since(start)
+			for _, img := range []string{k.Vmlinux, k.Image} {
+				if img == "" {
+					continue
+				}
+				bctx, bcancel := context.WithTimeout(ctx, 90*time.Second)
+				cmd := exec.CommandContext(bctx, qemu, "-M", "q35", "-accel", "tcg", "-m", "512", "-smp", "1",
+					"-display", "none", "-no-reboot", "-serial", "stdio", "-monitor", "none",
+					"-kernel", img, "-initrd", initrd,
+					"-append", "console=ttyS0 panic=-1 quiet loglevel=3")
+				var out bytes.Buffer
+				cmd.Stdout, cmd.Stderr = &out, &out
+				start := time.Now()
+				err := cmd.Run()
+				bcancel()
+				took := time.Since(start)
+				console := out.String()
+				if !strings.Contains(console, "HOPLAB-BOOT-OK "+k.Version) {
+					t.Fatalf("boot %s failed (%v) after %v; console:\n%s", img, err, took, tailLines(console, 40))
+				}
+				t.Logf("%s: booted %s and loaded %d modules in %v (initramfs build %v)",
+					k.Version, img, len(k.Modules), took.Round(time.Millisecond), buildTook.Round(time.Millisecond))
+			}
+		})
+	}
+}
+
+func tailLines(s string, n int) string {
+	lines := strings.Split(s, "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
