@@ -131,3 +131,15 @@ func TestPickResolvesCollisionsDeterministically(t *testing.T) {
 		t.Errorf("got %d %d %d", a, b, c)
 	}
 }
+
+func TestTooManyPods(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("name: many\nrouter: {name: tor, asn: 65000}\nnodes:\n  - {name: n1, asn: 65001, podCIDR: 10.0.0.0/8, uplink: {address: 192.168.0.2/24, gateway: 192.168.0.1}}\npods:\n")
+	for i := range MaxEndpointID + 1 {
+		fmt.Fprintf(&b, "  - {name: p%d, node: n1, ip: 10.0.%d.%d}\n", i, i/200+1, i%200+2)
+	}
+	_, err := Parse("many.yaml", []byte(b.String()))
+	if err == nil || !strings.Contains(err.Error(), "4096 pods: at most 4095 are supported") {
+		t.Fatalf("error %v", err)
+	}
+}
