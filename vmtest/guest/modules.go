@@ -15,11 +15,12 @@ import (
 const ModulesDir = "/lib/modules"
 
 // ModuleOrderFile lists the modules to load, one per line, dependencies
-// first: a path relative to [ModulesDir] followed by optional
-// space-separated parameters ("bonding.ko max_bonds=0"). Blank lines and
-// lines starting with # are ignored. Without the file, every *.ko, *.ko.xz
-// and *.ko.zst under ModulesDir is loaded.
-const ModuleOrderFile = ModulesDir + "/modules.order"
+// first (the initramfs builder writes it): a module name, whose file is
+// [ModulesDir]/NAME.ko, or a file path (relative to ModulesDir) ending in
+// .ko, .ko.xz or .ko.zst, followed by optional space-separated parameters
+// ("bonding max_bonds=0"). Blank lines and lines starting with # are
+// ignored. Without the file, every module file under ModulesDir is loaded.
+const ModuleOrderFile = ModulesDir + "/hoplab.order"
 
 // Module is a kernel module to load and its parameters.
 type Module struct {
@@ -72,6 +73,9 @@ func ReadModuleOrder(dir string) ([]Module, error) {
 			continue
 		}
 		path, params, _ := strings.Cut(line, " ")
+		if !strings.Contains(path, ".ko") {
+			path += ".ko"
+		}
 		if !filepath.IsAbs(path) {
 			path = filepath.Join(dir, path)
 		}
