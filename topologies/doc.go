@@ -70,8 +70,12 @@
 // keyed {direction, remote identity, port, proto} and the per-direction
 // enforcement flags, and EndpointPolicy.Lookup decides a packet with the
 // datapath's lookup order L3L4 → L4-only → L3-only → allow-all, default
-// deny when enforcement is on. Trace applies both to a flow (translating
-// service frontends to each backend) and explains the verdict. Deny
+// deny when enforcement is on (as datapath/bpf/lib/policy.h; ICMP is looked
+// up with port 0). Trace applies both to a flow (translating service
+// frontends to each backend) with the identities of Topology.IPCache and
+// explains the verdict. Traffic from a node's own host to its local pods
+// bypasses to-container (nothing is attached on the lxc egress hook), so
+// Trace reports no ingress policy for it. Deny
 // policies, CIDR/FQDN/L7 rules and matchExpressions are not modelled and
 // are rejected; entities all, host, world, remote-node, health and
 // kube-apiserver are supported.

@@ -5,21 +5,26 @@ import (
 	"sort"
 )
 
-// Direction is a policy direction, numbered as Cilium's datapath does.
+// Direction is a policy direction. The values are those of the datapath
+// package's Go API (datapath.Ingress, datapath.Egress), so a conversion
+// carries them over; the zero value is invalid.
 type Direction uint8
 
 // Directions.
 const (
-	Ingress Direction = 0
-	Egress  Direction = 1
+	Ingress Direction = 1
+	Egress  Direction = 2
 )
 
 // String returns "ingress" or "egress".
 func (d Direction) String() string {
-	if d == Egress {
+	switch d {
+	case Ingress:
+		return "ingress"
+	case Egress:
 		return "egress"
 	}
-	return "ingress"
+	return fmt.Sprintf("direction(%d)", uint8(d))
 }
 
 // MarshalText implements encoding.TextMarshaler.

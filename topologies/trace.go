@@ -97,6 +97,9 @@ type TraceStep struct {
 	RemoteIdentity Identity `json:"remote_identity"`
 	// Selected are the policies selecting the endpoint.
 	Selected []string `json:"selected,omitempty"`
+	// Bypass, when set, says why no policy is evaluated on this side
+	// although it is an endpoint (e.g. traffic from the local host).
+	Bypass string `json:"bypass,omitempty"`
 	// Decision is the lookup's result.
 	Decision
 }
@@ -302,6 +305,15 @@ func (t *Topology) traceStep(dir Direction, self, peer Peer, dport uint16, proto
 		st.Point = "from-container"
 	}
 	st.RemoteIdentity = peer.identityAt(self.Node)
+	if dir == Ingress && peer.Kind == PeerHost && peer.Node == self.Node {
+		// The host's packets to its own pods are routed by the kernel
+		// straight out of the lxc device, which has no program on its
+		// egress hook: to-container does not run. (Cilium likewise
+		// allows the local host by default.)
+		st.Bypass = "traffic from the local host reaches the pod without to-container (nothing is attached on the lxc egress hook)"
+		st.Allowed = true
+		return st
+	}
 	ep, err := t.EndpointPolicy(self.Name)
 	if err != nil { // cannot happen: self was resolved from t
 		return st
@@ -366,6 +378,10 @@ func writeStep(b *strings.Builder, st TraceStep) {
 	}
 	if st.Endpoint == "" {
 		fmt.Fprintf(b, "   %s: not an endpoint, no policy applies: allowed\n", label)
+		return
+	}
+	if st.Bypass != "" {
+		fmt.Fprintf(b, "   %s at %s: no policy: %s: allowed\n", label, st.Endpoint, st.Bypass)
 		return
 	}
 	fmt.Fprintf(b, "   %s at %s (%s on %s), remote identity %s:\n", label, st.Endpoint, st.Point, st.Node, st.RemoteIdentity)

@@ -33,7 +33,8 @@ func TestTracePolicyTopology(t *testing.T) {
 		{"pod2", "pod4", 8080, TCP, VerdictAllowed, LevelL3L4, LevelL3L4, ""},
 		{"pod2", "pod5", 9090, TCP, VerdictDenied, LevelDefaultDeny, LevelL4Only, "from-container"},
 		{"pod2", "10.99.0.1", 443, TCP, VerdictDenied, LevelDefaultDeny, LevelEnforcementOff, "from-container"},
-		{"node2", "pod4", 8080, TCP, VerdictDenied, LevelEnforcementOff, LevelDefaultDeny, "to-container"},
+		{"node2", "pod4", 8080, TCP, VerdictAllowed, LevelEnforcementOff, LevelEnforcementOff, ""},         // local host: no to-container
+		{"node1", "pod4", 8080, TCP, VerdictDenied, LevelEnforcementOff, LevelDefaultDeny, "to-container"}, // remote-node
 		{"pod1", "node1", 22, TCP, VerdictAllowed, LevelEnforcementOff, LevelEnforcementOff, ""},
 	} {
 		name := tc.src + "->" + tc.dst
@@ -63,9 +64,8 @@ func TestTraceRemoteIdentities(t *testing.T) {
 		src  string
 		want Identity
 	}{
-		{"node2", IdentityHost},       // pod4 is on node2
-		{"10.1.2.1", IdentityHost},    // node2's router IP
-		{"node1", IdentityRemoteNode}, // another node
+		{"node1", IdentityRemoteNode},    // another node
+		{"10.1.1.1", IdentityRemoteNode}, // its router IP
 		{"tor", IdentityWorld},
 		{"10.255.2.1", IdentityWorld}, // the ToR's address
 		{"8.8.8.8", IdentityWorld},
@@ -215,6 +215,9 @@ func TestIPCacheAgreesWithTrace(t *testing.T) {
 		t.Errorf("first entry %+v", cache[0])
 	}
 	for _, e := range cache[1:] {
+		if e.Identity == IdentityHost {
+			continue // local host traffic bypasses to-container; see TestTraceLocalHost
+		}
 		r, err := Trace(top, e.Prefix.Addr().String(), "pod4", 8080, TCP)
 		if err != nil {
 			t.Fatal(err)
@@ -225,5 +228,27 @@ func TestIPCacheAgreesWithTrace(t *testing.T) {
 		if n := top.Node(e.Node); e.Node != "node2" && e.TunnelEndpoint != n.Uplink.Address.Addr() {
 			t.Errorf("%s: tunnel endpoint %v", e.Prefix, e.TunnelEndpoint)
 		}
+	}
+}
+
+func TestTraceLocalHost(t *testing.T) {
+	top := mustBuiltin(t, "policy")
+	for _, src := range []string{"node2", "10.1.2.1", "10.255.2.12"} {
+		r, err := Trace(top, src, "pod8", 8080, TCP)
+		if err != nil {
+			t.Fatal(err)
+		}
+		in := r.Paths[0].Ingress
+		if r.Verdict != VerdictAllowed || in.Bypass == "" || in.RemoteIdentity != IdentityHost {
+			t.Errorf("%s -> pod8: %s", src, r)
+		}
+		if !strings.Contains(r.String(), "Ingress at pod8: no policy: traffic from the local host") {
+			t.Error(r)
+		}
+	}
+	// A pod's egress to its own node's host is still policed.
+	r, _ := Trace(top, "pod2", "node1", 22, TCP)
+	if e := r.Paths[0].Egress; e.RemoteIdentity != IdentityHost || e.Level != LevelDefaultDeny {
+		t.Errorf("pod2 -> node1: %s", r)
 	}
 }
