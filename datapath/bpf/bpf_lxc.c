@@ -1,0 +1,255 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+//go:build ignore
+
+/* bpf_lxc.c: the programs of a pod's host-side veth (lxc device).
+ *
+ *   from-container (tc ingress of lxc: packets the pod sends)
+ *     hoplab_from_container   validate, source endpoint, service lookup,
+ *                             backend selection pinned in CT, DNAT
+ *     -> tail_ipv4_ct_egress  CT lookup, egress policy for NEW flows,
+ *                             CT create, then forwarding:
+ *        local endpoint:  TTL-1, MAC rewrite, tail call to its to-container
+ *        otherwise:       TC_ACT_OK to the stack
+ *
+ *   to-container (tail-called through hoplab_policy_progs only; nothing is
+ *   attached to lxc egress)
+ *     hoplab_to_container     CT lookup, ingress policy for NEW flows,
+ *                             reverse NAT of replies, redirect to the pod
+ *
+ * Forwarding decision (the TTL rule of DESIGN.md: every routing node
+ * decrements TTL exactly once). Towards another node, from-container does
+ * NOT touch TTL or MACs: it returns TC_ACT_OK and the kernel's IPv4
+ * forwarding routes the packet (learned BGP route or default via the ToR),
+ * decrements TTL once and writes bond0's and the next hop's MACs. The only
+ * thing done here on that path is dropping TTL <= 1 with DROP_TTL_EXCEEDED,
+ * so that the drop the kernel would do anyway is visible as an event (no
+ * ICMP time-exceeded is generated for such packets). When the destination
+ * is a pod on this node the datapath is the router: ipv4_local_delivery
+ * decrements TTL once, rewrites MACs and bpf_redirects to the pod's lxc,
+ * so pod-to-pod on one node arrives with TTL 63.
+ */
+
+#define __MAGIC_FILE__ FILE_BPF_LXC
+
+#include "lib/common.h"
+#include "lib/maps.h"
+#include "lib/eth.h"
+#include "lib/ipv4.h"
+#include "lib/csum.h"
+#include "lib/l4.h"
+#include "lib/conntrack.h"
+#include "lib/lb.h"
+#include "lib/policy.h"
+#include "lib/ipcache.h"
+#include "lib/endpoint.h"
+#include "lib/metrics.h"
+#include "lib/trace.h"
+#include "lib/drop.h"
+
+/* Identities reported in a drop notification. */
+struct drop_ids {
+	__u32 src;
+	__u32 dst;
+};
+
+/* handle_ipv4_from_lxc is the first stage of from-container: it ends in a
+ * tail call to tail_ipv4_ct_egress and only returns on error.
+ */
+static __always_inline int handle_ipv4_from_lxc(struct __sk_buff *skb, struct drop_ids *ids)
+{
+	struct ct_state state = {};
+	struct ct_key tuple = {};
+	struct ct_pkt pkt = {};
+	struct endpoint_info *ep;
+	struct iphdr ip;
+	__u32 l4_off;
+	int ret;
+
+	ret = ipv4_load(skb, &ip, &l4_off);
+	if (ret < 0)
+		return ret;
+	ep = lookup_ip4_endpoint(ip.saddr);
+	if (!ep)
+		return -DROP_INVALID_SIP;
+	ids->src = ep->sec_identity;
+	send_trace_notify(skb, TRACE_FROM_LXC, ep->ep_id, ep->sec_identity, 0, 0, skb->ifindex,
+			  TRACE_REASON_UNKNOWN);
+
+	ret = ct_extract_tuple4(skb, &ip, l4_off, &tuple, &pkt);
+	if (ret < 0)
+		return ret;
+
+	if (tuple.nexthdr == IPPROTO_TCP || tuple.nexthdr == IPPROTO_UDP) {
+		struct lb4_key key = {
+			.address = tuple.daddr,
+			.dport = tuple.dport,
+			.proto = tuple.nexthdr,
+		};
+		struct lb4_service *svc = lb4_lookup_service(&key);
+
+		if (svc) {
+			ret = lb4_local(skb, l4_off, &tuple, &pkt, &key, svc, &state);
+			if (ret < 0)
+				return ret;
+		}
+	}
+
+	skb->cb[CB_SRC_IDENTITY] = ep->sec_identity;
+	skb->cb[CB_BACKEND_ID] = state.backend_id;
+	skb->cb[CB_REV_NAT] = state.rev_nat_index;
+	skb->cb[CB_SRC_EP] = (__u32)ep->ep_id | ((__u32)ep->flags << 16);
+	bpf_tail_call(skb, &hoplab_calls_lxc, CALL_IPV4_CT_EGRESS);
+	return -DROP_MISSED_TAIL_CALL;
+}
+
+SEC("tc")
+int hoplab_from_container(struct __sk_buff *skb)
+{
+	struct drop_ids ids = {};
+	__be16 proto;
+	int ret;
+
+	/* Only IPv4 is handled; ARP, IPv6 and runts go to the stack as is. */
+	if (eth_load_proto(skb, &proto) < 0 || proto != bpf_htons(ETH_P_IP))
+		return TC_ACT_OK;
+	ret = handle_ipv4_from_lxc(skb, &ids);
+	return send_drop_notify(skb, ids.src, ids.dst, 0, ret, METRIC_EGRESS);
+}
+
+/* handle_ipv4_ct_egress is the second stage of from-container. */
+static __always_inline int handle_ipv4_ct_egress(struct __sk_buff *skb, struct drop_ids *ids)
+{
+	__u32 src_ep = skb->cb[CB_SRC_EP];
+	__u16 ep_id = src_ep & 0xffff;
+	__u16 ep_flags = src_ep >> 16;
+	struct ct_state state = {};
+	struct endpoint_info *dst_ep;
+	struct ct_key tuple = {};
+	struct ct_pkt pkt = {};
+	struct iphdr ip;
+	__u32 l4_off;
+	int ct, ret;
+
+	ids->src = skb->cb[CB_SRC_IDENTITY];
+	ret = ipv4_load(skb, &ip, &l4_off);
+	if (ret < 0)
+		return ret;
+	ret = ct_extract_tuple4(skb, &ip, l4_off, &tuple, &pkt);
+	if (ret < 0)
+		return ret;
+
+	ct = ct_lookup4(&tuple, CT_EGRESS, &pkt, &state);
+	if (ct == CT_NEW) {
+		ids->dst = resolve_identity4(tuple.daddr);
+		if (ep_flags & EP_F_ENFORCE_EGRESS) {
+			ret = policy_can_access(ep_id, ids->dst, tuple.dport, tuple.nexthdr,
+						POLICY_EGRESS, pkt.len);
+			if (ret < 0)
+				return ret;
+		}
+		state.rev_nat_index = skb->cb[CB_REV_NAT];
+		state.backend_id = skb->cb[CB_BACKEND_ID];
+		state.src_sec_id = ids->src;
+		ret = ct_create4(&tuple, &pkt, &state, 0);
+		if (ret < 0)
+			return ret;
+	}
+
+	dst_ep = lookup_ip4_endpoint(ip.daddr);
+	if (dst_ep) {
+		ids->dst = dst_ep->sec_identity;
+		update_metrics(pkt.len, METRIC_EGRESS, REASON_FORWARDED);
+		return ipv4_local_delivery(skb, &ip, dst_ep, ids->src);
+	}
+
+	/* To the stack: the kernel routes and decrements TTL (see the top of
+	 * this file). Packets for this host itself are not forwarded.
+	 */
+	if (ip.ttl <= 1 && resolve_identity4(ip.daddr) != IDENTITY_HOST)
+		return -DROP_TTL_EXCEEDED;
+	send_trace_notify(skb, TRACE_TO_STACK, ep_id, ids->src, ids->dst, 0, skb->ifindex, ct);
+	update_metrics(pkt.len, METRIC_EGRESS, REASON_FORWARDED);
+	return TC_ACT_OK;
+}
+
+SEC("tc")
+int tail_ipv4_ct_egress(struct __sk_buff *skb)
+{
+	struct drop_ids ids = {};
+	int ret = handle_ipv4_ct_egress(skb, &ids);
+
+	if (ret < 0)
+		return send_drop_notify(skb, ids.src, ids.dst, 0, ret, METRIC_EGRESS);
+	return ret;
+}
+
+/* handle_to_container delivers a packet to a local endpoint. */
+static __always_inline int handle_to_container(struct __sk_buff *skb, struct drop_ids *ids,
+					       __u32 *dst_ep_id)
+{
+	struct ct_state state = {};
+	struct endpoint_info *ep;
+	struct ct_key tuple = {};
+	struct ct_pkt pkt = {};
+	struct iphdr ip;
+	__u32 l4_off;
+	__be16 proto;
+	int ct, ret;
+
+	if (eth_load_proto(skb, &proto) < 0 || proto != bpf_htons(ETH_P_IP))
+		return TC_ACT_OK;
+	ret = ipv4_load(skb, &ip, &l4_off);
+	if (ret < 0)
+		return ret;
+	if (!ids->src)
+		ids->src = resolve_identity4(ip.saddr);
+	ep = lookup_ip4_endpoint(ip.daddr);
+	if (!ep)
+		return -DROP_UNKNOWN_TARGET;
+	ids->dst = ep->sec_identity;
+	*dst_ep_id = ep->ep_id;
+	ret = ct_extract_tuple4(skb, &ip, l4_off, &tuple, &pkt);
+	if (ret < 0)
+		return ret;
+
+	ct = ct_lookup4(&tuple, CT_INGRESS, &pkt, &state);
+	if (ct == CT_NEW) {
+		if (ep->flags & EP_F_ENFORCE_INGRESS) {
+			ret = policy_can_access(ep->ep_id, ids->src, tuple.dport, tuple.nexthdr,
+						POLICY_INGRESS, pkt.len);
+			if (ret < 0)
+				return ret;
+		}
+		state.rev_nat_index = 0;
+		state.backend_id = 0;
+		state.src_sec_id = ids->src;
+		ret = ct_create4(&tuple, &pkt, &state, 0);
+		if (ret < 0)
+			return ret;
+	} else if (ct == CT_REPLY && state.rev_nat_index) {
+		ret = lb4_rev_nat(skb, l4_off, &tuple, state.rev_nat_index);
+		if (ret < 0)
+			return ret;
+	}
+
+	send_trace_notify(skb, TRACE_TO_LXC, ep->ep_id, ids->src, ep->sec_identity, ep->ep_id,
+			  ep->ifindex, ct);
+	update_metrics(pkt.len, METRIC_INGRESS, REASON_FORWARDED);
+	return bpf_redirect(ep->ifindex, 0);
+}
+
+SEC("tc")
+int hoplab_to_container(struct __sk_buff *skb)
+{
+	struct drop_ids ids = {
+		.src = skb->cb[CB_SRC_IDENTITY],
+	};
+	__u32 dst_ep_id = 0;
+	int ret = handle_to_container(skb, &ids, &dst_ep_id);
+
+	if (ret < 0)
+		return send_drop_notify(skb, ids.src, ids.dst, dst_ep_id, ret, METRIC_INGRESS);
+	return ret;
+}
+
+char __license[] SEC("license") = "Dual BSD/GPL";

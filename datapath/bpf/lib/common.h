@@ -1,0 +1,181 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+//go:build ignore
+
+/* Constants shared by every part of the datapath: security identities,
+ * directions, tail-call slots and the skb->cb layout used to hand state from
+ * one program to the next.
+ */
+#ifndef __HOPLAB_COMMON_H
+#define __HOPLAB_COMMON_H
+
+#include "bpf_api.h"
+
+/* Reserved security identities (Cilium's numbering). */
+#define IDENTITY_UNKNOWN 0
+#define IDENTITY_HOST 1
+#define IDENTITY_WORLD 2
+
+/* Directions for metrics and policy (Cilium's METRIC_INGRESS/EGRESS). */
+#define METRIC_INGRESS 1
+#define METRIC_EGRESS 2
+
+/* skb->cb slots carried across tail calls. */
+#define CB_SRC_IDENTITY 0 /* security identity of the sender */
+#define CB_BACKEND_ID 1   /* backend chosen by the service LB, 0 if none */
+#define CB_REV_NAT 2      /* reverse-NAT index of the service, 0 if none */
+#define CB_SRC_EP 3       /* endpoint id (low 16 bits) and flags (high 16) */
+#define CB_FROM_HOST 4    /* reserved */
+
+/* Slots of hoplab_calls_lxc (per-program call array of bpf_lxc.c). */
+#define CALL_IPV4_CT_EGRESS 1 /* tail_ipv4_ct_egress */
+
+/* Identifies the source file in drop notifications (Cilium's __MAGIC_FILE__). */
+#define FILE_BPF_LXC 1
+#define FILE_BPF_NETDEV 2
+
+#define ETH_HLEN 14
+#define ETH_ALEN 6
+#define ETH_P_IP 0x0800
+
+#define IPPROTO_ICMP 1
+#define IPPROTO_TCP 6
+#define IPPROTO_UDP 17
+
+/* ---- Map key and value layouts. The Go side gets these through bpf2go
+ * -type, so a field added here shows up in the generated Go structs. Every
+ * struct is explicitly padded: hash keys must not contain undefined bytes.
+ */
+
+/* Connection-tracking tuple (Cilium's ipv4_ct_tuple), addresses and ports in
+ * network byte order, as they appear in the packet in the direction the
+ * entry was created for.
+ */
+struct ct_key {
+	__be32 daddr;
+	__be32 saddr;
+	__be16 dport;
+	__be16 sport;
+	__u8 nexthdr;
+	__u8 flags; /* TUPLE_F_* */
+	__u16 pad;
+};
+
+/* Connection-tracking entry. tx_* count packets in the direction of the
+ * tuple, rx_* the replies.
+ */
+struct ct_entry {
+	__u64 rx_packets;
+	__u64 rx_bytes;
+	__u64 tx_packets;
+	__u64 tx_bytes;
+	__u32 lifetime;     /* expiry, seconds of CLOCK_MONOTONIC */
+	__u16 flags;        /* CT_F_* */
+	__u16 rev_nat_index;
+	__u32 backend_id;
+	__u32 src_sec_id;
+	__u8 tx_flags_seen; /* TCP flags seen in the tuple's direction */
+	__u8 rx_flags_seen; /* TCP flags seen in the reply direction */
+	__u16 pad;
+	__u32 created;      /* seconds of CLOCK_MONOTONIC */
+};
+
+/* Service map key (Cilium's lb4_key). backend_slot 0 is the master entry. */
+struct lb4_key {
+	__be32 address;
+	__be16 dport;
+	__u16 backend_slot;
+	__u8 proto;
+	__u8 scope;
+	__u8 pad[2];
+};
+
+/* Service map value: the master entry uses count and rev_nat_index, the
+ * slot entries use backend_id.
+ */
+struct lb4_service {
+	__u32 backend_id;
+	__u16 count;
+	__u16 rev_nat_index;
+	__u8 flags;
+	__u8 pad[3];
+};
+
+/* Backend map value, keyed by a __u32 backend id. */
+struct lb4_backend {
+	__be32 address;
+	__be16 port;
+	__u8 proto;
+	__u8 flags;
+};
+
+/* Reverse-NAT map value, keyed by a __u16 rev-NAT index. */
+struct lb4_reverse_nat {
+	__be32 address;
+	__be16 port;
+	__u16 pad;
+};
+
+/* ipcache key: an LPM trie key, prefixlen counts bits of ip. */
+struct ipcache_key {
+	__u32 prefixlen;
+	__be32 ip;
+};
+
+/* ipcache value (Cilium's remote_endpoint_info). */
+struct remote_endpoint_info {
+	__u32 sec_identity;
+	__be32 tunnel_endpoint;
+	__u8 key;
+	__u8 pad[3];
+};
+
+/* Endpoint map key. */
+struct endpoint_key {
+	__be32 ip;
+};
+
+/* Endpoint map value (Cilium's endpoint_info). */
+struct endpoint_info {
+	__u32 ifindex;   /* host-side veth (lxc) */
+	__u16 ep_id;     /* index into hoplab_policy_progs */
+	__u16 flags;     /* EP_F_* */
+	__u32 sec_identity;
+	__u8 lxc_mac[6]; /* MAC of the host-side veth */
+	__u8 pod_mac[6]; /* MAC of the pod's eth0 */
+};
+
+#define EP_F_ENFORCE_INGRESS 1
+#define EP_F_ENFORCE_EGRESS 2
+
+/* Policy key. A zero sec_label, dport or protocol is a wildcard entry. */
+struct policy_key {
+	__u32 sec_label;
+	__u16 ep_id;
+	__be16 dport;
+	__u8 protocol;
+	__u8 egress; /* 1 for egress, 0 for ingress */
+	__u8 pad[2];
+};
+
+/* Policy value, with per-entry hit counters. */
+struct policy_entry {
+	__u8 deny;
+	__u8 pad[7];
+	__u64 packets;
+	__u64 bytes;
+};
+
+/* Metrics key (Cilium's metrics_key): reason 0 is "forwarded". */
+struct metrics_key {
+	__u8 reason;
+	__u8 dir; /* METRIC_INGRESS or METRIC_EGRESS */
+	__u8 pad[6];
+};
+
+/* Metrics value, per CPU. */
+struct metrics_value {
+	__u64 count;
+	__u64 bytes;
+};
+
+#endif /* __HOPLAB_COMMON_H */

@@ -1,0 +1,252 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+//go:build ignore
+
+/* Connection tracking in one LRU hash for TCP, UDP and ICMP.
+ *
+ * An entry is keyed by the tuple of the packet that created it, as seen on
+ * the wire, with the direction in which it was created in flags
+ * (TUPLE_F_OUT at from-container, TUPLE_F_IN at to-container). A packet is
+ * ESTABLISHED if its own tuple with the same direction exists, REPLY if the
+ * reversed tuple exists with the opposite direction, NEW otherwise. Service
+ * entries (TUPLE_F_SERVICE) are keyed by the pre-DNAT tuple and pin the
+ * backend of a flow. Expired entries count as missing and are overwritten.
+ */
+#ifndef __HOPLAB_CONNTRACK_H
+#define __HOPLAB_CONNTRACK_H
+
+#include "common.h"
+#include "drop.h"
+#include "ipv4.h"
+#include "l4.h"
+#include "maps.h"
+
+/* Tuple flags (Cilium's TUPLE_F_*). */
+#define TUPLE_F_OUT 0
+#define TUPLE_F_IN 1
+#define TUPLE_F_RELATED 2
+#define TUPLE_F_SERVICE 4
+
+#define CT_EGRESS TUPLE_F_OUT
+#define CT_INGRESS TUPLE_F_IN
+
+/* Lookup results; equal to the TRACE_REASON_* values. */
+#define CT_NEW 0
+#define CT_ESTABLISHED 1
+#define CT_REPLY 2
+#define CT_RELATED 3
+
+/* Entry flags. */
+#define CT_F_RX_CLOSING 0x0001
+#define CT_F_TX_CLOSING 0x0002
+#define CT_F_SEEN_NON_SYN 0x0004
+#define CT_F_SERVICE 0x0008
+
+/* Lifetimes in seconds (Cilium's defaults). */
+#define CT_LIFETIME_TCP 21600
+#define CT_LIFETIME_NONTCP 60
+#define CT_SYN_TIMEOUT 60
+#define CT_CLOSE_TIMEOUT 10
+
+/* Per-packet facts connection tracking needs besides the tuple. */
+struct ct_pkt {
+	__u32 len;
+	__u8 tcp_flags;
+};
+
+/* What a lookup found, and what a create stores. */
+struct ct_state {
+	__u16 rev_nat_index;
+	__u32 backend_id;
+	__u32 src_sec_id;
+};
+
+static __always_inline __u32 bpf_mono_now(void)
+{
+	return bpf_ktime_get_ns() / 1000000000ULL;
+}
+
+/* ct_extract_tuple4 fills the tuple from the packet. ICMP echo uses the
+ * identifier as source port of requests and destination port of replies so
+ * that a reply is the reversed tuple of its request.
+ */
+static __always_inline int ct_extract_tuple4(struct __sk_buff *skb, const struct iphdr *ip,
+					     __u32 l4_off, struct ct_key *tuple, struct ct_pkt *pkt)
+{
+	tuple->daddr = ip->daddr;
+	tuple->saddr = ip->saddr;
+	tuple->nexthdr = ip->protocol;
+	tuple->flags = 0;
+	tuple->pad = 0;
+	tuple->sport = 0;
+	tuple->dport = 0;
+	pkt->len = skb->len;
+	pkt->tcp_flags = 0;
+
+	switch (ip->protocol) {
+	case IPPROTO_TCP: {
+		struct tcp_head th;
+
+		if (!ipv4_l4_fits(ip, l4_off, TCP_HLEN) ||
+		    bpf_skb_load_bytes(skb, l4_off, &th, sizeof(th)) < 0 || (th.doff >> 4) < 5)
+			return -DROP_CT_INVALID_HDR;
+		tuple->sport = th.sport;
+		tuple->dport = th.dport;
+		pkt->tcp_flags = th.flags;
+		return 0;
+	}
+	case IPPROTO_UDP: {
+		struct udp_head uh;
+
+		if (!ipv4_l4_fits(ip, l4_off, UDP_HLEN) ||
+		    bpf_skb_load_bytes(skb, l4_off, &uh, sizeof(uh)) < 0)
+			return -DROP_CT_INVALID_HDR;
+		tuple->sport = uh.sport;
+		tuple->dport = uh.dport;
+		return 0;
+	}
+	case IPPROTO_ICMP: {
+		struct icmp_head ih;
+
+		if (!ipv4_l4_fits(ip, l4_off, ICMP_HLEN) ||
+		    bpf_skb_load_bytes(skb, l4_off, &ih, sizeof(ih)) < 0)
+			return -DROP_CT_INVALID_HDR;
+		if (ih.type == ICMP_ECHO)
+			tuple->sport = ih.id;
+		else if (ih.type == ICMP_ECHOREPLY)
+			tuple->dport = ih.id;
+		return 0;
+	}
+	default:
+		return -DROP_CT_UNKNOWN_PROTO;
+	}
+}
+
+/* ct_reopens reports whether a TCP SYN restarts a closing connection. */
+static __always_inline int ct_reopens(const struct ct_entry *entry, const struct ct_key *tuple,
+				      const struct ct_pkt *pkt)
+{
+	return tuple->nexthdr == IPPROTO_TCP &&
+	       (pkt->tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN &&
+	       (entry->flags & (CT_F_RX_CLOSING | CT_F_TX_CLOSING));
+}
+
+/* ct_lifetime returns the lifetime an entry gets after this packet. */
+static __always_inline __u32 ct_lifetime(__u8 nexthdr, __u16 flags)
+{
+	if (nexthdr != IPPROTO_TCP)
+		return CT_LIFETIME_NONTCP;
+	if (flags & (CT_F_RX_CLOSING | CT_F_TX_CLOSING))
+		return CT_CLOSE_TIMEOUT;
+	if (flags & CT_F_SEEN_NON_SYN)
+		return CT_LIFETIME_TCP;
+	return CT_SYN_TIMEOUT;
+}
+
+/* __ct_update accounts a packet to a live entry, in the tuple's direction
+ * or as a reply, and moves the TCP state along.
+ */
+static __always_inline void __ct_update(struct ct_entry *entry, __u8 nexthdr,
+					const struct ct_pkt *pkt, int reply, __u32 now)
+{
+	__u16 flags = entry->flags;
+
+	if (reply) {
+		__sync_fetch_and_add(&entry->rx_packets, 1);
+		__sync_fetch_and_add(&entry->rx_bytes, pkt->len);
+		entry->rx_flags_seen |= pkt->tcp_flags;
+	} else {
+		__sync_fetch_and_add(&entry->tx_packets, 1);
+		__sync_fetch_and_add(&entry->tx_bytes, pkt->len);
+		entry->tx_flags_seen |= pkt->tcp_flags;
+	}
+	if (nexthdr == IPPROTO_TCP) {
+		if (pkt->tcp_flags & TCP_FLAG_RST)
+			flags |= CT_F_RX_CLOSING | CT_F_TX_CLOSING;
+		else if (pkt->tcp_flags & TCP_FLAG_FIN)
+			flags |= reply ? CT_F_RX_CLOSING : CT_F_TX_CLOSING;
+		if (!(pkt->tcp_flags & TCP_FLAG_SYN))
+			flags |= CT_F_SEEN_NON_SYN;
+		if (flags != entry->flags)
+			entry->flags = flags;
+	}
+	entry->lifetime = now + ct_lifetime(nexthdr, flags);
+}
+
+/* __ct_lookup finds a live entry for key and accounts the packet to it. */
+static __always_inline struct ct_entry *__ct_lookup(const struct ct_key *key,
+						    const struct ct_pkt *pkt, int reply, __u32 now)
+{
+	struct ct_entry *entry = bpf_map_lookup_elem(&hoplab_ct4_global, key);
+
+	if (!entry || entry->lifetime < now || ct_reopens(entry, key, pkt))
+		return 0;
+	__ct_update(entry, key->nexthdr, pkt, reply, now);
+	return entry;
+}
+
+static __always_inline void ct_state_fill(struct ct_state *state, const struct ct_entry *entry)
+{
+	state->rev_nat_index = entry->rev_nat_index;
+	state->backend_id = entry->backend_id;
+	state->src_sec_id = entry->src_sec_id;
+}
+
+/* ct_lookup4 classifies the packet as CT_NEW, CT_ESTABLISHED or CT_REPLY
+ * for the given direction (CT_EGRESS or CT_INGRESS); tuple->flags is set
+ * to dir.
+ */
+static __always_inline int ct_lookup4(struct ct_key *tuple, int dir, const struct ct_pkt *pkt,
+				      struct ct_state *state)
+{
+	__u32 now = bpf_mono_now();
+	struct ct_entry *entry;
+	struct ct_key rev = {
+		.daddr = tuple->saddr,
+		.saddr = tuple->daddr,
+		.dport = tuple->sport,
+		.sport = tuple->dport,
+		.nexthdr = tuple->nexthdr,
+		.flags = dir == CT_EGRESS ? CT_INGRESS : CT_EGRESS,
+	};
+
+	tuple->flags = dir;
+	entry = __ct_lookup(tuple, pkt, 0, now);
+	if (entry) {
+		ct_state_fill(state, entry);
+		return CT_ESTABLISHED;
+	}
+	entry = __ct_lookup(&rev, pkt, 1, now);
+	if (entry) {
+		ct_state_fill(state, entry);
+		return CT_REPLY;
+	}
+	return CT_NEW;
+}
+
+/* ct_create4 creates (or replaces) the entry for tuple, counting the packet
+ * that created it.
+ */
+static __always_inline int ct_create4(const struct ct_key *tuple, const struct ct_pkt *pkt,
+				      const struct ct_state *state, __u16 flags)
+{
+	__u32 now = bpf_mono_now();
+	struct ct_entry entry = {
+		.tx_packets = 1,
+		.tx_bytes = pkt->len,
+		.flags = flags,
+		.rev_nat_index = state->rev_nat_index,
+		.backend_id = state->backend_id,
+		.src_sec_id = state->src_sec_id,
+		.tx_flags_seen = pkt->tcp_flags,
+		.created = now,
+	};
+
+	if (tuple->nexthdr == IPPROTO_TCP && !(pkt->tcp_flags & TCP_FLAG_SYN))
+		entry.flags |= CT_F_SEEN_NON_SYN;
+	entry.lifetime = now + ct_lifetime(tuple->nexthdr, entry.flags);
+	if (bpf_map_update_elem(&hoplab_ct4_global, tuple, &entry, BPF_ANY) < 0)
+		return -DROP_CT_CREATE_FAILED;
+	return 0;
+}
+
+#endif /* __HOPLAB_CONNTRACK_H */

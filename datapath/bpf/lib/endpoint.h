@@ -1,0 +1,49 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+//go:build ignore
+
+/* Local endpoints and local delivery: the routing step of a node towards a
+ * pod it hosts (TTL-1, MAC rewrite) and the tail call into that endpoint's
+ * policy program (to-container).
+ */
+#ifndef __HOPLAB_ENDPOINT_H
+#define __HOPLAB_ENDPOINT_H
+
+#include "common.h"
+#include "drop.h"
+#include "eth.h"
+#include "ipv4.h"
+#include "maps.h"
+
+static __always_inline struct endpoint_info *lookup_ip4_endpoint(__be32 ip)
+{
+	struct endpoint_key key = {
+		.ip = ip,
+	};
+
+	return bpf_map_lookup_elem(&hoplab_lxc, &key);
+}
+
+/* ipv4_local_delivery routes the packet to a local endpoint: it drops at
+ * TTL <= 1, decrements the TTL once, writes the pod's MAC as destination and
+ * the lxc MAC as source, records the sender's identity in skb->cb and tail
+ * calls the endpoint's to-container. It only returns on error.
+ */
+static __always_inline int ipv4_local_delivery(struct __sk_buff *skb, struct iphdr *ip,
+					       const struct endpoint_info *ep, __u32 src_identity)
+{
+	int ret;
+
+	if (ip->ttl <= 1)
+		return -DROP_TTL_EXCEEDED;
+	ret = ipv4_dec_ttl(skb, ip);
+	if (ret < 0)
+		return ret;
+	ret = eth_store_addrs(skb, ep->pod_mac, ep->lxc_mac);
+	if (ret < 0)
+		return ret;
+	skb->cb[CB_SRC_IDENTITY] = src_identity;
+	bpf_tail_call(skb, &hoplab_policy_progs, ep->ep_id);
+	return -DROP_MISSED_TAIL_CALL;
+}
+
+#endif /* __HOPLAB_ENDPOINT_H */

@@ -1,0 +1,71 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+//go:build ignore
+
+/* TCP, UDP and ICMP headers and port rewrites. */
+#ifndef __HOPLAB_L4_H
+#define __HOPLAB_L4_H
+
+#include "common.h"
+#include "csum.h"
+#include "drop.h"
+
+#define TCP_FLAG_FIN 0x01
+#define TCP_FLAG_SYN 0x02
+#define TCP_FLAG_RST 0x04
+#define TCP_FLAG_ACK 0x10
+
+#define ICMP_ECHOREPLY 0
+#define ICMP_ECHO 8
+
+#define TCP_HLEN 20
+#define UDP_HLEN 8
+#define ICMP_HLEN 8
+
+/* The first 14 bytes of a TCP header: ports, sequence numbers, flags. */
+struct tcp_head {
+	__be16 sport;
+	__be16 dport;
+	__be32 seq;
+	__be32 ack_seq;
+	__u8 doff;
+	__u8 flags;
+};
+
+/* The first 8 bytes of a UDP header. */
+struct udp_head {
+	__be16 sport;
+	__be16 dport;
+	__be16 len;
+	__sum16 check;
+};
+
+/* The first 8 bytes of an ICMP echo request or reply. */
+struct icmp_head {
+	__u8 type;
+	__u8 code;
+	__sum16 checksum;
+	__be16 id;
+	__be16 sequence;
+};
+
+/* l4_modify_port rewrites the 16-bit port at off (0: source, 2: destination)
+ * and fixes the TCP/UDP checksum.
+ */
+static __always_inline int l4_modify_port(struct __sk_buff *skb, __u8 proto, __u32 l4_off,
+					  __u32 off, __be16 from, __be16 to)
+{
+	__u64 flags;
+	__u32 csum_off = csum_l4_offset(proto, l4_off, &flags);
+	int ret;
+
+	if (from == to)
+		return 0;
+	ret = csum_l4_replace(skb, csum_off, from, to, flags, 2, 0);
+	if (ret < 0)
+		return ret;
+	if (bpf_skb_store_bytes(skb, l4_off + off, &to, sizeof(to), 0) < 0)
+		return -DROP_WRITE_ERROR;
+	return 0;
+}
+
+#endif /* __HOPLAB_L4_H */

@@ -1,0 +1,86 @@
+package datapath
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+
+	"github.com/cilium/ebpf"
+)
+
+// Endpoint is a local pod as the datapath sees it.
+type Endpoint struct {
+	// IP is the pod's address.
+	IP netip.Addr
+	// ID is the endpoint id, the pod's slot in the policy program array.
+	ID uint16
+	// IfIndex is the host-side veth (lxc) the pod is reached through.
+	IfIndex int
+	// LXCMAC is the MAC of the host-side veth, PodMAC the pod's eth0 MAC.
+	LXCMAC, PodMAC net.HardwareAddr
+	// Identity is the pod's security identity.
+	Identity Identity
+	// EnforceIngress and EnforceEgress turn on policy in that direction;
+	// without them everything is allowed.
+	EnforceIngress, EnforceEgress bool
+}
+
+// EndpointMap is hoplab_lxc: pod IP -> endpoint.
+type EndpointMap struct {
+	m *ebpf.Map
+}
+
+// Upsert writes ep. Register the endpoint's policy program with
+// Datapath.RegisterEndpoint so that packets can be delivered to it.
+func (e *EndpointMap) Upsert(ep Endpoint) error {
+	ip, err := be32(ep.IP)
+	if err != nil {
+		return fmt.Errorf("endpoint upsert: %w", err)
+	}
+	if len(ep.LXCMAC) != 6 || len(ep.PodMAC) != 6 {
+		return fmt.Errorf("endpoint upsert %v: MACs %v, %v: %w", ep.IP, ep.LXCMAC, ep.PodMAC, ErrInvalid)
+	}
+	v := lxcEndpointInfo{Ifindex: uint32(ep.IfIndex), EpId: ep.ID, SecIdentity: uint32(ep.Identity)}
+	if ep.EnforceIngress {
+		v.Flags |= 1
+	}
+	if ep.EnforceEgress {
+		v.Flags |= 2
+	}
+	copy(v.LxcMac[:], ep.LXCMAC)
+	copy(v.PodMac[:], ep.PodMAC)
+	if err := e.m.Put(&lxcEndpointKey{Ip: ip}, &v); err != nil {
+		return fmt.Errorf("endpoint upsert %v: %w", ep.IP, err)
+	}
+	return nil
+}
+
+// Lookup returns the endpoint with address ip.
+func (e *EndpointMap) Lookup(ip netip.Addr) (Endpoint, error) {
+	k, err := be32(ip)
+	if err != nil {
+		return Endpoint{}, fmt.Errorf("endpoint lookup: %w", err)
+	}
+	var v lxcEndpointInfo
+	if err := e.m.Lookup(&lxcEndpointKey{Ip: k}, &v); err != nil {
+		return Endpoint{}, fmt.Errorf("endpoint lookup %v: %w", ip, ErrNotFound)
+	}
+	return Endpoint{
+		IP: ip, ID: v.EpId, IfIndex: int(v.Ifindex),
+		LXCMAC:   net.HardwareAddr(append([]byte(nil), v.LxcMac[:]...)),
+		PodMAC:   net.HardwareAddr(append([]byte(nil), v.PodMac[:]...)),
+		Identity: Identity(v.SecIdentity), EnforceIngress: v.Flags&1 != 0, EnforceEgress: v.Flags&2 != 0,
+	}, nil
+}
+
+// Delete removes the endpoint with address ip.
+func (e *EndpointMap) Delete(ip netip.Addr) error {
+	k, err := be32(ip)
+	if err != nil {
+		return fmt.Errorf("endpoint delete: %w", err)
+	}
+	if err := e.m.Delete(&lxcEndpointKey{Ip: k}); err != nil {
+		return fmt.Errorf("endpoint delete %v: %w", ip, err)
+	}
+	return nil
+}

@@ -1,0 +1,246 @@
+package datapath
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/cilium/ebpf/perf"
+	"github.com/google/gopacket"
+	"github.com/google/gopacket/layers"
+)
+
+// Sizes of the notification structs of bpf/lib/trace.h and drop.h.
+const (
+	notifyHdrLen   = 16
+	traceNotifyLen = 32
+	dropNotifyLen  = 36
+)
+
+// Notify is the header common to trace and drop notifications.
+type Notify struct {
+	// Type is MessageTrace or MessageDrop.
+	Type MessageType
+	// Source is the endpoint id of the emitting endpoint, 0 for the netdev.
+	Source uint16
+	// Hash is skb->hash.
+	Hash uint32
+	// OrigLen is the packet length; Data holds its first CapLen bytes.
+	OrigLen uint32
+	// Version of the notification layout.
+	Version uint16
+	// Data is the captured packet (at most 128 bytes).
+	Data []byte
+	// CPU the event was emitted on.
+	CPU int
+}
+
+// TraceNotify is a trace notification: a packet passed an observation
+// point.
+type TraceNotify struct {
+	Notify
+	ObsPoint    ObsPoint
+	SrcIdentity Identity
+	DstIdentity Identity
+	// DstID is the destination endpoint id, when known.
+	DstID   uint16
+	Reason  TraceReason
+	IfIndex uint32
+}
+
+// DropNotify is a drop notification.
+type DropNotify struct {
+	Notify
+	Reason      DropReason
+	SrcIdentity Identity
+	DstIdentity Identity
+	// DstID is the destination endpoint id, 0 for egress.
+	DstID    uint32
+	Line     uint16
+	File     uint8
+	ExtError int8
+	IfIndex  uint32
+}
+
+// Event is a decoded notification: *TraceNotify or *DropNotify.
+type Event interface {
+	// Header returns the common header.
+	Header() *Notify
+	// String is a Hubble-style one-line summary.
+	String() string
+}
+
+// Header returns the common header.
+func (t *TraceNotify) Header() *Notify { return &t.Notify }
+
+// Header returns the common header.
+func (d *DropNotify) Header() *Notify { return &d.Notify }
+
+// Verdict returns "FORWARDED".
+func (t *TraceNotify) Verdict() string { return "FORWARDED" }
+
+// Verdict returns "DROPPED (reason)".
+func (d *DropNotify) Verdict() string { return fmt.Sprintf("DROPPED (%v)", d.Reason) }
+
+// String returns e.g. "FORWARDED (to-stack) 10.1.1.10:40000 -> 10.1.2.40:8080 TCP SYN identity 100 -> 2 ct=new".
+func (t *TraceNotify) String() string {
+	return fmt.Sprintf("%s (%v) %s identity %d -> %d ct=%v ifindex=%d", t.Verdict(), t.ObsPoint,
+		PacketSummary(t.Data), t.SrcIdentity, t.DstIdentity, t.Reason, t.IfIndex)
+}
+
+// String returns e.g. "DROPPED (Policy denied) 10.1.1.10:40000 -> 10.1.2.40:8080 TCP SYN identity 100 -> 200".
+func (d *DropNotify) String() string {
+	return fmt.Sprintf("%s %s identity %d -> %d file=%d line=%d", d.Verdict(), PacketSummary(d.Data),
+		d.SrcIdentity, d.DstIdentity, d.File, d.Line)
+}
+
+// ErrShortEvent is returned for a sample too short for its notification.
+var ErrShortEvent = errors.New("short event")
+
+// DecodeEvent decodes one perf sample.
+func DecodeEvent(raw []byte) (Event, error) {
+	if len(raw) < notifyHdrLen {
+		return nil, fmt.Errorf("decode event: %d bytes: %w", len(raw), ErrShortEvent)
+	}
+	le := binary.LittleEndian
+	hdr := Notify{
+		Type:    MessageType(raw[0]),
+		Source:  le.Uint16(raw[2:]),
+		Hash:    le.Uint32(raw[4:]),
+		OrigLen: le.Uint32(raw[8:]),
+		Version: le.Uint16(raw[14:]),
+	}
+	capLen := int(le.Uint16(raw[12:]))
+	body := func(n int) ([]byte, error) {
+		if len(raw) < n+capLen {
+			return nil, fmt.Errorf("decode %v: %d bytes, want %d: %w", hdr.Type, len(raw), n+capLen, ErrShortEvent)
+		}
+		return append([]byte(nil), raw[n:n+capLen]...), nil
+	}
+	switch hdr.Type {
+	case MessageTrace:
+		data, err := body(traceNotifyLen)
+		if err != nil {
+			return nil, err
+		}
+		hdr.Data = data
+		return &TraceNotify{
+			Notify:      hdr,
+			ObsPoint:    ObsPoint(raw[1]),
+			SrcIdentity: Identity(le.Uint32(raw[16:])),
+			DstIdentity: Identity(le.Uint32(raw[20:])),
+			DstID:       le.Uint16(raw[24:]),
+			Reason:      TraceReason(raw[26]),
+			IfIndex:     le.Uint32(raw[28:]),
+		}, nil
+	case MessageDrop:
+		data, err := body(dropNotifyLen)
+		if err != nil {
+			return nil, err
+		}
+		hdr.Data = data
+		return &DropNotify{
+			Notify:      hdr,
+			Reason:      DropReason(raw[1]),
+			SrcIdentity: Identity(le.Uint32(raw[16:])),
+			DstIdentity: Identity(le.Uint32(raw[20:])),
+			DstID:       le.Uint32(raw[24:]),
+			Line:        le.Uint16(raw[28:]),
+			File:        raw[30],
+			ExtError:    int8(raw[31]),
+			IfIndex:     le.Uint32(raw[32:]),
+		}, nil
+	}
+	return nil, fmt.Errorf("decode event: unknown type %d: %w", raw[0], ErrInvalid)
+}
+
+// PacketSummary describes captured Ethernet bytes as
+// "10.1.1.10:40000 -> 10.224.1.1:80 TCP SYN".
+func PacketSummary(data []byte) string {
+	p := gopacket.NewPacket(data, layers.LayerTypeEthernet, gopacket.NoCopy)
+	ip, _ := p.Layer(layers.LayerTypeIPv4).(*layers.IPv4)
+	if ip == nil {
+		if eth, ok := p.Layer(layers.LayerTypeEthernet).(*layers.Ethernet); ok {
+			return eth.EthernetType.String()
+		}
+		return fmt.Sprintf("%d bytes", len(data))
+	}
+	switch l4 := p.TransportLayer().(type) {
+	case *layers.TCP:
+		var flags []string
+		for _, f := range []struct {
+			on   bool
+			name string
+		}{{l4.SYN, "SYN"}, {l4.ACK, "ACK"}, {l4.FIN, "FIN"}, {l4.RST, "RST"}, {l4.PSH, "PSH"}} {
+			if f.on {
+				flags = append(flags, f.name)
+			}
+		}
+		return fmt.Sprintf("%v:%d -> %v:%d TCP %s ttl=%d", ip.SrcIP, l4.SrcPort, ip.DstIP, l4.DstPort, strings.Join(flags, ","), ip.TTL)
+	case *layers.UDP:
+		return fmt.Sprintf("%v:%d -> %v:%d UDP ttl=%d", ip.SrcIP, l4.SrcPort, ip.DstIP, l4.DstPort, ip.TTL)
+	}
+	if icmp, ok := p.Layer(layers.LayerTypeICMPv4).(*layers.ICMPv4); ok {
+		return fmt.Sprintf("%v -> %v ICMPv4 %v id=%d ttl=%d", ip.SrcIP, ip.DstIP, icmp.TypeCode, icmp.Id, ip.TTL)
+	}
+	return fmt.Sprintf("%v -> %v %v ttl=%d", ip.SrcIP, ip.DstIP, ip.Protocol, ip.TTL)
+}
+
+// EventReader reads notifications from the perf event array.
+type EventReader struct {
+	r *perf.Reader
+}
+
+// ErrLostEvents is returned (wrapped in a LostEventsError) when the kernel
+// dropped samples because the reader was too slow.
+var ErrLostEvents = errors.New("lost events")
+
+// LostEventsError reports how many samples a CPU's buffer lost.
+type LostEventsError struct {
+	CPU  int
+	Lost uint64
+}
+
+func (e *LostEventsError) Error() string {
+	return fmt.Sprintf("cpu %d lost %d events", e.CPU, e.Lost)
+}
+
+// Is maps the error onto ErrLostEvents.
+func (e *LostEventsError) Is(target error) bool { return target == ErrLostEvents }
+
+// NewEventReader opens a reader with perCPUBuffer bytes per CPU (0: 64 KiB).
+func (d *Datapath) NewEventReader(perCPUBuffer int) (*EventReader, error) {
+	if perCPUBuffer <= 0 {
+		perCPUBuffer = 64 << 10
+	}
+	r, err := perf.NewReader(d.events, perCPUBuffer)
+	if err != nil {
+		return nil, fmt.Errorf("open event reader: %w", err)
+	}
+	return &EventReader{r: r}, nil
+}
+
+// Read blocks until the next notification (or the deadline).
+func (r *EventReader) Read() (Event, error) {
+	rec, err := r.r.Read()
+	if err != nil {
+		return nil, fmt.Errorf("read event: %w", err)
+	}
+	if rec.LostSamples > 0 {
+		return nil, &LostEventsError{CPU: rec.CPU, Lost: rec.LostSamples}
+	}
+	ev, err := DecodeEvent(rec.RawSample)
+	if err != nil {
+		return nil, err
+	}
+	ev.Header().CPU = rec.CPU
+	return ev, nil
+}
+
+// SetDeadline makes Read return os.ErrDeadlineExceeded after t.
+func (r *EventReader) SetDeadline(t time.Time) { r.r.SetDeadline(t) }
+
+// Close stops the reader.
+func (r *EventReader) Close() error { return r.r.Close() }

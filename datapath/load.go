@@ -1,0 +1,174 @@
+package datapath
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/cilium/ebpf"
+)
+
+// Options configure Load.
+type Options struct {
+	// PinPath is a directory on bpffs where the maps are pinned by name and
+	// reused by later loads. Empty means no pinning.
+	PinPath string
+	// Logger receives load messages; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Datapath is the loaded datapath: its four programs, the tail-call
+// stages, and typed access to every map. Close releases all of it (pinned
+// maps stay pinned).
+type Datapath struct {
+	// FromContainer is attached at tc ingress of a pod's lxc device.
+	FromContainer *ebpf.Program
+	// ToContainer is only tail-called (through the policy program array).
+	ToContainer *ebpf.Program
+	// FromNetdev is attached at tc ingress of the uplink (bond0).
+	FromNetdev *ebpf.Program
+	// ToNetdev is attached at tc egress of the uplink (bond0).
+	ToNetdev *ebpf.Program
+
+	// Services is the service map (VIP, port, proto, slot).
+	Services *ServiceMap
+	// Backends is the backend map (id -> address, port).
+	Backends *BackendMap
+	// RevNAT is the reverse-NAT map (rev-NAT id -> VIP, port).
+	RevNAT *RevNATMap
+	// CT is the connection-tracking table.
+	CT *CTMap
+	// IPCache maps prefixes to security identities.
+	IPCache *IPCache
+	// Endpoints are the local pods.
+	Endpoints *EndpointMap
+	// Policy is the policy map of all endpoints.
+	Policy *PolicyMap
+	// Metrics are the per-CPU (reason, direction) counters.
+	Metrics *Metrics
+
+	events      *ebpf.Map
+	policyProgs *ebpf.Map
+	log         *slog.Logger
+	lxc         lxcObjects
+	netdev      netdevObjects
+}
+
+// Load loads both BPF objects into the kernel, sharing one set of maps,
+// and wires the tail-call stages.
+func Load(opts Options) (*Datapath, error) {
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	lxcSpec, err := loadLxc()
+	if err != nil {
+		return nil, fmt.Errorf("load bpf_lxc spec: %w", err)
+	}
+	collOpts := &ebpf.CollectionOptions{}
+	if opts.PinPath != "" {
+		for _, m := range lxcSpec.Maps {
+			m.Pinning = ebpf.PinByName
+		}
+		collOpts.Maps.PinPath = opts.PinPath
+	}
+	d := &Datapath{log: log}
+	if err := lxcSpec.LoadAndAssign(&d.lxc, collOpts); err != nil {
+		return nil, fmt.Errorf("load bpf_lxc: %w", verifierDetail(err))
+	}
+
+	netdevSpec, err := loadNetdev()
+	if err != nil {
+		d.lxc.Close()
+		return nil, fmt.Errorf("load bpf_netdev spec: %w", err)
+	}
+	m := d.lxc.lxcMaps
+	shared := map[string]*ebpf.Map{
+		"hoplab_calls_lxc":       m.HoplabCallsLxc,
+		"hoplab_ct4_global":      m.HoplabCt4Global,
+		"hoplab_events":          m.HoplabEvents,
+		"hoplab_ipcache":         m.HoplabIpcache,
+		"hoplab_lb4_backends":    m.HoplabLb4Backends,
+		"hoplab_lb4_reverse_nat": m.HoplabLb4ReverseNat,
+		"hoplab_lb4_services":    m.HoplabLb4Services,
+		"hoplab_lxc":             m.HoplabLxc,
+		"hoplab_metrics":         m.HoplabMetrics,
+		"hoplab_policy":          m.HoplabPolicy,
+		"hoplab_policy_progs":    m.HoplabPolicyProgs,
+	}
+	for name := range shared {
+		if _, ok := netdevSpec.Maps[name]; !ok {
+			delete(shared, name)
+		}
+	}
+	if err := netdevSpec.LoadAndAssign(&d.netdev, &ebpf.CollectionOptions{MapReplacements: shared}); err != nil {
+		d.lxc.Close()
+		return nil, fmt.Errorf("load bpf_netdev: %w", verifierDetail(err))
+	}
+
+	if err := m.HoplabCallsLxc.Put(uint32(CallIPv4CTEgress), d.lxc.TailIpv4CtEgress); err != nil {
+		d.Close()
+		return nil, fmt.Errorf("register tail call %v: %w", CallIPv4CTEgress, err)
+	}
+
+	d.FromContainer = d.lxc.HoplabFromContainer
+	d.ToContainer = d.lxc.HoplabToContainer
+	d.FromNetdev = d.netdev.HoplabFromNetdev
+	d.ToNetdev = d.netdev.HoplabToNetdev
+	d.Backends = &BackendMap{m: m.HoplabLb4Backends}
+	d.RevNAT = &RevNATMap{m: m.HoplabLb4ReverseNat}
+	d.Services = &ServiceMap{m: m.HoplabLb4Services, backends: d.Backends, revNAT: d.RevNAT}
+	d.CT = &CTMap{m: m.HoplabCt4Global}
+	d.IPCache = &IPCache{m: m.HoplabIpcache}
+	d.Endpoints = &EndpointMap{m: m.HoplabLxc}
+	d.Policy = &PolicyMap{m: m.HoplabPolicy}
+	d.Metrics = &Metrics{m: m.HoplabMetrics}
+	d.events = m.HoplabEvents
+	d.policyProgs = m.HoplabPolicyProgs
+	log.Debug("datapath loaded", "pin", opts.PinPath)
+	return d, nil
+}
+
+// verifierDetail adds the verifier log's tail to a load error.
+func verifierDetail(err error) error {
+	var ve *ebpf.VerifierError
+	if errors.As(err, &ve) {
+		return fmt.Errorf("%w\n%+v", err, ve)
+	}
+	return err
+}
+
+// Programs returns every program by its C function name, tail-call stages
+// included.
+func (d *Datapath) Programs() map[string]*ebpf.Program {
+	return map[string]*ebpf.Program{
+		"hoplab_from_container": d.lxc.HoplabFromContainer,
+		"tail_ipv4_ct_egress":   d.lxc.TailIpv4CtEgress,
+		"hoplab_to_container":   d.lxc.HoplabToContainer,
+		"hoplab_from_netdev":    d.netdev.HoplabFromNetdev,
+		"hoplab_to_netdev":      d.netdev.HoplabToNetdev,
+	}
+}
+
+// RegisterEndpoint installs to-container as endpoint id's policy program,
+// the target of local delivery and of from-netdev.
+func (d *Datapath) RegisterEndpoint(id uint16) error {
+	if err := d.policyProgs.Put(uint32(id), d.ToContainer); err != nil {
+		return fmt.Errorf("register endpoint %d: %w", id, err)
+	}
+	return nil
+}
+
+// UnregisterEndpoint removes endpoint id's policy program; packets for it
+// then drop with "Missed tail call".
+func (d *Datapath) UnregisterEndpoint(id uint16) error {
+	if err := d.policyProgs.Delete(uint32(id)); err != nil {
+		return fmt.Errorf("unregister endpoint %d: %w", id, err)
+	}
+	return nil
+}
+
+// Close releases programs and maps.
+func (d *Datapath) Close() error {
+	return errors.Join(d.netdev.Close(), d.lxc.Close())
+}

@@ -1,0 +1,41 @@
+package datapath
+
+import (
+	"testing"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+)
+
+func TestLoad(t *testing.T) {
+	dp := loadDatapath(t)
+	for name, p := range dp.Programs() {
+		info, err := p.Info()
+		must(t, err)
+		insns, err := info.Instructions()
+		if err != nil {
+			t.Logf("%s: loaded (instructions unavailable: %v)", name, err)
+			continue
+		}
+		t.Logf("%s: %d instructions (xlated)", name, len(insns))
+	}
+}
+
+// TestInstructionBudget checks the 4.19 limit of 4096 instructions per
+// program on the committed objects (no kernel needed).
+func TestInstructionBudget(t *testing.T) {
+	for obj, load := range map[string]func() (*ebpf.CollectionSpec, error){"bpf_lxc": loadLxc, "bpf_netdev": loadNetdev} {
+		spec, err := load()
+		must(t, err)
+		for name, p := range spec.Programs {
+			n := 0
+			for _, ins := range p.Instructions {
+				n += int(ins.Size() / asm.InstructionSize)
+			}
+			t.Logf("%s/%s: %d instructions", obj, name, n)
+			if n >= 4096 {
+				t.Errorf("%s/%s: %d instructions, 4.19 allows fewer than 4096", obj, name, n)
+			}
+		}
+	}
+}
