@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -227,7 +228,7 @@ func (vm *VM) boot() error {
 	go func() {
 		err := vm.cmd.Wait()
 		if err == nil {
-			err = errors.New("exit status 0")
+			err = errors.New("exit status 0: the guest powered off, or reset (a panic resets with panic=-1)")
 		}
 		vm.exitErr = err
 		close(vm.exited)
@@ -256,7 +257,7 @@ func (vm *VM) boot() error {
 func (vm *VM) render(devs []Device, repro bool) (*Cmdline, error) {
 	o := vm.opts
 	c := &Cmdline{Repro: repro, ReproDir: vm.dir}
-	c.Add("-name", o.Name, "-M", "q35", "-accel", string(vm.accel))
+	c.Add("-name", o.Name, "-pidfile", vm.path(".pid"), "-M", "q35", "-accel", string(vm.accel))
 	if vm.accel == AccelKVM {
 		c.Add("-cpu", "host")
 	} else {
@@ -327,7 +328,7 @@ func (vm *VM) readConsole(c net.Conn) {
 		line, err := r.ReadString('\n')
 		if line != "" {
 			vm.consoleFile.WriteString(line)
-			l := strings.TrimRight(line, "\r\n")
+			l := ansiEscape.ReplaceAllString(strings.TrimRight(line, "\r\n"), "")
 			vm.console.add(l)
 			if vm.opts.ConsoleLine != nil {
 				vm.opts.ConsoleLine(l)
@@ -686,3 +687,22 @@ func (t *tail) String() string {
 	defer t.mu.Unlock()
 	return strings.Join(t.lines, "\n")
 }
+
+// RSS returns QEMU's resident memory in bytes.
+func (vm *VM) RSS() (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", vm.PID()))
+	if err != nil {
+		return 0, err
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb << 10, err
+		}
+	}
+	return 0, errors.New("no VmRSS")
+}
+
+// ansiEscape matches the terminal control sequences firmware writes on the
+// serial console.
+var ansiEscape = regexp.MustCompile(`\x1b(\[[0-9;?]*[A-Za-z]|[()][0-9A-Za-z]|[A-Za-z=>])`)
