@@ -123,12 +123,12 @@ func (p pkt) layers() []gopacket.SerializableLayer {
 		if p.ack {
 			tcp.Ack = 2000
 		}
-		must(nil, tcp.SetNetworkLayerForChecksum(ip))
+		_ = tcp.SetNetworkLayerForChecksum(ip)
 		ls = append(ls, tcp)
 	case ProtoUDP:
 		ip.Protocol = layers.IPProtocolUDP
 		udp := &layers.UDP{SrcPort: layers.UDPPort(p.sport), DstPort: layers.UDPPort(p.dport)}
-		must(nil, udp.SetNetworkLayerForChecksum(ip))
+		_ = udp.SetNetworkLayerForChecksum(ip)
 		ls = append(ls, udp)
 	case ProtoICMP:
 		ip.Protocol = layers.IPProtocolICMPv4
