@@ -142,7 +142,7 @@ func TestFabricActiveBackupFailover(t *testing.T) {
 	}
 	after := f.Link("node1", 1).Counters()
 	lost := r.sent.Sent - got.Total
-	t.Logf("cut at %v into the stream; sent %d, received %d, lost %d, largest gap %d datagrams (%v)",
+	t.Logf("stream ended %v after the cut; sent %d, received %d, lost %d, largest gap %d datagrams (%v)",
 		time.Since(cutAt), r.sent.Sent, got.Total, lost, got.MaxSeqGap, time.Duration(got.MaxSeqGap)*interval)
 	t.Logf("backup uplink carried %d frames from node1 after the cut", after.FromA.Frames-before.FromA.Frames)
 	if after.FromA.Frames-before.FromA.Frames < 100 {
