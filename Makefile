@@ -38,3 +38,8 @@ lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
 	$(GO) vet ./...
 	@if command -v clang >/dev/null; then $(MAKE) generate && git diff --exit-code -- datapath; fi
+
+## fixtures: regenerate the pcap fixtures and their expectations (fixtures/data); git diff stays clean.
+.PHONY: fixtures
+fixtures:
+	$(GO) run ./fixtures/gen
