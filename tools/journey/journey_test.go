@@ -282,6 +282,7 @@ func TestDiffMarksDifferences(t *testing.T) {
 
 func TestMergeOrdersAndMatches(t *testing.T) {
 	obs := referenceObservations(t)
+	obs[2].Hop.Point = "to-network" // Cilium's name, normalised by Merge
 	// Scramble: sources deliver in their own order, and clocks disagree
 	// across sources (the datapath events carry guest clocks).
 	scrambled := []Observation{obs[8], obs[3], obs[6], obs[0], obs[4], obs[7], obs[1], obs[5], obs[2]}

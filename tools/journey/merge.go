@@ -57,7 +57,8 @@ type Injected struct {
 // the only injected packet with that protocol and ID. Ties go to the packet
 // injected last at or before the observation (then the lowest index).
 //
-// Hops are ordered node by node — first nodes where the packet was sent
+// Points are normalised to the vocabulary (Cilium's "to-network" becomes
+// "to-netdev", ...). Hops are ordered node by node — first nodes where the packet was sent
 // (points up to to-netdev), then routers, then receiving nodes, each group
 // by earliest observation time and name — and within a node by the point's
 // canonical rank, then by time. A node the packet crosses in both
@@ -140,6 +141,12 @@ func assemble(index int, obs []Observation) Packet {
 		first time.Time
 	}
 	nodes := map[string]*nodeInfo{}
+	obs = append([]Observation(nil), obs...)
+	for i := range obs {
+		if c, ok := Canonical(string(obs[i].Hop.Point)); ok {
+			obs[i].Hop.Point = c // Cilium's trace names → the vocabulary
+		}
+	}
 	for _, o := range obs {
 		n := nodes[o.Hop.Node]
 		if n == nil {
@@ -156,7 +163,7 @@ func assemble(index int, obs []Observation) Packet {
 			n.group = 1
 		}
 	}
-	sorted := append([]Observation(nil), obs...)
+	sorted := obs
 	sort.SliceStable(sorted, func(i, j int) bool {
 		a, b := sorted[i], sorted[j]
 		na, nb := nodes[a.Hop.Node], nodes[b.Hop.Node]

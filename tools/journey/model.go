@@ -179,6 +179,6 @@ func (p Point) Rank() int {
 
 // egressSide reports whether the point is on the sending side of a node.
 func (p Point) egressSide() bool {
-	r := p.Rank()
-	return r >= 0 && r <= ToNetdev.Rank()
+	r := rank(p)
+	return r <= ToNetdev.Rank()
 }
