@@ -489,7 +489,11 @@ func (s *Speaker) Announce(ctx context.Context, prefix netip.Prefix, nexthop net
 		s.mu.Unlock()
 		return fmt.Errorf("announce %v: %w", prefix, err)
 	}
-	s.log.Info("bgp announce", "prefix", prefix, "nexthop", nexthop)
+	nh := "session address"
+	if nexthop.IsValid() {
+		nh = nexthop.String()
+	}
+	s.log.Info("bgp announce", "prefix", prefix, "nexthop", nh)
 	return nil
 }
 

@@ -48,23 +48,39 @@ func (s State) String() string {
 	return "Unknown"
 }
 
+// MarshalText renders the state by name, so JSON carries "Established".
+func (s State) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// UnmarshalText parses a state name as String renders it.
+func (s *State) UnmarshalText(b []byte) error {
+	for st := StateUnknown; st <= StateEstablished; st++ {
+		if st.String() == string(b) {
+			*s = st
+			return nil
+		}
+	}
+	return fmt.Errorf("unknown bgp state %q", b)
+}
+
 // PeerStatus is one neighbour's session state and counters.
 type PeerStatus struct {
 	// Address is the neighbour's address.
-	Address netip.Addr
+	Address netip.Addr `json:"address"`
 	// ASN is the neighbour's AS.
-	ASN uint32
+	ASN uint32 `json:"asn"`
 	// LocalASN is the local AS used on this session.
-	LocalASN uint32
+	LocalASN uint32 `json:"local_asn"`
 	// RouterID is the neighbour's BGP identifier (zero until OPEN is received).
-	RouterID netip.Addr
+	RouterID netip.Addr `json:"router_id"`
 	// State is the session state.
-	State State
+	State State `json:"state"`
 	// Uptime is how long the session has been Established (zero otherwise).
-	Uptime time.Duration
+	Uptime time.Duration `json:"uptime"`
 	// Received, Accepted and Advertised count prefixes received from the
 	// neighbour, accepted by import policy, and sent to it.
-	Received, Accepted, Advertised uint64
+	Received   uint64 `json:"received"`
+	Accepted   uint64 `json:"accepted"`
+	Advertised uint64 `json:"advertised"`
 }
 
 // String renders the status as one line.
@@ -101,22 +117,22 @@ func (l PeerList) String() string {
 // Route is one path of the speaker's RIB.
 type Route struct {
 	// Prefix is the destination.
-	Prefix netip.Prefix
+	Prefix netip.Prefix `json:"prefix"`
 	// NextHop is the path's next hop.
-	NextHop netip.Addr
+	NextHop netip.Addr `json:"nexthop"`
 	// ASPath lists the path's AS numbers, nearest first (sets flattened).
-	ASPath []uint32
+	ASPath []uint32 `json:"as_path"`
 	// Best reports whether the path is the selected best path.
-	Best bool
+	Best bool `json:"best"`
 	// Local reports whether the speaker originates the path itself.
-	Local bool
+	Local bool `json:"local"`
 	// Peer is the neighbour the path was learned from (zero when Local).
-	Peer netip.Addr
+	Peer netip.Addr `json:"peer"`
 	// Age is how long ago the path was received or originated.
-	Age time.Duration
+	Age time.Duration `json:"age"`
 	// Installed reports whether the path is in the kernel (or whichever
 	// RouteInstaller the speaker has) with this next hop.
-	Installed bool
+	Installed bool `json:"installed"`
 }
 
 // String renders the route as one line.
