@@ -1,0 +1,89 @@
+package datapath
+
+import (
+	"strings"
+	"testing"
+)
+
+// FIN marks the entry closing and shortens its lifetime; a new SYN on the
+// same tuple reopens it; RST closes both directions.
+func TestCTClosing(t *testing.T) {
+	dp := loadDatapath(t)
+	key := CTKey{Src: ap(pod1.addr(), 40000), Dst: ap(pod4IP, 8080), Proto: ProtoTCP, Flags: TupleOut}
+	p := fromPod(pod1, pod4IP, 8080)
+	run(t, dp.FromContainer, p.bytes(t), nil)
+	if e := ctEntry(t, dp, key); e.Lifetime-e.Created != 60 || e.Flags&CTSeenNonSyn != 0 {
+		t.Errorf("after SYN: %v", e)
+	}
+	p.syn, p.ack = false, true
+	run(t, dp.FromContainer, p.bytes(t), nil)
+	if e := ctEntry(t, dp, key); e.Lifetime-e.Created < 21600 || e.Flags&CTSeenNonSyn == 0 {
+		t.Errorf("after ACK: %v", e)
+	}
+	p.fin = true
+	run(t, dp.FromContainer, p.bytes(t), nil)
+	e := ctEntry(t, dp, key)
+	if e.Flags&CTTxClosing == 0 || e.Flags&CTRxClosing != 0 || e.Lifetime-e.Created > 11 || e.TxPackets != 3 {
+		t.Errorf("after FIN: %v", e)
+	}
+	if !strings.Contains(e.String(), "TxClosing") || !strings.HasPrefix(e.String(), "TCP OUT 10.1.1.10:40000 -> 10.1.2.40:8080 expires=") {
+		t.Errorf("String() = %q", e.String())
+	}
+
+	t.Log("a new SYN reopens the tuple")
+	p = fromPod(pod1, pod4IP, 8080)
+	run(t, dp.FromContainer, p.bytes(t), nil)
+	if e := ctEntry(t, dp, key); e.Flags&(CTTxClosing|CTRxClosing) != 0 || e.TxPackets != 1 {
+		t.Errorf("after new SYN: %v", e)
+	}
+
+	t.Log("RST from the peer closes both directions")
+	rst := pkt{srcMAC: torMAC, dstMAC: bond0MAC, src: pod4IP, dst: pod1.addr(), ttl: 62,
+		proto: ProtoTCP, sport: 8080, dport: 40000, rst: true, ack: true}
+	run(t, dp.FromNetdev, rst.bytes(t), nil).assertVerdict(t, tcActRedirect)
+	if e := ctEntry(t, dp, key); e.Flags&CTTxClosing == 0 || e.Flags&CTRxClosing == 0 {
+		t.Errorf("after RST: %v", e)
+	}
+
+	entries, err := dp.CT.Entries()
+	must(t, err)
+	if len(entries) != 1 {
+		t.Errorf("%d entries, want only the OUT entry (the RST was a reply)", len(entries))
+	}
+	must(t, dp.CT.Flush())
+	if entries, _ := dp.CT.Entries(); len(entries) != 0 {
+		t.Errorf("flush left %d entries", len(entries))
+	}
+}
+
+// A packet whose source is not a local endpoint is "Invalid source ip".
+func TestInvalidSourceIP(t *testing.T) {
+	dp := loadDatapath(t)
+	events := openEvents(t, dp)
+	p := fromPod(pod1, pod4IP, 8080)
+	p.src = worldIP
+	run(t, dp.FromContainer, p.bytes(t), nil).assertVerdict(t, tcActShot)
+	if d := drops(drain(t, events)); len(d) != 1 || d[0].Reason != DropInvalidSIP {
+		t.Fatalf("drops %v", d)
+	}
+}
+
+// Protocols without connection tracking (here GRE) are dropped with
+// "CT: Unknown L4 protocol", fragments with "IP fragmentation not
+// supported".
+func TestUnsupportedL4AndFragments(t *testing.T) {
+	dp := loadDatapath(t)
+	in := fromPod(pod1, pod4IP, 8080).bytes(t)
+	gre := append([]byte(nil), in...)
+	gre[14+9] = 47
+	run(t, dp.FromContainer, gre, nil).assertVerdict(t, tcActShot)
+	frag := append([]byte(nil), in...)
+	frag[14+6] = 0x20 // MF
+	run(t, dp.FromContainer, frag, nil).assertVerdict(t, tcActShot)
+	if m := metric(t, dp, DropCTUnknownProto, Egress); m.Packets != 1 {
+		t.Errorf("unknown L4 metric %+v", m)
+	}
+	if m := metric(t, dp, DropFragNoSupport, Egress); m.Packets != 1 {
+		t.Errorf("fragment metric %+v", m)
+	}
+}
