@@ -7,6 +7,7 @@ import (
 	"context"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -44,7 +45,11 @@ func TestBootLoadsModules(t *testing.T) {
 				t.Fatal(err)
 			}
 			start := time.Now()
-			initrd, err := Build(ctx, Spec{Init: initBin, Modules: k.Modules})
+			want := filepath.Join(t.TempDir(), "want")
+			if err := os.WriteFile(want, []byte(strings.Join(k.Requested, "\n")+"\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			initrd, err := Build(ctx, Spec{Init: initBin, Modules: k.Modules, Files: map[string]string{"/etc/hoplab-want": want}})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -68,8 +73,8 @@ func TestBootLoadsModules(t *testing.T) {
 				if !strings.Contains(console, "HOPLAB-BOOT-OK "+k.Version) {
 					t.Fatalf("boot %s failed (%v) after %v; console:\n%s", img, err, took, tailLines(console, 40))
 				}
-				t.Logf("%s: booted %s and loaded %d modules in %v (initramfs build %v)",
-					k.Version, img, len(k.Modules), took.Round(time.Millisecond), buildTook.Round(time.Millisecond))
+				t.Logf("%s: booted %s, loaded %d modules (built in: %v) in %v (initramfs build %v)",
+					k.Version, filepath.Base(img), len(k.Modules), k.Builtin, took.Round(time.Millisecond), buildTook.Round(time.Millisecond))
 			}
 		})
 	}

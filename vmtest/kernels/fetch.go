@@ -44,6 +44,8 @@ type Kernel struct {
 	Builtin []string `json:"builtin,omitempty"`
 	// Requested lists the module names Modules and Builtin were resolved from.
 	Requested []string `json:"requested"`
+	// Packages are the Debian packages the kernel came from (catalogue kernels).
+	Packages []Package `json:"packages,omitempty"`
 	// Dir is the kernel's directory in the cache.
 	Dir string `json:"-"`
 }
@@ -362,7 +364,7 @@ func (f *fetcher) extract(ctx context.Context, entry Entry, debs []string, want 
 	}
 	defer os.RemoveAll(tmp)
 	tree := filepath.Join(tmp, "tree")
-	k := &Kernel{Series: entry.Series, Flavour: entry.Flavour, Version: entry.Release, PackageVersion: entry.Version(), Requested: want}
+	k := &Kernel{Series: entry.Series, Flavour: entry.Flavour, Version: entry.Release, PackageVersion: entry.Version(), Requested: want, Packages: entry.Packages}
 	for _, deb := range debs {
 		err := walkDeb(ctx, deb, func(hdr *tar.Header, r io.Reader) error {
 			if hdr.Typeflag != tar.TypeReg || strings.Contains(hdr.Name, "..") {
@@ -415,6 +417,10 @@ func (f *fetcher) extract(ctx context.Context, entry Entry, debs []string, want 
 	k.Modules, k.Builtin, err = mt.collect(want, filepath.Join(tmp, "modules"))
 	if err != nil {
 		return nil, fmt.Errorf("kernel %s: %w", entry.Release, err)
+	}
+	if mt.assumeBuiltin && len(k.Builtin) > 0 {
+		f.log.Warn("the kernel packages have no modules.builtin; assuming the modules they lack are built in",
+			"kernel", entry.Release, "modules", k.Builtin)
 	}
 	if err := os.RemoveAll(tree); err != nil {
 		return nil, fmt.Errorf("kernel cache: %w", err)

@@ -194,6 +194,10 @@ type moduleTree struct {
 	builtin map[string]bool     // from modules.builtin
 	dep     map[string][]string // from modules.dep, when present
 	loaded  map[string][]byte   // decompressed modules read while resolving
+	// assumeBuiltin treats missing modules as built in, because the tree
+	// has no modules.builtin to tell (Debian's split 7.x packages, or a
+	// user's directory of .ko files).
+	assumeBuiltin bool
 }
 
 // openModuleTree indexes the modules under dir.
@@ -214,7 +218,9 @@ func openModuleTree(dir string) (*moduleTree, error) {
 	if err != nil {
 		return nil, fmt.Errorf("index modules in %s: %w", dir, err)
 	}
-	if data, err := os.ReadFile(filepath.Join(dir, "modules.builtin")); err == nil {
+	data, err := os.ReadFile(filepath.Join(dir, "modules.builtin"))
+	t.assumeBuiltin = err != nil
+	if err == nil {
 		sc := bufio.NewScanner(bytes.NewReader(data))
 		for sc.Scan() {
 			if line := strings.TrimSpace(sc.Text()); line != "" {
@@ -253,7 +259,7 @@ func parseModulesDep(data []byte) map[string][]string {
 func (t *moduleTree) deps(name string) ([]string, bool, error) {
 	file, ok := t.files[name]
 	if !ok {
-		if t.builtin[name] {
+		if t.builtin[name] || t.assumeBuiltin {
 			return nil, true, nil
 		}
 		return nil, false, ErrModuleNotFound

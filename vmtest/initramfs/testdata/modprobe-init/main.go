@@ -8,6 +8,7 @@ import (
 	"bufio"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"unsafe"
@@ -21,6 +22,9 @@ func main() {
 		os.Stdout, os.Stderr = c, c
 	}
 	err := loadAll()
+	if err == nil {
+		err = checkPresent()
+	}
 	var uts syscall.Utsname
 	_ = syscall.Uname(&uts)
 	rel := make([]byte, 0, len(uts.Release))
@@ -61,6 +65,35 @@ func loadAll() error {
 		fmt.Printf("HOPLAB-MODULE %s\n", name)
 	}
 	return sc.Err()
+}
+
+// checkPresent verifies that every module named in /etc/hoplab-want is now
+// in the kernel: loaded or built in with a /sys/module entry, or a driver
+// registered on some bus.
+func checkPresent() error {
+	data, err := os.ReadFile("/etc/hoplab-want")
+	if err != nil {
+		return nil
+	}
+	var missing []string
+	for _, name := range strings.Fields(string(data)) {
+		if _, err := os.Stat("/sys/module/" + name); err == nil {
+			continue
+		}
+		found := false
+		for _, n := range []string{name, strings.ReplaceAll(name, "_", "-")} {
+			if m, _ := filepath.Glob("/sys/bus/*/drivers/" + n); len(m) > 0 {
+				found = true
+			}
+		}
+		if !found {
+			missing = append(missing, name)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("not in the kernel: %s", strings.Join(missing, " "))
+	}
+	return nil
 }
 
 func finitModule(path, params string) error {
