@@ -518,12 +518,45 @@ func (s *Speaker) Withdraw(ctx context.Context, prefix netip.Prefix) error {
 		return fmt.Errorf("withdraw %v: %w", prefix, err)
 	}
 	path.IsWithdraw = true
-	if err := srv.DeletePath(ctx, &api.DeletePathRequest{TableType: api.TableType_GLOBAL, Family: path.Family, Path: path}); err != nil {
-		return fmt.Errorf("withdraw %v: %w", prefix, err)
-	}
+	// Forget the prefix first, so that a learned path that becomes best
+	// when ours goes is installed.
 	s.mu.Lock()
 	delete(s.announced, prefix)
 	s.mu.Unlock()
+	if err := srv.DeletePath(ctx, &api.DeletePathRequest{TableType: api.TableType_GLOBAL, Family: path.Family, Path: path}); err != nil {
+		s.mu.Lock()
+		if _, again := s.announced[prefix]; !again {
+			s.announced[prefix] = nh
+		}
+		s.mu.Unlock()
+		return fmt.Errorf("withdraw %v: %w", prefix, err)
+	}
 	s.log.Info("bgp withdraw", "prefix", prefix)
+	// A learned path that was already best (and skipped while we
+	// originated the prefix) produces no best-path event: look it up.
+	if err := s.resync(ctx, srv, prefix, path.Family); err != nil {
+		s.log.Warn("resync after withdraw", "prefix", prefix, "err", err)
+	}
+	return nil
+}
+
+// resync hands prefix's current best path to the installer.
+func (s *Speaker) resync(ctx context.Context, srv *server.BgpServer, prefix netip.Prefix, fam *api.Family) error {
+	var best []*api.Path
+	err := srv.ListPath(ctx, &api.ListPathRequest{
+		TableType: api.TableType_GLOBAL,
+		Family:    fam,
+		Prefixes:  []*api.TableLookupPrefix{{Prefix: prefix.String()}},
+	}, func(d *api.Destination) {
+		for _, p := range d.GetPaths() {
+			if p.GetBest() {
+				best = append(best, p)
+			}
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("look up %v: %w", prefix, err)
+	}
+	s.inst.apply(best, s.isAnnounced)
 	return nil
 }

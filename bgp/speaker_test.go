@@ -137,6 +137,11 @@ func TestLearnedRouteOverriddenByOwnAnnouncement(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitRoute(t, ib, pod, netip.Addr{}, 5*time.Second)
+	// b stops originating it: the learned path is best again and installed.
+	if err := b.Withdraw(ctx, pod); err != nil {
+		t.Fatal(err)
+	}
+	waitRoute(t, ib, pod, addrA, 5*time.Second)
 }
 
 func TestRemovePeerRemovesRoutes(t *testing.T) {
@@ -212,5 +217,56 @@ func TestConfigValidation(t *testing.T) {
 	}
 	if _, err := NewRouter(RouterConfig{ASN: 65000, RouterID: id, Nodes: []Peer{{Address: mustAddr("10.0.0.11"), ASN: 65000}}}); !errors.Is(err, ErrInvalidConfig) {
 		t.Errorf("node in the router's AS: %v, want ErrInvalidConfig", err)
+	}
+}
+
+func TestStartFailsOnBusyPort(t *testing.T) {
+	addr := mustAddr("127.0.0.41")
+	port := freePort(t, addr)
+	first, err := New(Config{ASN: 65001, RouterID: addr, ListenPort: port, ListenAddrs: []netip.Addr{addr}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start(t, first)
+	second, err := New(Config{ASN: 65002, RouterID: addr, ListenPort: port, ListenAddrs: []netip.Addr{addr}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := second.Start(ctx); err == nil {
+		t.Fatal("second speaker on a busy port started")
+	}
+	second.Stop() // safe after a failed start
+	if _, err := second.Routes(ctx); !errors.Is(err, ErrStopped) {
+		t.Errorf("routes after failed start: %v, want ErrStopped", err)
+	}
+}
+
+func TestAnnounceIPv6(t *testing.T) {
+	s, err := New(Config{ASN: 65001, RouterID: mustAddr("127.0.0.42"), ListenPort: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start(t, s)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	pod := mustPrefix("fd00:10:1:1::/64")
+	if err := s.Announce(ctx, mustPrefix("fd00:10:1:1::1/64"), mustAddr("fd00:255::11")); err != nil {
+		t.Fatal(err)
+	}
+	routes, err := s.Routes(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, ok := findRoute(routes, pod)
+	if !ok || !r.Local || r.NextHop != mustAddr("fd00:255::11") {
+		t.Fatalf("routes %v, want local %v via fd00:255::11", routes, pod)
+	}
+	if err := s.Withdraw(ctx, pod); err != nil {
+		t.Fatal(err)
+	}
+	if routes, _ := s.Routes(ctx); len(routes) != 0 {
+		t.Errorf("routes after withdraw: %v", routes)
 	}
 }
