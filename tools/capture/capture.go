@@ -102,6 +102,9 @@ const (
 	NonIP
 	// IPFragment: the frame is an IPv4 fragment (no L4 header, or a partial one).
 	IPFragment
+	// Duplicate: the packet is another sighting of an earlier packet of the
+	// same capture (see MarkDuplicates); Packet.DuplicateOf names it.
+	Duplicate
 )
 
 var flagNames = []struct {
@@ -114,6 +117,7 @@ var flagNames = []struct {
 	{IPv6, "ipv6"},
 	{NonIP, "non-ip"},
 	{IPFragment, "ip-fragment"},
+	{Duplicate, "duplicate"},
 }
 
 // Has reports whether all bits of g are set in f.
@@ -153,6 +157,9 @@ type Packet struct {
 	VLANs []uint16
 	// Flags records what was noticed or changed.
 	Flags Flags
+	// DuplicateOf is the index of the first sighting of this packet when
+	// Flags has Duplicate (meaningless otherwise).
+	DuplicateOf int
 	// Refusal is nil when the packet can be replayed; otherwise an [*Error]
 	// naming the file and index and wrapping ErrHeadersCut or ErrBadHeader.
 	Refusal error

@@ -27,6 +27,10 @@
 //     [Truncated]; if the cut removed part of the IP or L4 header the packet is
 //     refused for replay (Packet.Refusal says why) but still returned.
 //   - Frames whose IP header is malformed are refused for replay the same way.
+//   - A packet `tcpdump -i any` recorded once per interface it crossed (pod
+//     veth, then bond0 after DNAT with a lower TTL) is flagged [Duplicate]
+//     from its second sighting on, with Packet.DuplicateOf naming the first
+//     ([MarkDuplicates]; ReadFile applies it), so replay injects it once.
 //
 // Whole-file problems end the read with an [*Error] naming the file and, where
 // it applies, the packet index: an empty file ([ErrEmpty]), garbage or an

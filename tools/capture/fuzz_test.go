@@ -42,6 +42,8 @@ func FuzzRead(f *testing.F) {
 			}
 			return
 		}
+		var pkts []Packet
+		defer func() { MarkDuplicates(pkts) }()
 		for i := 0; ; i++ {
 			p, err := r.Next()
 			if err == io.EOF {
@@ -60,6 +62,7 @@ func FuzzRead(f *testing.F) {
 			if p.Replayable() && len(p.Data) < ethHeaderLen {
 				t.Fatalf("replayable packet %d has %d bytes", i, len(p.Data))
 			}
+			pkts = append(pkts, p)
 		}
 	})
 }

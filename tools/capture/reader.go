@@ -247,9 +247,10 @@ func (r *Reader) next() (Packet, error) {
 	return p, nil
 }
 
-// ReadFile reads every packet of a pcap or pcapng file. On an error it
-// returns the packets read before it together with the [*Error]; a
-// well-formed file without packets gives ErrNoPackets.
+// ReadFile reads every packet of a pcap or pcapng file and marks repeated
+// sightings of one packet (MarkDuplicates). On an error it returns the
+// packets read before it together with the [*Error]; a well-formed file
+// without packets gives ErrNoPackets.
 func ReadFile(path string) ([]Packet, error) {
 	r, err := Open(path)
 	if err != nil {
@@ -270,5 +271,6 @@ func ReadFile(path string) ([]Packet, error) {
 	if len(pkts) == 0 {
 		return nil, r.fileErr(ErrNoPackets)
 	}
+	MarkDuplicates(pkts)
 	return pkts, nil
 }

@@ -28,7 +28,7 @@ func TestRealTcpdumpAnySLL(t *testing.T) {
 	}
 	mac := net.HardwareAddr{0x0a, 0xd6, 0x5b, 0x25, 0xab, 0x59}
 	for _, p := range pkts {
-		if p.LinkType != LinkTypeLinuxSLL || !p.Flags.Has(L2Synthesized) || !p.Replayable() {
+		if p.LinkType != LinkTypeLinuxSLL || !p.Flags.Has(L2Synthesized) || !p.Replayable() || p.Flags.Has(Duplicate) {
 			t.Errorf("packet %d: link %d flags %v refusal %v", p.Index, p.LinkType, p.Flags, p.Refusal)
 		}
 	}
@@ -132,5 +132,12 @@ func TestGeneratedSLLSample(t *testing.T) {
 	}
 	if !pkts[4].Flags.Has(NonIP) {
 		t.Errorf("ARP flags %v", pkts[4].Flags)
+	}
+	// tcpdump -i any saw the SYN on the veth and again, DNATed, on bond0;
+	// likewise the SYN-ACK on bond0 and, reverse-NATed, on the veth.
+	for i, want := range []int{-1, 0, -1, 2, -1, -1} {
+		if got := pkts[i].Flags.Has(Duplicate); got != (want >= 0) || (got && pkts[i].DuplicateOf != want) {
+			t.Errorf("packet %d: duplicate %v of %d, want of %d", i, got, pkts[i].DuplicateOf, want)
+		}
 	}
 }
