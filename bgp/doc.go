@@ -33,7 +33,18 @@
 //
 // [Peer] timers default to a connect retry of 1 s, a hold time of 9 s and a
 // keepalive of 3 s, so sessions come up within a couple of seconds in a test
-// topology; GoBGP never dials before a random delay of 1–2 s.
+// topology; GoBGP never dials before a random delay of 1–2 s. A peer that
+// stops cleanly (Stop, RemovePeer) sends a Cease and its routes go at once; a
+// silent peer is taken down when the hold time expires. After a session has
+// dropped, GoBGP keeps the neighbour Idle for 5 s (a constant in GoBGP v3)
+// before it accepts or dials again, so a restarted node is back after about
+// 8 s rather than 2.
+//
+// # Querying
+//
+// [Speaker.Peers] and [Speaker.Routes] return a [PeerList] and a [RouteList]
+// whose String methods print the tables behind the agent's `bgp peers` and
+// `bgp routes`; the values also marshal to JSON with stable snake_case names.
 //
 // # Known limits
 //
