@@ -144,11 +144,11 @@ func TestSLL2ConvertedToEthernet(t *testing.T) {
 	ip := ipv4TCP(t, 0)
 	raw := append(sll2Header(etherTypeIPv4, 7, arphrdEther, 0, macPod1), ip...)
 	for name, b := range map[string][]byte{
-		"any2.pcap":   writePcap(t, LinkTypeLinuxSL2, record{data: raw}),
-		"any2.pcapng": concat(ngSHB(), ngIDB(uint16(LinkTypeLinuxSL2)), ngEPB(0, raw, len(raw))),
+		"any2.pcap":   writePcap(t, LinkTypeLinuxSLL2, record{data: raw}),
+		"any2.pcapng": concat(ngSHB(), ngIDB(uint16(LinkTypeLinuxSLL2)), ngEPB(0, raw, len(raw))),
 	} {
 		p := mustRead(t, name, b)[0]
-		if p.LinkType != LinkTypeLinuxSL2 || p.IfIndex != 7 || !p.Flags.Has(L2Synthesized) {
+		if p.LinkType != LinkTypeLinuxSLL2 || p.IfIndex != 7 || !p.Flags.Has(L2Synthesized) {
 			t.Errorf("%s: %+v", name, p)
 		}
 		if !bytes.Equal(p.Data[6:12], macPod1) || !bytes.Equal(p.Data[14:], ip) {

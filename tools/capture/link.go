@@ -8,14 +8,14 @@ import (
 
 // Link types (LINKTYPE_ values from tcpdump.org) the reader converts.
 const (
-	LinkTypeNull     uint32 = 0   // BSD loopback, host byte order AF_ header
-	LinkTypeEthernet uint32 = 1   // Ethernet
-	LinkTypeRaw      uint32 = 101 // raw IPv4 or IPv6
-	LinkTypeLoop     uint32 = 108 // OpenBSD loopback, network byte order AF_ header
-	LinkTypeLinuxSLL uint32 = 113 // Linux cooked capture v1 (tcpdump -i any)
-	LinkTypeIPv4     uint32 = 228 // raw IPv4
-	LinkTypeIPv6     uint32 = 229 // raw IPv6
-	LinkTypeLinuxSL2 uint32 = 276 // Linux cooked capture v2 (tcpdump -i any, libpcap ≥ 1.10)
+	LinkTypeNull      uint32 = 0   // BSD loopback, host byte order AF_ header
+	LinkTypeEthernet  uint32 = 1   // Ethernet
+	LinkTypeRaw       uint32 = 101 // raw IPv4 or IPv6
+	LinkTypeLoop      uint32 = 108 // OpenBSD loopback, network byte order AF_ header
+	LinkTypeLinuxSLL  uint32 = 113 // Linux cooked capture v1 (tcpdump -i any)
+	LinkTypeIPv4      uint32 = 228 // raw IPv4
+	LinkTypeIPv6      uint32 = 229 // raw IPv6
+	LinkTypeLinuxSLL2 uint32 = 276 // Linux cooked capture v2 (tcpdump -i any, libpcap ≥ 1.10)
 )
 
 // ErrNotConvertible means one packet of an otherwise supported capture
@@ -46,7 +46,7 @@ var linkTypeNames = map[uint32]string{
 func linkTypeSupported(lt uint32) bool {
 	switch lt {
 	case LinkTypeNull, LinkTypeEthernet, LinkTypeRaw, LinkTypeLoop,
-		LinkTypeLinuxSLL, LinkTypeIPv4, LinkTypeIPv6, LinkTypeLinuxSL2:
+		LinkTypeLinuxSLL, LinkTypeIPv4, LinkTypeIPv6, LinkTypeLinuxSLL2:
 		return true
 	}
 	return false
@@ -111,7 +111,7 @@ func toEthernet(p *Packet, lt uint32, raw []byte, origLen int) error {
 		if alen == 6 {
 			src = raw[6:12]
 		}
-	case LinkTypeLinuxSL2:
+	case LinkTypeLinuxSLL2:
 		hdrLen = 20
 		if len(raw) < hdrLen {
 			return short("Linux cooked (SLL2) header", hdrLen)

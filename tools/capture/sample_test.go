@@ -54,7 +54,7 @@ func TestRealTcpdumpAnySLL2Snaplen(t *testing.T) {
 		t.Fatalf("%d packets, want 6", len(pkts))
 	}
 	for _, p := range pkts {
-		if p.LinkType != LinkTypeLinuxSL2 || p.IfIndex == 0 {
+		if p.LinkType != LinkTypeLinuxSLL2 || p.IfIndex == 0 {
 			t.Errorf("packet %d: link type %d ifindex %d", p.Index, p.LinkType, p.IfIndex)
 		}
 	}

@@ -344,3 +344,17 @@ func TestPointVocabulary(t *testing.T) {
 		t.Error("to-proxy is not in the vocabulary")
 	}
 }
+
+func TestDecodeReport(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("testdata", "report.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := DecodeReport(bytes.NewReader(b))
+	if err != nil || r.Kernel != "6.1.192" || len(r.Packets) != 2 || len(r.Packets[0].Hops) != 9 {
+		t.Fatalf("DecodeReport: %v %+v", err, r)
+	}
+	if _, err := DecodeReport(strings.NewReader(`{"kernel":"6.1","packets":[{"index":0,"colour":"red"}]}`)); err == nil {
+		t.Error("unknown key accepted")
+	}
+}

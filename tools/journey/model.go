@@ -1,6 +1,10 @@
 package journey
 
-import "encoding/json"
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+)
 
 // Report is the journey report of one replay: `hoplab replay --json`.
 type Report struct {
@@ -181,4 +185,16 @@ func (p Point) Rank() int {
 func (p Point) egressSide() bool {
 	r := rank(p)
 	return r <= ToNetdev.Rank()
+}
+
+// DecodeReport reads a journey report (`hoplab replay --json` output),
+// rejecting keys outside the contract.
+func DecodeReport(r io.Reader) (Report, error) {
+	dec := json.NewDecoder(r)
+	dec.DisallowUnknownFields()
+	var rep Report
+	if err := dec.Decode(&rep); err != nil {
+		return Report{}, fmt.Errorf("decode journey report: %w", err)
+	}
+	return rep, nil
 }
