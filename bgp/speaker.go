@@ -31,9 +31,12 @@ var (
 
 // Default timers applied to a Peer whose timer fields are zero.
 const (
+	// DefaultConnectRetry is the delay between connection attempts.
 	DefaultConnectRetry = 1 * time.Second
-	DefaultHoldTime     = 9 * time.Second
-	DefaultKeepalive    = 3 * time.Second
+	// DefaultHoldTime is the proposed hold time.
+	DefaultHoldTime = 9 * time.Second
+	// DefaultKeepalive is the keepalive interval.
+	DefaultKeepalive = 3 * time.Second
 )
 
 // DefaultPort is the BGP port, used when a listen or peer port is zero.

@@ -20,12 +20,19 @@ type State int
 
 // Session states, in the order a session goes through them.
 const (
+	// StateUnknown is reported before GoBGP has said anything about a peer.
 	StateUnknown State = iota
+	// StateIdle refuses connections (after a reset, for GoBGP's idle hold time).
 	StateIdle
+	// StateConnect waits for an outgoing TCP connection.
 	StateConnect
+	// StateActive waits to dial again or for the peer to connect.
 	StateActive
+	// StateOpenSent has sent OPEN and waits for the peer's.
 	StateOpenSent
+	// StateOpenConfirm has exchanged OPENs and waits for a KEEPALIVE.
 	StateOpenConfirm
+	// StateEstablished exchanges routes.
 	StateEstablished
 )
 
