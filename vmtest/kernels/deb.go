@@ -111,7 +111,7 @@ func decompressor(ctx context.Context, member string, r io.Reader) (io.Reader, f
 	switch {
 	case strings.HasSuffix(member, ".xz"):
 		if p, err := exec.LookPath("xz"); err == nil {
-			return pipeThrough(ctx, r, p, "-dc")
+			return pipeThrough(ctx, r, p, "-T0", "-dc")
 		}
 		xr, err := xz.NewReader(r)
 		if err != nil {

@@ -5,6 +5,7 @@ package kernels
 import (
 	"context"
 	"os"
+	"reflect"
 	"testing"
 	"time"
 )
@@ -68,6 +69,40 @@ func TestFetchDefaultKernel(t *testing.T) {
 			}
 			if d := time.Since(start); d > time.Second {
 				t.Errorf("cached Fetch took %v", d)
+			}
+		})
+	}
+}
+
+// TestAptResolverAgreesWithLock resolves every catalogue kernel with apt
+// against the host's Debian mirrors and reports pins that have a newer
+// package (or have left the mirror). It fails only when resolution itself
+// fails; a newer package is logged, since Fetch handles it.
+func TestAptResolverAgreesWithLock(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	lock, err := ReadLock(LockFileName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &AptResolver{Mirrors: SystemMirrors()}
+	for _, e := range lock.Kernels {
+		t.Run(e.Series+"-"+e.Flavour, func(t *testing.T) {
+			start := time.Now()
+			got, err := r.Resolve(ctx, e)
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch c := CompareVersions(got.Version(), e.Version()); {
+			case c == 0 && got.Release == e.Release:
+				if !reflect.DeepEqual(got, e) {
+					t.Errorf("same version, different pin:\n got %+v\nlock %+v", got, e)
+				}
+				t.Logf("%s: pin %s is current (resolved in %v)", e.Key(), e.Version(), time.Since(start).Round(time.Millisecond))
+			case c > 0:
+				t.Logf("%s: newer package %s %s than the pinned %s %s", e.Key(), got.Release, got.Version(), e.Release, e.Version())
+			default:
+				t.Errorf("%s: resolver returned an older %s than the pin %s", e.Key(), got.Version(), e.Version())
 			}
 		})
 	}
