@@ -12,8 +12,7 @@ import (
 )
 
 // RouteInstaller puts learned best paths somewhere that forwards packets,
-// usually the kernel's routing table. A Speaker calls it from one goroutine
-// at a time.
+// usually the kernel's routing table. A Speaker never calls it concurrently.
 type RouteInstaller interface {
 	// Install adds prefix via nexthop, replacing any route it installed
 	// for prefix before.
