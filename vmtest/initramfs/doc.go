@@ -6,7 +6,8 @@
 //
 //	/init                      the agent (Spec.Init), mode 0755
 //	/lib/modules/<name>.ko     one uncompressed module per kernels.Module
-//	/lib/modules/hoplab.order  module names in load order, one per line
+//	/lib/modules/hoplab.order  module names in load order, one per line,
+//	                           optionally followed by parameters (Spec.ModuleParams)
 //	/dev /proc /sys /run /tmp /etc /root   empty directories (mount points)
 //	…                          Spec.Files, with their parent directories
 //

@@ -26,8 +26,9 @@ import (
 const (
 	// ModulesDir is where modules are placed in the guest.
 	ModulesDir = "/lib/modules"
-	// OrderFile lists module names in load order, one per line; module
-	// NAME lives at ModulesDir/NAME.ko.
+	// OrderFile lists module names in load order, one per line, each
+	// optionally followed by a space and its parameters; module NAME lives
+	// at ModulesDir/NAME.ko.
 	OrderFile = ModulesDir + "/hoplab.order"
 	// InitPath is where Spec.Init is placed.
 	InitPath = "/init"
@@ -68,6 +69,9 @@ type Spec struct {
 	// Modules are placed under /lib/modules in this order, which is the
 	// load order written to /lib/modules/hoplab.order.
 	Modules []kernels.Module
+	// ModuleParams gives parameters for modules by name ("bonding":
+	// "max_bonds=0"); they follow the name in hoplab.order.
+	ModuleParams map[string]string
 	// Files maps absolute guest paths to host files to include.
 	Files map[string]string
 	// Compression of the archive; default CompressionNone.
@@ -160,7 +164,16 @@ func plan(spec Spec) ([]entry, error) {
 		if err := add(entry{guest: ModulesDir + "/" + name + ".ko", host: m.Path, mode: cpio.TypeReg | 0o644}); err != nil {
 			return nil, err
 		}
-		order.WriteString(name + "\n")
+		order.WriteString(name)
+		if p := strings.TrimSpace(spec.ModuleParams[name]); p != "" {
+			order.WriteString(" " + p)
+		}
+		order.WriteString("\n")
+	}
+	for name, p := range spec.ModuleParams {
+		if strings.ContainsAny(p, "\n\r") {
+			return nil, fmt.Errorf("%w: parameters of module %s contain a newline", ErrInvalidSpec, name)
+		}
 	}
 	if err := add(entry{guest: OrderFile, data: []byte(order.String()), mode: cpio.TypeReg | 0o644}); err != nil {
 		return nil, err

@@ -35,8 +35,9 @@ func testSpec(t *testing.T) Spec {
 			{Name: "virtio_ring", Path: writeFile(t, src, "virtio_ring.ko", "ring", 0o644)},
 			{Name: "virtio_net", Path: writeFile(t, src, "virtio_net.ko", "net", 0o644)},
 		},
-		Files:    map[string]string{"/etc/hoplab/node.json": writeFile(t, src, "node.json", `{"name":"node1"}`, 0o600)},
-		CacheDir: t.TempDir(),
+		ModuleParams: map[string]string{"virtio_net": "napi_tx=1"},
+		Files:        map[string]string{"/etc/hoplab/node.json": writeFile(t, src, "node.json", `{"name":"node1"}`, 0o600)},
+		CacheDir:     t.TempDir(),
 	}
 }
 
@@ -75,7 +76,7 @@ func TestBuildLaysOutInitModulesAndFiles(t *testing.T) {
 	if data["/lib/modules/virtio_net.ko"] != "net" || data["/lib/modules/virtio_ring.ko"] != "ring" {
 		t.Errorf("modules not in the archive: %v", order)
 	}
-	if got, want := data[OrderFile], "virtio_ring\nvirtio_net\n"; got != want {
+	if got, want := data[OrderFile], "virtio_ring\nvirtio_net napi_tx=1\n"; got != want {
 		t.Errorf("%s = %q, want %q", OrderFile, got, want)
 	}
 	if data["/etc/hoplab/node.json"] != `{"name":"node1"}` || hdrs["/etc/hoplab/node.json"].Mode.Perm() != 0o600 {

@@ -64,6 +64,20 @@ func LockPath(cacheDir string) string {
 	return filepath.Join(cacheDir, LockFileName)
 }
 
+// CurrentLock returns the lock Fetch would use with cacheDir ("" means
+// CacheDir()): the file at LockPath, or the embedded lock when that file
+// does not exist. `hoplab kernels list` uses it to show the catalogue.
+func CurrentLock(cacheDir string) (*Lock, error) {
+	if cacheDir == "" {
+		d, err := CacheDir()
+		if err != nil {
+			return nil, err
+		}
+		cacheDir = d
+	}
+	return loadLock(LockPath(cacheDir))
+}
+
 // loadLock reads the lock at path, falling back to the embedded lock when
 // the file does not exist.
 func loadLock(path string) (*Lock, error) {

@@ -79,6 +79,12 @@ func (f *fetcher) ensureDeb(ctx context.Context, base string, pkg Package) (stri
 		return "", fmt.Errorf("kernel cache: %w", err)
 	}
 	url := base + "/" + pkg.Filename
+	// Give up on a mirror that stops sending: cancel the request when no
+	// byte arrived for stallTimeout.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stall := time.AfterFunc(stallTimeout, cancel)
+	defer stall.Stop()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return "", fmt.Errorf("download %s: %w", pkg.Name, err)
@@ -101,8 +107,11 @@ func (f *fetcher) ensureDeb(ctx context.Context, base string, pkg Package) (stri
 	}
 	defer os.Remove(tmp.Name())
 	h := sha256.New()
-	w := io.MultiWriter(tmp, h, f.progress(pkg))
+	w := io.MultiWriter(tmp, h, f.progress(pkg), stallReset{stall})
 	n, err := io.Copy(w, resp.Body)
+	if err != nil && ctx.Err() != nil && !stall.Stop() {
+		err = fmt.Errorf("no data for %v: %w", stallTimeout, err)
+	}
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
 	}
@@ -118,6 +127,18 @@ func (f *fetcher) ensureDeb(ctx context.Context, base string, pkg Package) (stri
 	f.log.Info("downloaded kernel package", "package", pkg.Name, "version", pkg.Version,
 		"bytes", n, "took", time.Since(start).Round(time.Millisecond))
 	return dst, nil
+}
+
+// stallTimeout is how long a download may go without receiving a byte.
+const stallTimeout = 60 * time.Second
+
+// stallReset restarts the stall timer on every write.
+type stallReset struct{ t *time.Timer }
+
+// Write implements io.Writer.
+func (s stallReset) Write(b []byte) (int, error) {
+	s.t.Reset(stallTimeout)
+	return len(b), nil
 }
 
 // progress returns the writer that reports download progress: a progress
