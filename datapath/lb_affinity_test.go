@@ -38,9 +38,9 @@ func TestBackendAffinityAndSpread(t *testing.T) {
 			t.Fatalf("packet %d went to %v, the flow is pinned to %v", i+2, got, first)
 		}
 	}
-	e := ctEntry(t, dp, CTKey{Src: ap(pod1.addr(), 40000), Dst: ap(vip, 80), Proto: ProtoTCP, Flags: TupleService})
+	e := ctEntry(t, dp, CTKey{Src: ap(pod1.addr(), 40000), Dst: first, Proto: ProtoTCP, Flags: TupleOut})
 	if e.TxPackets != 1000 {
-		t.Errorf("service entry counted %d packets, want 1000", e.TxPackets)
+		t.Errorf("egress entry counted %d packets, want 1000", e.TxPackets)
 	}
 
 	t.Log("4,000 new flows")

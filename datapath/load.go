@@ -85,6 +85,7 @@ func Load(opts Options) (*Datapath, error) {
 	m := d.lxc.lxcMaps
 	shared := map[string]*ebpf.Map{
 		"hoplab_calls_lxc":       m.HoplabCallsLxc,
+		"hoplab_config":          m.HoplabConfig,
 		"hoplab_ct4_global":      m.HoplabCt4Global,
 		"hoplab_events":          m.HoplabEvents,
 		"hoplab_ipcache":         m.HoplabIpcache,
@@ -106,9 +107,9 @@ func Load(opts Options) (*Datapath, error) {
 		return nil, fmt.Errorf("load bpf_netdev: %w", verifierDetail(err))
 	}
 
-	if err := m.HoplabCallsLxc.Put(uint32(CallIPv4CTEgress), d.lxc.TailIpv4CtEgress); err != nil {
+	if err := m.HoplabCallsLxc.Put(uint32(CallIPv4EgressPolicy), d.lxc.TailIpv4EgressPolicy); err != nil {
 		d.Close()
-		return nil, fmt.Errorf("register tail call %v: %w", CallIPv4CTEgress, err)
+		return nil, fmt.Errorf("register tail call %v: %w", CallIPv4EgressPolicy, err)
 	}
 
 	d.FromContainer = d.lxc.HoplabFromContainer
@@ -142,11 +143,11 @@ func verifierDetail(err error) error {
 // included.
 func (d *Datapath) Programs() map[string]*ebpf.Program {
 	return map[string]*ebpf.Program{
-		"hoplab_from_container": d.lxc.HoplabFromContainer,
-		"tail_ipv4_ct_egress":   d.lxc.TailIpv4CtEgress,
-		"hoplab_to_container":   d.lxc.HoplabToContainer,
-		"hoplab_from_netdev":    d.netdev.HoplabFromNetdev,
-		"hoplab_to_netdev":      d.netdev.HoplabToNetdev,
+		"hoplab_from_container":   d.lxc.HoplabFromContainer,
+		"tail_ipv4_egress_policy": d.lxc.TailIpv4EgressPolicy,
+		"hoplab_to_container":     d.lxc.HoplabToContainer,
+		"hoplab_from_netdev":      d.netdev.HoplabFromNetdev,
+		"hoplab_to_netdev":        d.netdev.HoplabToNetdev,
 	}
 }
 

@@ -56,6 +56,12 @@ type lxcEndpointKey struct {
 	Ip uint32
 }
 
+type lxcHoplabConfig struct {
+	_                  structs.HostLayout
+	MonitorAggregation uint8
+	Pad                [7]uint8
+}
+
 type lxcIpcacheKey struct {
 	_         structs.HostLayout
 	Prefixlen uint32
@@ -139,20 +145,21 @@ type lxcRemoteEndpointInfo struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	lxcMapHoplabCallsLxc       = "hoplab_calls_lxc"
-	lxcMapHoplabCt4Global      = "hoplab_ct4_global"
-	lxcMapHoplabEvents         = "hoplab_events"
-	lxcMapHoplabIpcache        = "hoplab_ipcache"
-	lxcMapHoplabLb4Backends    = "hoplab_lb4_backends"
-	lxcMapHoplabLb4ReverseNat  = "hoplab_lb4_reverse_nat"
-	lxcMapHoplabLb4Services    = "hoplab_lb4_services"
-	lxcMapHoplabLxc            = "hoplab_lxc"
-	lxcMapHoplabMetrics        = "hoplab_metrics"
-	lxcMapHoplabPolicy         = "hoplab_policy"
-	lxcMapHoplabPolicyProgs    = "hoplab_policy_progs"
-	lxcProgHoplabFromContainer = "hoplab_from_container"
-	lxcProgHoplabToContainer   = "hoplab_to_container"
-	lxcProgTailIpv4CtEgress    = "tail_ipv4_ct_egress"
+	lxcMapHoplabCallsLxc        = "hoplab_calls_lxc"
+	lxcMapHoplabConfig          = "hoplab_config"
+	lxcMapHoplabCt4Global       = "hoplab_ct4_global"
+	lxcMapHoplabEvents          = "hoplab_events"
+	lxcMapHoplabIpcache         = "hoplab_ipcache"
+	lxcMapHoplabLb4Backends     = "hoplab_lb4_backends"
+	lxcMapHoplabLb4ReverseNat   = "hoplab_lb4_reverse_nat"
+	lxcMapHoplabLb4Services     = "hoplab_lb4_services"
+	lxcMapHoplabLxc             = "hoplab_lxc"
+	lxcMapHoplabMetrics         = "hoplab_metrics"
+	lxcMapHoplabPolicy          = "hoplab_policy"
+	lxcMapHoplabPolicyProgs     = "hoplab_policy_progs"
+	lxcProgHoplabFromContainer  = "hoplab_from_container"
+	lxcProgHoplabToContainer    = "hoplab_to_container"
+	lxcProgTailIpv4EgressPolicy = "tail_ipv4_egress_policy"
 )
 
 // loadLxc returns the embedded CollectionSpec for lxc.
@@ -197,9 +204,9 @@ type lxcSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type lxcProgramSpecs struct {
-	HoplabFromContainer *ebpf.ProgramSpec `ebpf:"hoplab_from_container"`
-	HoplabToContainer   *ebpf.ProgramSpec `ebpf:"hoplab_to_container"`
-	TailIpv4CtEgress    *ebpf.ProgramSpec `ebpf:"tail_ipv4_ct_egress"`
+	HoplabFromContainer  *ebpf.ProgramSpec `ebpf:"hoplab_from_container"`
+	HoplabToContainer    *ebpf.ProgramSpec `ebpf:"hoplab_to_container"`
+	TailIpv4EgressPolicy *ebpf.ProgramSpec `ebpf:"tail_ipv4_egress_policy"`
 }
 
 // lxcMapSpecs contains maps before they are loaded into the kernel.
@@ -207,6 +214,7 @@ type lxcProgramSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type lxcMapSpecs struct {
 	HoplabCallsLxc      *ebpf.MapSpec `ebpf:"hoplab_calls_lxc"`
+	HoplabConfig        *ebpf.MapSpec `ebpf:"hoplab_config"`
 	HoplabCt4Global     *ebpf.MapSpec `ebpf:"hoplab_ct4_global"`
 	HoplabEvents        *ebpf.MapSpec `ebpf:"hoplab_events"`
 	HoplabIpcache       *ebpf.MapSpec `ebpf:"hoplab_ipcache"`
@@ -246,6 +254,7 @@ func (o *lxcObjects) Close() error {
 // It can be passed to loadLxcObjects or ebpf.CollectionSpec.LoadAndAssign.
 type lxcMaps struct {
 	HoplabCallsLxc      *ebpf.Map `ebpf:"hoplab_calls_lxc"`
+	HoplabConfig        *ebpf.Map `ebpf:"hoplab_config"`
 	HoplabCt4Global     *ebpf.Map `ebpf:"hoplab_ct4_global"`
 	HoplabEvents        *ebpf.Map `ebpf:"hoplab_events"`
 	HoplabIpcache       *ebpf.Map `ebpf:"hoplab_ipcache"`
@@ -261,6 +270,7 @@ type lxcMaps struct {
 func (m *lxcMaps) Close() error {
 	return _LxcClose(
 		m.HoplabCallsLxc,
+		m.HoplabConfig,
 		m.HoplabCt4Global,
 		m.HoplabEvents,
 		m.HoplabIpcache,
@@ -284,16 +294,16 @@ type lxcVariables struct {
 //
 // It can be passed to loadLxcObjects or ebpf.CollectionSpec.LoadAndAssign.
 type lxcPrograms struct {
-	HoplabFromContainer *ebpf.Program `ebpf:"hoplab_from_container"`
-	HoplabToContainer   *ebpf.Program `ebpf:"hoplab_to_container"`
-	TailIpv4CtEgress    *ebpf.Program `ebpf:"tail_ipv4_ct_egress"`
+	HoplabFromContainer  *ebpf.Program `ebpf:"hoplab_from_container"`
+	HoplabToContainer    *ebpf.Program `ebpf:"hoplab_to_container"`
+	TailIpv4EgressPolicy *ebpf.Program `ebpf:"tail_ipv4_egress_policy"`
 }
 
 func (p *lxcPrograms) Close() error {
 	return _LxcClose(
 		p.HoplabFromContainer,
 		p.HoplabToContainer,
-		p.TailIpv4CtEgress,
+		p.TailIpv4EgressPolicy,
 	)
 }
 

@@ -17,6 +17,7 @@ import (
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	netdevMapHoplabCallsLxc      = "hoplab_calls_lxc"
+	netdevMapHoplabConfig        = "hoplab_config"
 	netdevMapHoplabCt4Global     = "hoplab_ct4_global"
 	netdevMapHoplabEvents        = "hoplab_events"
 	netdevMapHoplabIpcache       = "hoplab_ipcache"
@@ -82,6 +83,7 @@ type netdevProgramSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type netdevMapSpecs struct {
 	HoplabCallsLxc      *ebpf.MapSpec `ebpf:"hoplab_calls_lxc"`
+	HoplabConfig        *ebpf.MapSpec `ebpf:"hoplab_config"`
 	HoplabCt4Global     *ebpf.MapSpec `ebpf:"hoplab_ct4_global"`
 	HoplabEvents        *ebpf.MapSpec `ebpf:"hoplab_events"`
 	HoplabIpcache       *ebpf.MapSpec `ebpf:"hoplab_ipcache"`
@@ -121,6 +123,7 @@ func (o *netdevObjects) Close() error {
 // It can be passed to loadNetdevObjects or ebpf.CollectionSpec.LoadAndAssign.
 type netdevMaps struct {
 	HoplabCallsLxc      *ebpf.Map `ebpf:"hoplab_calls_lxc"`
+	HoplabConfig        *ebpf.Map `ebpf:"hoplab_config"`
 	HoplabCt4Global     *ebpf.Map `ebpf:"hoplab_ct4_global"`
 	HoplabEvents        *ebpf.Map `ebpf:"hoplab_events"`
 	HoplabIpcache       *ebpf.Map `ebpf:"hoplab_ipcache"`
@@ -136,6 +139,7 @@ type netdevMaps struct {
 func (m *netdevMaps) Close() error {
 	return _NetdevClose(
 		m.HoplabCallsLxc,
+		m.HoplabConfig,
 		m.HoplabCt4Global,
 		m.HoplabEvents,
 		m.HoplabIpcache,

@@ -183,12 +183,12 @@ type CallSlot uint8
 
 // CallSlot values, from the C header.
 const (
-	// CallIPv4CTEgress is CALL_IPV4_CT_EGRESS: "tail_ipv4_ct_egress".
-	CallIPv4CTEgress CallSlot = 1
+	// CallIPv4EgressPolicy is CALL_IPV4_EGRESS_POLICY: "tail_ipv4_egress_policy".
+	CallIPv4EgressPolicy CallSlot = 1
 )
 
 var namesCallSlot = map[CallSlot]string{
-	CallIPv4CTEgress: "tail_ipv4_ct_egress",
+	CallIPv4EgressPolicy: "tail_ipv4_egress_policy",
 }
 
 // String returns the description from the C header.

@@ -5,9 +5,10 @@
  *
  *   from-container (tc ingress of lxc: packets the pod sends)
  *     hoplab_from_container   validate, source endpoint, service lookup,
- *                             backend selection pinned in CT, DNAT
- *     -> tail_ipv4_ct_egress  CT lookup, egress policy for NEW flows,
- *                             CT create, then forwarding:
+ *                             backend selection pinned in CT, DNAT, CT
+ *                             lookup; known connections are forwarded here
+ *     -> tail_ipv4_egress_policy  (NEW connections only) egress policy,
+ *                             CT create, then the same forwarding:
  *        local endpoint:  TTL-1, MAC rewrite, tail call to its to-container
  *        otherwise:       TC_ACT_OK to the stack
  *
@@ -52,18 +53,47 @@ struct drop_ids {
 	__u32 dst;
 };
 
-/* handle_ipv4_from_lxc is the first stage of from-container: it ends in a
- * tail call to tail_ipv4_ct_egress and only returns on error.
+/* ipv4_forward_from_lxc forwards a packet the egress checks let through:
+ * local delivery to a pod on this node, else to the stack.
+ */
+static __always_inline int ipv4_forward_from_lxc(struct __sk_buff *skb, struct iphdr *ip,
+						 const struct ct_pkt *pkt, int ct, __u16 ep_id,
+						 struct drop_ids *ids)
+{
+	struct endpoint_info *dst_ep = lookup_ip4_endpoint(ip->daddr);
+
+	if (dst_ep) {
+		ids->dst = dst_ep->sec_identity;
+		update_metrics(pkt->len, METRIC_EGRESS, REASON_FORWARDED);
+		return ipv4_local_delivery(skb, ip, dst_ep, ids->src);
+	}
+
+	/* To the stack: the kernel routes and decrements TTL (see the top of
+	 * this file). Packets for this host itself are not forwarded.
+	 */
+	if (ip->ttl <= 1 && resolve_identity4(ip->daddr) != IDENTITY_HOST)
+		return -DROP_TTL_EXCEEDED;
+	send_trace_notify(skb, TRACE_TO_STACK, ep_id, ids->src, ids->dst, 0, skb->ifindex, ct,
+			  ct == CT_NEW || (pkt->tcp_flags & TCP_FLAGS_REPORT));
+	update_metrics(pkt->len, METRIC_EGRESS, REASON_FORWARDED);
+	return TC_ACT_OK;
+}
+
+/* handle_ipv4_from_lxc: validate, find the source endpoint, load-balance
+ * (DNAT), classify by CT. Packets of known connections are forwarded right
+ * here; NEW connections continue in tail_ipv4_egress_policy.
  */
 static __always_inline int handle_ipv4_from_lxc(struct __sk_buff *skb, struct drop_ids *ids)
 {
+	__u32 now = bpf_mono_now();
 	struct ct_state state = {};
 	struct ct_key tuple = {};
 	struct ct_pkt pkt = {};
 	struct endpoint_info *ep;
+	__u32 rev_nat, backend_id;
 	struct iphdr ip;
 	__u32 l4_off;
-	int ret;
+	int ct, ret;
 
 	ret = ipv4_load(skb, &ip, &l4_off);
 	if (ret < 0)
@@ -73,7 +103,7 @@ static __always_inline int handle_ipv4_from_lxc(struct __sk_buff *skb, struct dr
 		return -DROP_INVALID_SIP;
 	ids->src = ep->sec_identity;
 	send_trace_notify(skb, TRACE_FROM_LXC, ep->ep_id, ep->sec_identity, 0, 0, skb->ifindex,
-			  TRACE_REASON_UNKNOWN);
+			  TRACE_REASON_UNKNOWN, 0);
 
 	ret = ct_extract_tuple4(skb, &ip, l4_off, &tuple, &pkt);
 	if (ret < 0)
@@ -88,17 +118,24 @@ static __always_inline int handle_ipv4_from_lxc(struct __sk_buff *skb, struct dr
 		struct lb4_service *svc = lb4_lookup_service(&key);
 
 		if (svc) {
-			ret = lb4_local(skb, l4_off, &tuple, &pkt, &key, svc, &state);
+			ret = lb4_local(skb, l4_off, &tuple, &pkt, &key, svc, &state, now);
 			if (ret < 0)
 				return ret;
+			ip.daddr = tuple.daddr;
 		}
 	}
+	rev_nat = state.rev_nat_index;
+	backend_id = state.backend_id;
+
+	ct = ct_lookup4(&tuple, CT_EGRESS, &pkt, &state, now);
+	if (ct != CT_NEW)
+		return ipv4_forward_from_lxc(skb, &ip, &pkt, ct, ep->ep_id, ids);
 
 	skb->cb[CB_SRC_IDENTITY] = ep->sec_identity;
-	skb->cb[CB_BACKEND_ID] = state.backend_id;
-	skb->cb[CB_REV_NAT] = state.rev_nat_index;
+	skb->cb[CB_BACKEND_ID] = backend_id;
+	skb->cb[CB_REV_NAT] = rev_nat;
 	skb->cb[CB_SRC_EP] = (__u32)ep->ep_id | ((__u32)ep->flags << 16);
-	bpf_tail_call(skb, &hoplab_calls_lxc, CALL_IPV4_CT_EGRESS);
+	bpf_tail_call(skb, &hoplab_calls_lxc, CALL_IPV4_EGRESS_POLICY);
 	return -DROP_MISSED_TAIL_CALL;
 }
 
@@ -113,22 +150,25 @@ int hoplab_from_container(struct __sk_buff *skb)
 	if (eth_load_proto(skb, &proto) < 0 || proto != bpf_htons(ETH_P_IP))
 		return TC_ACT_OK;
 	ret = handle_ipv4_from_lxc(skb, &ids);
-	return send_drop_notify(skb, ids.src, ids.dst, 0, ret, METRIC_EGRESS);
+	if (ret < 0)
+		return send_drop_notify(skb, ids.src, ids.dst, 0, ret, METRIC_EGRESS);
+	return ret;
 }
 
-/* handle_ipv4_ct_egress is the second stage of from-container. */
-static __always_inline int handle_ipv4_ct_egress(struct __sk_buff *skb, struct drop_ids *ids)
+/* handle_ipv4_egress_policy: a NEW connection from a pod (already DNATed):
+ * egress policy, CT create, forwarding.
+ */
+static __always_inline int handle_ipv4_egress_policy(struct __sk_buff *skb, struct drop_ids *ids)
 {
 	__u32 src_ep = skb->cb[CB_SRC_EP];
 	__u16 ep_id = src_ep & 0xffff;
 	__u16 ep_flags = src_ep >> 16;
 	struct ct_state state = {};
-	struct endpoint_info *dst_ep;
 	struct ct_key tuple = {};
 	struct ct_pkt pkt = {};
 	struct iphdr ip;
 	__u32 l4_off;
-	int ct, ret;
+	int ret;
 
 	ids->src = skb->cb[CB_SRC_IDENTITY];
 	ret = ipv4_load(skb, &ip, &l4_off);
@@ -138,45 +178,28 @@ static __always_inline int handle_ipv4_ct_egress(struct __sk_buff *skb, struct d
 	if (ret < 0)
 		return ret;
 
-	ct = ct_lookup4(&tuple, CT_EGRESS, &pkt, &state);
-	if (ct == CT_NEW) {
-		ids->dst = resolve_identity4(tuple.daddr);
-		if (ep_flags & EP_F_ENFORCE_EGRESS) {
-			ret = policy_can_access(ep_id, ids->dst, tuple.dport, tuple.nexthdr,
-						POLICY_EGRESS, pkt.len);
-			if (ret < 0)
-				return ret;
-		}
-		state.rev_nat_index = skb->cb[CB_REV_NAT];
-		state.backend_id = skb->cb[CB_BACKEND_ID];
-		state.src_sec_id = ids->src;
-		ret = ct_create4(&tuple, &pkt, &state, 0);
+	ids->dst = resolve_identity4(tuple.daddr);
+	if (ep_flags & EP_F_ENFORCE_EGRESS) {
+		ret = policy_can_access(ep_id, ids->dst, tuple.dport, tuple.nexthdr, POLICY_EGRESS,
+					pkt.len);
 		if (ret < 0)
 			return ret;
 	}
-
-	dst_ep = lookup_ip4_endpoint(ip.daddr);
-	if (dst_ep) {
-		ids->dst = dst_ep->sec_identity;
-		update_metrics(pkt.len, METRIC_EGRESS, REASON_FORWARDED);
-		return ipv4_local_delivery(skb, &ip, dst_ep, ids->src);
-	}
-
-	/* To the stack: the kernel routes and decrements TTL (see the top of
-	 * this file). Packets for this host itself are not forwarded.
-	 */
-	if (ip.ttl <= 1 && resolve_identity4(ip.daddr) != IDENTITY_HOST)
-		return -DROP_TTL_EXCEEDED;
-	send_trace_notify(skb, TRACE_TO_STACK, ep_id, ids->src, ids->dst, 0, skb->ifindex, ct);
-	update_metrics(pkt.len, METRIC_EGRESS, REASON_FORWARDED);
-	return TC_ACT_OK;
+	state.rev_nat_index = skb->cb[CB_REV_NAT];
+	state.backend_id = skb->cb[CB_BACKEND_ID];
+	state.src_sec_id = ids->src;
+	tuple.flags = CT_EGRESS;
+	ret = ct_create4(&tuple, &pkt, &state, 0, bpf_mono_now());
+	if (ret < 0)
+		return ret;
+	return ipv4_forward_from_lxc(skb, &ip, &pkt, CT_NEW, ep_id, ids);
 }
 
 SEC("tc")
-int tail_ipv4_ct_egress(struct __sk_buff *skb)
+int tail_ipv4_egress_policy(struct __sk_buff *skb)
 {
 	struct drop_ids ids = {};
-	int ret = handle_ipv4_ct_egress(skb, &ids);
+	int ret = handle_ipv4_egress_policy(skb, &ids);
 
 	if (ret < 0)
 		return send_drop_notify(skb, ids.src, ids.dst, 0, ret, METRIC_EGRESS);
@@ -187,6 +210,7 @@ int tail_ipv4_ct_egress(struct __sk_buff *skb)
 static __always_inline int handle_to_container(struct __sk_buff *skb, struct drop_ids *ids,
 					       __u32 *dst_ep_id)
 {
+	__u32 now = bpf_mono_now();
 	struct ct_state state = {};
 	struct endpoint_info *ep;
 	struct ct_key tuple = {};
@@ -212,7 +236,7 @@ static __always_inline int handle_to_container(struct __sk_buff *skb, struct dro
 	if (ret < 0)
 		return ret;
 
-	ct = ct_lookup4(&tuple, CT_INGRESS, &pkt, &state);
+	ct = ct_lookup4(&tuple, CT_INGRESS, &pkt, &state, now);
 	if (ct == CT_NEW) {
 		if (ep->flags & EP_F_ENFORCE_INGRESS) {
 			ret = policy_can_access(ep->ep_id, ids->src, tuple.dport, tuple.nexthdr,
@@ -223,7 +247,7 @@ static __always_inline int handle_to_container(struct __sk_buff *skb, struct dro
 		state.rev_nat_index = 0;
 		state.backend_id = 0;
 		state.src_sec_id = ids->src;
-		ret = ct_create4(&tuple, &pkt, &state, 0);
+		ret = ct_create4(&tuple, &pkt, &state, 0, now);
 		if (ret < 0)
 			return ret;
 	} else if (ct == CT_REPLY && state.rev_nat_index) {
@@ -233,7 +257,7 @@ static __always_inline int handle_to_container(struct __sk_buff *skb, struct dro
 	}
 
 	send_trace_notify(skb, TRACE_TO_LXC, ep->ep_id, ids->src, ep->sec_identity, ep->ep_id,
-			  ep->ifindex, ct);
+			  ep->ifindex, ct, ct == CT_NEW || (pkt.tcp_flags & TCP_FLAGS_REPORT));
 	update_metrics(pkt.len, METRIC_INGRESS, REASON_FORWARDED);
 	return bpf_redirect(ep->ifindex, 0);
 }

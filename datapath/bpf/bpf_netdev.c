@@ -40,7 +40,7 @@ static __always_inline int handle_ipv4_from_netdev(struct __sk_buff *skb, __u32 
 		return ret;
 	*src_id = resolve_identity4(ip.saddr);
 	send_trace_notify(skb, TRACE_FROM_NETWORK, 0, *src_id, 0, 0, skb->ifindex,
-			  TRACE_REASON_UNKNOWN);
+			  TRACE_REASON_UNKNOWN, 0);
 	ep = lookup_ip4_endpoint(ip.daddr);
 	if (!ep)
 		return TC_ACT_OK;
@@ -80,7 +80,7 @@ int hoplab_to_netdev(struct __sk_buff *skb)
 	src_id = ep ? ep->sec_identity : resolve_identity4(ip.saddr);
 	dst_id = resolve_identity4(ip.daddr);
 	send_trace_notify(skb, TRACE_TO_NETWORK, ep ? ep->ep_id : 0, src_id, dst_id, 0,
-			  skb->ifindex, TRACE_REASON_UNKNOWN);
+			  skb->ifindex, TRACE_REASON_UNKNOWN, 0);
 	update_metrics(skb->len, METRIC_EGRESS, REASON_FORWARDED);
 	return TC_ACT_OK;
 }

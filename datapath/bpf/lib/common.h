@@ -27,7 +27,7 @@
 #define CB_FROM_HOST 4    /* reserved */
 
 /* Slots of hoplab_calls_lxc (per-program call array of bpf_lxc.c). */
-#define CALL_IPV4_CT_EGRESS 1 /* tail_ipv4_ct_egress */
+#define CALL_IPV4_EGRESS_POLICY 1 /* tail_ipv4_egress_policy */
 
 /* Identifies the source file in drop notifications (Cilium's __MAGIC_FILE__). */
 #define FILE_BPF_LXC 1
@@ -163,6 +163,14 @@ struct policy_entry {
 	__u8 pad[7];
 	__u64 packets;
 	__u64 bytes;
+};
+
+/* Runtime configuration, the single entry of hoplab_config (no global
+ * data on 4.19: configuration lives in a map).
+ */
+struct hoplab_config {
+	__u8 monitor_aggregation; /* MONITOR_AGGREGATION_* */
+	__u8 pad[7];
 };
 
 /* Metrics key (Cilium's metrics_key): reason 0 is "forwarded". */

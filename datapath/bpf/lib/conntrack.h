@@ -150,14 +150,21 @@ static __always_inline void __ct_update(struct ct_entry *entry, __u8 nexthdr,
 {
 	__u16 flags = entry->flags;
 
+	__u32 lifetime;
+
+	/* Only write what changed: the entry's cache line is shared by all
+	 * CPUs handling the flow.
+	 */
 	if (reply) {
 		__sync_fetch_and_add(&entry->rx_packets, 1);
 		__sync_fetch_and_add(&entry->rx_bytes, pkt->len);
-		entry->rx_flags_seen |= pkt->tcp_flags;
+		if ((entry->rx_flags_seen | pkt->tcp_flags) != entry->rx_flags_seen)
+			entry->rx_flags_seen |= pkt->tcp_flags;
 	} else {
 		__sync_fetch_and_add(&entry->tx_packets, 1);
 		__sync_fetch_and_add(&entry->tx_bytes, pkt->len);
-		entry->tx_flags_seen |= pkt->tcp_flags;
+		if ((entry->tx_flags_seen | pkt->tcp_flags) != entry->tx_flags_seen)
+			entry->tx_flags_seen |= pkt->tcp_flags;
 	}
 	if (nexthdr == IPPROTO_TCP) {
 		if (pkt->tcp_flags & TCP_FLAG_RST)
@@ -169,7 +176,33 @@ static __always_inline void __ct_update(struct ct_entry *entry, __u8 nexthdr,
 		if (flags != entry->flags)
 			entry->flags = flags;
 	}
-	entry->lifetime = now + ct_lifetime(nexthdr, flags);
+	lifetime = now + ct_lifetime(nexthdr, flags);
+	if (lifetime != entry->lifetime)
+		entry->lifetime = lifetime;
+}
+
+/* __ct_refresh extends a live service entry without counting: the packet is
+ * counted once, in the connection's own entry.
+ */
+static __always_inline void __ct_refresh(struct ct_entry *entry, __u8 nexthdr,
+					 const struct ct_pkt *pkt, __u32 now)
+{
+	__u16 flags = entry->flags;
+	__u32 lifetime;
+
+	if (nexthdr == IPPROTO_TCP) {
+		if (pkt->tcp_flags & TCP_FLAG_RST)
+			flags |= CT_F_RX_CLOSING | CT_F_TX_CLOSING;
+		else if (pkt->tcp_flags & TCP_FLAG_FIN)
+			flags |= CT_F_TX_CLOSING;
+		if (!(pkt->tcp_flags & TCP_FLAG_SYN))
+			flags |= CT_F_SEEN_NON_SYN;
+		if (flags != entry->flags)
+			entry->flags = flags;
+	}
+	lifetime = now + ct_lifetime(nexthdr, flags);
+	if (lifetime != entry->lifetime)
+		entry->lifetime = lifetime;
 }
 
 /* __ct_lookup finds a live entry for key and accounts the packet to it. */
@@ -196,9 +229,8 @@ static __always_inline void ct_state_fill(struct ct_state *state, const struct c
  * to dir.
  */
 static __always_inline int ct_lookup4(struct ct_key *tuple, int dir, const struct ct_pkt *pkt,
-				      struct ct_state *state)
+				      struct ct_state *state, __u32 now)
 {
-	__u32 now = bpf_mono_now();
 	struct ct_entry *entry;
 	struct ct_key rev = {
 		.daddr = tuple->saddr,
@@ -227,9 +259,8 @@ static __always_inline int ct_lookup4(struct ct_key *tuple, int dir, const struc
  * that created it.
  */
 static __always_inline int ct_create4(const struct ct_key *tuple, const struct ct_pkt *pkt,
-				      const struct ct_state *state, __u16 flags)
+				      const struct ct_state *state, __u16 flags, __u32 now)
 {
-	__u32 now = bpf_mono_now();
 	struct ct_entry entry = {
 		.tx_packets = 1,
 		.tx_bytes = pkt->len,

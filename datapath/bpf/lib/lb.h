@@ -65,9 +65,8 @@ static __always_inline int lb4_rewrite(struct __sk_buff *skb, __u8 proto, __u32 
  */
 static __always_inline int lb4_local(struct __sk_buff *skb, __u32 l4_off, struct ct_key *tuple,
 				     const struct ct_pkt *pkt, struct lb4_key *key,
-				     const struct lb4_service *svc, struct ct_state *state)
+				     const struct lb4_service *svc, struct ct_state *state, __u32 now)
 {
-	__u32 now = bpf_mono_now();
 	struct lb4_backend *backend = 0;
 	struct ct_entry *entry;
 	__u32 backend_id = 0;
@@ -78,8 +77,9 @@ static __always_inline int lb4_local(struct __sk_buff *skb, __u32 l4_off, struct
 		return -DROP_NO_SERVICE;
 
 	skey.flags = TUPLE_F_SERVICE;
-	entry = __ct_lookup(&skey, pkt, 0, now);
-	if (entry) {
+	entry = bpf_map_lookup_elem(&hoplab_ct4_global, &skey);
+	if (entry && entry->lifetime >= now && !ct_reopens(entry, &skey, pkt)) {
+		__ct_refresh(entry, skey.nexthdr, pkt, now);
 		backend_id = entry->backend_id;
 		backend = bpf_map_lookup_elem(&hoplab_lb4_backends, &backend_id);
 	}
@@ -91,7 +91,7 @@ static __always_inline int lb4_local(struct __sk_buff *skb, __u32 l4_off, struct
 			return -DROP_NO_SERVICE;
 		state->backend_id = backend_id;
 		state->rev_nat_index = svc->rev_nat_index;
-		ret = ct_create4(&skey, pkt, state, CT_F_SERVICE);
+		ret = ct_create4(&skey, pkt, state, CT_F_SERVICE, now);
 		if (ret < 0)
 			return ret;
 	}

@@ -110,6 +110,14 @@ struct {
 	__uint(value_size, sizeof(__u32));
 } hoplab_events SEC(".maps");
 
+/* Runtime configuration: one struct hoplab_config at index 0. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct hoplab_config);
+	__uint(max_entries, 1);
+} hoplab_config SEC(".maps");
+
 /* Per-CPU counters: (reason, direction) -> packets, bytes. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);

@@ -38,6 +38,13 @@
 #define TRACE_REASON_CT_RELATED 3     /* related */
 #define TRACE_REASON_UNKNOWN 255      /* unknown */
 
+/* Monitor aggregation levels (Cilium's): with MEDIUM, FROM_* points are
+ * not reported and TO_* points only for new connections and packets
+ * carrying SYN, FIN or RST.
+ */
+#define MONITOR_AGGREGATION_NONE 0
+#define MONITOR_AGGREGATION_MEDIUM 1
+
 #define TRACE_PAYLOAD_LEN 128
 #define NOTIFY_VERSION 1
 
@@ -69,13 +76,29 @@ static __always_inline __u32 notify_cap_len(const struct __sk_buff *skb)
 	return len < TRACE_PAYLOAD_LEN ? len : TRACE_PAYLOAD_LEN;
 }
 
-/* send_trace_notify emits a trace event for the packet at obs_point. */
+static __always_inline int monitor_aggregates(void)
+{
+	__u32 zero = 0;
+	struct hoplab_config *cfg = bpf_map_lookup_elem(&hoplab_config, &zero);
+
+	return cfg && cfg->monitor_aggregation >= MONITOR_AGGREGATION_MEDIUM;
+}
+
+/* send_trace_notify emits a trace event for the packet at obs_point.
+ * report marks packets that are reported even when the monitor aggregates
+ * (new connections, SYN/FIN/RST).
+ */
 static __always_inline void send_trace_notify(struct __sk_buff *skb, __u8 obs_point, __u16 source,
 					      __u32 src, __u32 dst, __u16 dst_id, __u32 ifindex,
-					      __u8 reason)
+					      __u8 reason, int report)
 {
-	__u32 cap = notify_cap_len(skb);
-	struct trace_notify msg = {
+	__u32 cap;
+	struct trace_notify msg;
+
+	if (!report && monitor_aggregates())
+		return;
+	cap = notify_cap_len(skb);
+	msg = (struct trace_notify){
 		.type = NOTIFY_TRACE,
 		.subtype = obs_point,
 		.source = source,
