@@ -9,9 +9,12 @@
 // Conventions the producers (datapath events, harness link captures, pod
 // captures) follow:
 //
-//   - A hop records the packet as it leaves that observation point, i.e.
-//     after the point's rewrites (DNAT, TTL, MACs); points that do not
-//     rewrite show the packet as it arrived.
+//   - A hop records the packet as observed at that point, following the
+//     datapath's trace points: from-container and from-netdev trace it as it
+//     arrives; to-stack (after from-container's DNAT), to-container (after
+//     local routing and reverse NAT) and to-netdev as it leaves; the ToR's
+//     router hop as the ToR forwards it. A drop event becomes the hop of the
+//     point whose program dropped the packet (see Merge).
 //   - Node is the node the point belongs to (for pod points: the node hosting
 //     the pod; for the ToR: the router's name; for wire hops: the node whose
 //     uplink the capture was taken on).

@@ -89,7 +89,8 @@ func referenceObservations(t testing.TB) []Observation {
 	}
 	steps := []step{
 		{"pod:pod1", "node1", PodEgress, "pod1:eth0", macPod1, macLXC1, "10.224.1.1", 80, 64, Forwarded, "", "", 0},
-		{"datapath:node1", "node1", FromContainer, "lxc1a2b3c", macPod1, macLXC1, "10.1.2.40", 8080, 64, Forwarded, "", "", 1},
+		{"datapath:node1", "node1", FromContainer, "lxc1a2b3c", macPod1, macLXC1, "10.224.1.1", 80, 64, Forwarded, "", "", 1},
+		{"datapath:node1", "node1", ToStack, "lxc1a2b3c", macPod1, macLXC1, "10.1.2.40", 8080, 64, Forwarded, "", "", 1},
 		{"datapath:node1", "node1", ToNetdev, "bond0", macBnd1, macTor1, "10.1.2.40", 8080, 63, Forwarded, "", "", 2},
 		{"link:node1", "node1", Wire, "eth0", macBnd1, macTor1, "10.1.2.40", 8080, 63, Forwarded, "", "", 3},
 		{"link:tor", "tor", Router, "node2", macTor2, macBnd2, "10.1.2.40", 8080, 62, Forwarded, "", "", 4},
@@ -251,7 +252,8 @@ func TestDiffMarksDifferences(t *testing.T) {
 	// a hop that is not there, a different drop reason and a missing CT.
 	want = Packet{Verdict: Delivered, DeliveredTo: "pod4", Hops: []Hop{
 		{Node: "node1", Point: PodEgress, IPDst: "10.224.1.1", Dport: 80},
-		{Node: "node1", Point: FromContainer, IPDst: "10.1.2.40", Dport: 9090},
+		{Node: "node1", Point: FromContainer, IPDst: "10.224.1.1"},
+		{Node: "node1", Point: ToStack, IPDst: "10.1.2.40", Dport: 9090},
 		{Node: "node1", Point: ToNetdev, TTL: 63},
 		{Node: "node1", Point: Wire},
 		{Node: "tor", Point: Router, TTL: 61},
@@ -282,10 +284,10 @@ func TestDiffMarksDifferences(t *testing.T) {
 
 func TestMergeOrdersAndMatches(t *testing.T) {
 	obs := referenceObservations(t)
-	obs[2].Hop.Point = "to-network" // Cilium's name, normalised by Merge
+	obs[3].Hop.Point = "to-network" // Cilium's name, normalised by Merge
 	// Scramble: sources deliver in their own order, and clocks disagree
 	// across sources (the datapath events carry guest clocks).
-	scrambled := []Observation{obs[8], obs[3], obs[6], obs[0], obs[4], obs[7], obs[1], obs[5], obs[2]}
+	scrambled := []Observation{obs[8], obs[3], obs[6], obs[0], obs[4], obs[9], obs[7], obs[1], obs[5], obs[2]}
 	for i := range scrambled {
 		if strings.HasPrefix(scrambled[i].Source, "datapath:node2") {
 			scrambled[i].Time = scrambled[i].Time.Add(-time.Hour)
@@ -308,7 +310,7 @@ func TestMergeOrdersAndMatches(t *testing.T) {
 	for _, h := range js[0].Hops {
 		points = append(points, h.Node+"/"+string(h.Point))
 	}
-	want := "node1/pod-egress node1/from-container node1/to-netdev node1/wire tor/router node2/wire node2/from-netdev node2/to-container node2/pod-ingress"
+	want := "node1/pod-egress node1/from-container node1/to-stack node1/to-netdev node1/wire tor/router node2/wire node2/from-netdev node2/to-container node2/pod-ingress"
 	if got := strings.Join(points, " "); got != want {
 		t.Errorf("order\n got %s\nwant %s", got, want)
 	}
@@ -320,11 +322,22 @@ func TestMergeOrdersAndMatches(t *testing.T) {
 	}
 
 	// A drop at to-container makes the journey DROPPED with the reason.
-	dropped := referenceObservations(t)[:8]
-	dropped[7].Hop.Verdict, dropped[7].Hop.DropReason = Dropped, "Policy denied"
+	dropped := referenceObservations(t)[:9]
+	dropped[8].Hop.Verdict, dropped[8].Hop.DropReason = Dropped, "Policy denied"
 	js, _ = Merge(inj[:1], dropped)
 	if js[0].Verdict != Dropped || js[0].DropReason != "Policy denied" || js[0].DeliveredTo != "" {
 		t.Errorf("dropped journey: %s %q %q", js[0].Verdict, js[0].DropReason, js[0].DeliveredTo)
+	}
+
+	// The datapath traces from-container on entry and reports the drop
+	// later: one hop, DROPPED, with the drop event's packet.
+	ref := referenceObservations(t)
+	drop := ref[1]
+	drop.Source, drop.Time = "datapath-drop:node1", drop.Time.Add(time.Microsecond)
+	drop.Hop.Verdict, drop.Hop.DropReason = Dropped, "Service backend not found"
+	js, _ = Merge(inj[:1], []Observation{ref[0], drop, ref[1]})
+	if n := len(js[0].Hops); n != 2 || js[0].Hops[1].Verdict != Dropped || js[0].Verdict != Dropped {
+		t.Errorf("trace + drop at from-container: %d hops, %+v", n, js[0])
 	}
 }
 
@@ -351,7 +364,7 @@ func TestDecodeReport(t *testing.T) {
 		t.Fatal(err)
 	}
 	r, err := DecodeReport(bytes.NewReader(b))
-	if err != nil || r.Kernel != "6.1.192" || len(r.Packets) != 2 || len(r.Packets[0].Hops) != 9 {
+	if err != nil || r.Kernel != "6.1.192" || len(r.Packets) != 2 || len(r.Packets[0].Hops) != 10 {
 		t.Fatalf("DecodeReport: %v %+v", err, r)
 	}
 	if _, err := DecodeReport(strings.NewReader(`{"kernel":"6.1","packets":[{"index":0,"colour":"red"}]}`)); err == nil {

@@ -65,6 +65,11 @@ type Injected struct {
 // directions (NodePort hairpin) is ordered by rank, which may misplace its
 // wire hops.
 //
+// A drop observation that follows a trace observation of the same node and
+// point (the datapath traces a packet when its program starts and reports
+// the drop later) replaces it: the journey has one hop there, DROPPED, with
+// the packet as the drop event carried it.
+//
 // The verdict is Dropped (with the first dropping hop's reason) if any hop
 // dropped the packet, Delivered if it reached a pod-ingress point, else Lost.
 func Merge(injected []Injected, obs []Observation) (journeys []Packet, unmatched []Observation) {
@@ -183,7 +188,12 @@ func assemble(index int, obs []Observation) Packet {
 		return a.Time.Before(b.Time)
 	})
 	for _, o := range sorted {
-		p.Hops = append(p.Hops, o.Hop)
+		if n := len(p.Hops); n > 0 && foldsInto(o.Hop, p.Hops[n-1]) {
+			// A drop event of the program that just traced the packet.
+			p.Hops[n-1] = o.Hop
+		} else {
+			p.Hops = append(p.Hops, o.Hop)
+		}
 		switch {
 		case o.Hop.Verdict == Dropped && p.Verdict != Dropped:
 			p.Verdict, p.DropReason, p.DeliveredTo = Dropped, o.Hop.DropReason, ""
@@ -196,6 +206,13 @@ func assemble(index int, obs []Observation) Packet {
 		}
 	}
 	return p
+}
+
+// foldsInto reports whether drop is the drop event of the program whose
+// trace event prev is: same node and point, device unknown or equal.
+func foldsInto(drop, prev Hop) bool {
+	return drop.Verdict == Dropped && prev.Verdict != Dropped && drop.Node == prev.Node && drop.Point == prev.Point &&
+		(drop.Device == "" || prev.Device == "" || drop.Device == prev.Device)
 }
 
 // rank orders unknown points after the vocabulary.
