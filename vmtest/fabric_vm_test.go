@@ -3,13 +3,21 @@
 package vmtest
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"net"
 	"net/netip"
+	"os"
 	"testing"
 	"time"
 
+	"github.com/google/gopacket"
+	"github.com/google/gopacket/layers"
+	"github.com/google/gopacket/pcapgo"
+
 	"github.com/hoplab/hoplab/vmtest/control"
+	"github.com/hoplab/hoplab/vmtest/link"
 )
 
 func twoNodeSpec(t *testing.T, mode control.BondMode) FabricSpec {
@@ -84,6 +92,7 @@ func TestFabricBalanceXOR(t *testing.T) {
 			t.Errorf("node2 uplink %d carried only %d frames to node2: balance-xor did not spread the flows", j, c.FromB.Frames)
 		}
 	}
+	checkInjectAndCapture(t, f)
 }
 
 // TestFabricActiveBackupFailover: the active uplink of node1 is cut at
@@ -156,4 +165,70 @@ func TestFabricActiveBackupFailover(t *testing.T) {
 	if err := f.SetLink(ctx, "node1", 0, true); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// udpFrame builds an Ethernet/IPv4/UDP frame carrying payload.
+func udpFrame(t *testing.T, srcMAC, dstMAC net.HardwareAddr, src, dst string, sport, dport int, payload []byte) []byte {
+	t.Helper()
+	eth := &layers.Ethernet{SrcMAC: srcMAC, DstMAC: dstMAC, EthernetType: layers.EthernetTypeIPv4}
+	ip := &layers.IPv4{Version: 4, TTL: 63, Protocol: layers.IPProtocolUDP, SrcIP: net.ParseIP(src).To4(), DstIP: net.ParseIP(dst).To4()}
+	udp := &layers.UDP{SrcPort: layers.UDPPort(sport), DstPort: layers.UDPPort(dport)}
+	_ = udp.SetNetworkLayerForChecksum(ip)
+	buf := gopacket.NewSerializeBuffer()
+	if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}, eth, ip, udp, gopacket.Payload(payload)); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// checkInjectAndCapture injects UDP frames on node2's first uplink as if the
+// ToR sent them, checks that node2's socket gets them, and that the link's
+// pcapng holds them.
+func checkInjectAndCapture(t *testing.T, f *Fabric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	n2 := f.VM("node2").Agent()
+	l, err := n2.UDPListen(ctx, control.UDPListen{Ports: []int{9100}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := f.Link("node2", 0)
+	// node2's bond0 has its first slave's MAC; the ToR's bond toward node2
+	// has the MAC of its first NIC toward node2.
+	frame := udpFrame(t, MAC(0, torNIC(1, 0)), MAC(2, 0), "10.255.1.11", "10.255.2.12", 5555, 9100, []byte("injected by the harness"))
+	for range 3 {
+		if err := w.Inject(link.A, frame); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := n2.UDPStats(ctx, control.UDPStats{ID: l.ID, WaitTotal: 3, Timeout: 5 * time.Second, Stop: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Total != 3 {
+		t.Fatalf("node2 received %d of 3 injected datagrams", got.Total)
+	}
+	pf, err := os.Open(w.PcapPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pf.Close()
+	r, err := pcapgo.NewNgReader(pf, pcapgo.DefaultNgReaderOptions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	injected := 0
+	for {
+		data, _, err := r.ReadPacketData()
+		if err != nil {
+			break
+		}
+		if bytes.Equal(data, frame) {
+			injected++
+		}
+	}
+	if injected != 3 {
+		t.Fatalf("pcapng %s holds %d of the 3 injected frames", w.PcapPath(), injected)
+	}
+	t.Logf("3 injected frames delivered to node2 and captured in %s", w.PcapPath())
 }

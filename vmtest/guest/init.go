@@ -17,9 +17,6 @@ import (
 	"github.com/hoplab/hoplab/vmtest/control"
 )
 
-// mainAt is the boot time at which Main started.
-var mainAt time.Duration
-
 // PortWait bounds how long the agent waits for its virtio-serial port.
 const PortWait = 10 * time.Second
 
@@ -46,7 +43,6 @@ var mounts = []mount{
 // console, then powers the VM off. Main does not return.
 func Main() {
 	start := time.Now()
-	mainAt = bootTime()
 	console := io.Writer(os.Stderr)
 	err := run(start, &console)
 	if err == nil {
@@ -107,11 +103,10 @@ func run(start time.Time, console *io.Writer) error {
 
 	conn := control.NewConn(port, port)
 	Default.Attach(conn)
-	ready := control.Ready{Modules: loaded, Steps: steps, InitStart: processStart(start)}
-	steps["runtime"] = mainAt - ready.InitStart
+	ready := control.Ready{Modules: loaded, Steps: steps}
 	u, _ := uname()
 	ready.Release = u.Release
-	ready.Uptime = bootTime()
+	ready.InitStart, ready.Uptime = handoverAndNow(start)
 	if err := Default.Emit(control.EventReady, ready); err != nil {
 		return err
 	}
@@ -218,9 +213,40 @@ func (h *eventHandler) WithGroup(name string) slog.Handler {
 	return &eventHandler{next: h.next.WithGroup(name), agent: h.agent, attrs: h.attrs}
 }
 
-// execTimeFromKmsg finds the kernel's "Run /init as init process" record in
-// /dev/kmsg and returns its timestamp.
-func execTimeFromKmsg() (time.Duration, bool) {
+// readyMarker is the kernel log record the agent writes when it is ready.
+const readyMarker = "hoplab-agent: ready"
+
+// handoverAndNow returns when the kernel handed over to init and the time
+// now, both since boot on the kernel log's clock: the kernel's "Run /init
+// as init process" record and a marker record the agent writes. Without
+// /dev/kmsg it falls back to [processStart] and CLOCK_BOOTTIME, whose
+// clocks differ by some milliseconds.
+func handoverAndNow(start time.Time) (handover, now time.Duration) {
+	if w, err := os.OpenFile("/dev/kmsg", os.O_WRONLY, 0); err == nil {
+		_, werr := w.WriteString(readyMarker + "\n")
+		w.Close()
+		if werr == nil {
+			if h, ok := kmsgTime(isInitRecord); ok {
+				if n, ok := kmsgTime(func(m string) bool { return strings.HasPrefix(m, readyMarker) }); ok {
+					return h, n
+				}
+			}
+		}
+	}
+	return processStart(start), bootTime()
+}
+
+func isInitRecord(msg string) bool {
+	return strings.HasPrefix(msg, "Run ") && strings.Contains(msg, " as init process")
+}
+
+// execTimeFromKmsg returns the timestamp of the kernel's "Run /init as init
+// process" record.
+func execTimeFromKmsg() (time.Duration, bool) { return kmsgTime(isInitRecord) }
+
+// kmsgTime returns the timestamp of the first /dev/kmsg record whose
+// message matches.
+func kmsgTime(match func(msg string) bool) (time.Duration, bool) {
 	f, err := os.OpenFile("/dev/kmsg", os.O_RDONLY|unix.O_NONBLOCK, 0)
 	if err != nil {
 		return 0, false
@@ -238,7 +264,7 @@ func execTimeFromKmsg() (time.Duration, bool) {
 		// A record is "prio,seq,usec,flags;message\n".
 		rec := string(buf[:n])
 		head, msg, ok := strings.Cut(rec, ";")
-		if !ok || !strings.HasPrefix(msg, "Run ") || !strings.Contains(msg, " as init process") {
+		if !ok || !match(msg) {
 			continue
 		}
 		fields := strings.Split(head, ",")
