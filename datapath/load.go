@@ -6,6 +6,8 @@ import (
 	"log/slog"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+	"github.com/cilium/ebpf/features"
 )
 
 // Options configure Load.
@@ -65,6 +67,7 @@ func Load(opts Options) (*Datapath, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load bpf_lxc spec: %w", err)
 	}
+	useCoarseClock(log, lxcSpec)
 	collOpts := &ebpf.CollectionOptions{}
 	if opts.PinPath != "" {
 		for _, m := range lxcSpec.Maps {
@@ -82,6 +85,7 @@ func Load(opts Options) (*Datapath, error) {
 		d.lxc.Close()
 		return nil, fmt.Errorf("load bpf_netdev spec: %w", err)
 	}
+	useCoarseClock(log, netdevSpec)
 	m := d.lxc.lxcMaps
 	shared := map[string]*ebpf.Map{
 		"hoplab_calls_lxc":       m.HoplabCallsLxc,
@@ -128,6 +132,26 @@ func Load(opts Options) (*Datapath, error) {
 	d.policyProgs = m.HoplabPolicyProgs
 	log.Debug("datapath loaded", "pin", opts.PinPath)
 	return d, nil
+}
+
+// useCoarseClock rewrites calls of bpf_ktime_get_ns (4.1) into
+// bpf_ktime_get_coarse_ns (5.11) when the kernel has the latter: CT
+// lifetimes are seconds, and the precise clock costs tens of nanoseconds
+// per packet. Both take no argument and return nanoseconds of
+// CLOCK_MONOTONIC.
+func useCoarseClock(log *slog.Logger, spec *ebpf.CollectionSpec) {
+	if err := features.HaveProgramHelper(ebpf.SchedCLS, asm.FnKtimeGetCoarseNs); err != nil {
+		log.Debug("keeping bpf_ktime_get_ns", "reason", err)
+		return
+	}
+	for _, p := range spec.Programs {
+		for i := range p.Instructions {
+			ins := &p.Instructions[i]
+			if ins.IsBuiltinCall() && ins.Constant == int64(asm.FnKtimeGetNs) {
+				ins.Constant = int64(asm.FnKtimeGetCoarseNs)
+			}
+		}
+	}
 }
 
 // verifierDetail adds the verifier log's tail to a load error.

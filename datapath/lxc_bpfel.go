@@ -102,13 +102,6 @@ type lxcLb4Service struct {
 	Pad         [3]uint8
 }
 
-type lxcMetricsKey struct {
-	_      structs.HostLayout
-	Reason uint8
-	Dir    uint8
-	Pad    [6]uint8
-}
-
 type lxcMetricsValue struct {
 	_     structs.HostLayout
 	Count uint64

@@ -1,7 +1,6 @@
 package datapath
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/cilium/ebpf"
@@ -29,14 +28,14 @@ type Metrics struct {
 	m *ebpf.Map
 }
 
+func metricsIndex(reason DropReason, dir Direction) uint32 {
+	return uint32(reason)<<2 | uint32(dir)&3
+}
+
 // Get returns one counter, zero if it was never hit.
 func (m *Metrics) Get(reason DropReason, dir Direction) (MetricValue, error) {
 	var vals []lxcMetricsValue
-	k := lxcMetricsKey{Reason: uint8(reason), Dir: uint8(dir)}
-	if err := m.m.Lookup(&k, &vals); err != nil {
-		if errors.Is(err, ebpf.ErrKeyNotExist) {
-			return MetricValue{}, nil
-		}
+	if err := m.m.Lookup(metricsIndex(reason, dir), &vals); err != nil {
 		return MetricValue{}, fmt.Errorf("metrics %v/%v: %w", reason, dir, err)
 	}
 	var out MetricValue
@@ -47,11 +46,11 @@ func (m *Metrics) Get(reason DropReason, dir Direction) (MetricValue, error) {
 	return out, nil
 }
 
-// All returns every counter, summed over CPUs.
+// All returns every non-zero counter, summed over CPUs.
 func (m *Metrics) All() (map[MetricKey]MetricValue, error) {
 	out := map[MetricKey]MetricValue{}
 	var (
-		k    lxcMetricsKey
+		k    uint32
 		vals []lxcMetricsValue
 	)
 	it := m.m.Iterate()
@@ -61,7 +60,9 @@ func (m *Metrics) All() (map[MetricKey]MetricValue, error) {
 			sum.Packets += v.Count
 			sum.Bytes += v.Bytes
 		}
-		out[MetricKey{Reason: DropReason(k.Reason), Direction: Direction(k.Dir)}] = sum
+		if sum.Packets != 0 {
+			out[MetricKey{Reason: DropReason(k >> 2), Direction: Direction(k & 3)}] = sum
+		}
 	}
 	if err := it.Err(); err != nil {
 		return nil, fmt.Errorf("metrics dump: %w", err)

@@ -41,6 +41,23 @@
 #define IPPROTO_TCP 6
 #define IPPROTO_UDP 17
 
+/* skb_copy_bytes copies len bytes at off into to: straight from the linear
+ * packet data when it is there (direct packet access, 4.7), else through
+ * bpf_skb_load_bytes, which also reaches paged data. off must be bounded
+ * (the verifier tracks it) and len a constant.
+ */
+#define skb_copy_bytes(skb, off, to, len)                                           \
+	({                                                                          \
+		void *__data = (void *)(long)(skb)->data;                           \
+		void *__end = (void *)(long)(skb)->data_end;                        \
+		int __ret = 0;                                                      \
+		if (__data + (off) + (len) <= __end)                                \
+			__builtin_memcpy((to), __data + (off), (len));              \
+		else                                                                \
+			__ret = bpf_skb_load_bytes((skb), (off), (to), (len)) < 0 ? -1 : 0; \
+		__ret;                                                              \
+	})
+
 /* ---- Map key and value layouts. The Go side gets these through bpf2go
  * -type, so a field added here shows up in the generated Go structs. Every
  * struct is explicitly padded: hash keys must not contain undefined bytes.
@@ -173,12 +190,10 @@ struct hoplab_config {
 	__u8 pad[7];
 };
 
-/* Metrics key (Cilium's metrics_key): reason 0 is "forwarded". */
-struct metrics_key {
-	__u8 reason;
-	__u8 dir; /* METRIC_INGRESS or METRIC_EGRESS */
-	__u8 pad[6];
-};
+/* Index of a (reason, direction) counter in hoplab_metrics; reason 0 is
+ * "forwarded", dir is METRIC_INGRESS or METRIC_EGRESS.
+ */
+#define METRICS_INDEX(reason, dir) ((((__u32)(reason)) << 2) | ((dir) & 3))
 
 /* Metrics value, per CPU. */
 struct metrics_value {

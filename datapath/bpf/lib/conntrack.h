@@ -60,6 +60,12 @@ struct ct_state {
 	__u32 src_sec_id;
 };
 
+/* bpf_mono_now is CLOCK_MONOTONIC in seconds. The object calls
+ * bpf_ktime_get_ns (4.1); the loader rewrites the call to
+ * bpf_ktime_get_coarse_ns (5.11) when the kernel has it, because a precise
+ * clock read is a large part of a packet's cost and seconds need no
+ * precision.
+ */
 static __always_inline __u32 bpf_mono_now(void)
 {
 	return bpf_ktime_get_ns() / 1000000000ULL;
@@ -87,7 +93,7 @@ static __always_inline int ct_extract_tuple4(struct __sk_buff *skb, const struct
 		struct tcp_head th;
 
 		if (!ipv4_l4_fits(ip, l4_off, TCP_HLEN) ||
-		    bpf_skb_load_bytes(skb, l4_off, &th, sizeof(th)) < 0 || (th.doff >> 4) < 5)
+		    skb_copy_bytes(skb, l4_off, &th, sizeof(th)) < 0 || (th.doff >> 4) < 5)
 			return -DROP_CT_INVALID_HDR;
 		tuple->sport = th.sport;
 		tuple->dport = th.dport;
@@ -98,7 +104,7 @@ static __always_inline int ct_extract_tuple4(struct __sk_buff *skb, const struct
 		struct udp_head uh;
 
 		if (!ipv4_l4_fits(ip, l4_off, UDP_HLEN) ||
-		    bpf_skb_load_bytes(skb, l4_off, &uh, sizeof(uh)) < 0)
+		    skb_copy_bytes(skb, l4_off, &uh, sizeof(uh)) < 0)
 			return -DROP_CT_INVALID_HDR;
 		tuple->sport = uh.sport;
 		tuple->dport = uh.dport;
@@ -108,7 +114,7 @@ static __always_inline int ct_extract_tuple4(struct __sk_buff *skb, const struct
 		struct icmp_head ih;
 
 		if (!ipv4_l4_fits(ip, l4_off, ICMP_HLEN) ||
-		    bpf_skb_load_bytes(skb, l4_off, &ih, sizeof(ih)) < 0)
+		    skb_copy_bytes(skb, l4_off, &ih, sizeof(ih)) < 0)
 			return -DROP_CT_INVALID_HDR;
 		if (ih.type == ICMP_ECHO)
 			tuple->sport = ih.id;

@@ -19,7 +19,7 @@ struct ethhdr {
  */
 static __always_inline int eth_load_proto(struct __sk_buff *skb, __be16 *proto)
 {
-	return bpf_skb_load_bytes(skb, 12, proto, sizeof(*proto)) < 0 ? -1 : 0;
+	return skb_copy_bytes(skb, 12, proto, sizeof(*proto));
 }
 
 /* eth_store_addrs rewrites destination and source MAC. */

@@ -36,7 +36,7 @@ static __always_inline int ipv4_load(struct __sk_buff *skb, struct iphdr *ip, __
 {
 	__u32 ihl, tot_len;
 
-	if (bpf_skb_load_bytes(skb, ETH_HLEN, ip, sizeof(*ip)) < 0)
+	if (skb_copy_bytes(skb, ETH_HLEN, ip, sizeof(*ip)) < 0)
 		return -DROP_INVALID;
 	ihl = (ip->ihl_version & 0x0f) * 4;
 	tot_len = bpf_ntohs(ip->tot_len);

@@ -24,6 +24,7 @@
 #define IPCACHE_MAP_SIZE 512000
 #define POLICY_PROG_MAP_SIZE 65536
 #define CALLS_MAP_SIZE 8
+#define METRICS_MAP_SIZE 1024 /* 256 reasons x 4 directions */
 
 /* Service entries: (VIP, port, proto, slot) -> master or backend slot. */
 struct {
@@ -118,12 +119,15 @@ struct {
 	__uint(max_entries, 1);
 } hoplab_config SEC(".maps");
 
-/* Per-CPU counters: (reason, direction) -> packets, bytes. */
+/* Per-CPU counters: (reason, direction) -> packets, bytes, indexed by
+ * METRICS_INDEX(reason, dir). An array rather than Cilium's hash: the
+ * lookup is inlined by the verifier and never fails.
+ */
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
-	__type(key, struct metrics_key);
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
 	__type(value, struct metrics_value);
-	__uint(max_entries, 1024);
+	__uint(max_entries, METRICS_MAP_SIZE);
 } hoplab_metrics SEC(".maps");
 
 #endif /* __HOPLAB_MAPS_H */

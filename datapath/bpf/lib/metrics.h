@@ -12,23 +12,13 @@
 
 static __always_inline void update_metrics(__u32 bytes, __u8 dir, __u8 reason)
 {
-	struct metrics_key key = {
-		.reason = reason,
-		.dir = dir,
-	};
-	struct metrics_value *val;
+	__u32 idx = METRICS_INDEX(reason, dir);
+	struct metrics_value *val = bpf_map_lookup_elem(&hoplab_metrics, &idx);
 
-	val = bpf_map_lookup_elem(&hoplab_metrics, &key);
 	if (val) {
 		/* Per-CPU value: no other CPU writes it. */
 		val->count += 1;
 		val->bytes += bytes;
-	} else {
-		struct metrics_value init = {
-			.count = 1,
-			.bytes = bytes,
-		};
-		bpf_map_update_elem(&hoplab_metrics, &key, &init, BPF_ANY);
 	}
 }
 
