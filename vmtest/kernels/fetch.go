@@ -363,36 +363,28 @@ func (f *fetcher) extract(ctx context.Context, entry Entry, debs []string, want 
 		return nil, fmt.Errorf("kernel cache: %w", err)
 	}
 	defer os.RemoveAll(tmp)
-	tree := filepath.Join(tmp, "tree")
 	k := &Kernel{Series: entry.Series, Flavour: entry.Flavour, Version: entry.Release, PackageVersion: entry.Version(), Requested: want, Packages: entry.Packages}
-	for _, deb := range debs {
-		err := walkDeb(ctx, deb, func(hdr *tar.Header, r io.Reader) error {
-			if hdr.Typeflag != tar.TypeReg || strings.Contains(hdr.Name, "..") {
-				return nil
-			}
-			var dst string
-			if m := bootFileRe.FindStringSubmatch(hdr.Name); m != nil {
-				if m[2] != entry.Release {
-					return nil
-				}
-				dst = filepath.Join(tmp, m[1])
-			} else if m := modulesPathRe.FindStringSubmatch(hdr.Name); m != nil && m[1] == entry.Release {
-				switch rest := m[2]; {
-				case rest == "vmlinuz" || rest == "config":
-					dst = filepath.Join(tmp, rest)
-				case rest == "modules.builtin" || rest == "modules.order" || isModuleFile(rest):
-					dst = filepath.Join(tree, filepath.FromSlash(rest))
-				default:
-					return nil
-				}
-			} else {
-				return nil
-			}
-			return writeStream(dst, r)
-		})
-		if err != nil {
-			return nil, fmt.Errorf("extract %s: %w", filepath.Base(deb), err)
+	// Everything but the modules: the image and config, from /boot
+	// (≤ 6.x packages) or the module directory (split 7.x packages).
+	other := func(hdr *tar.Header, r io.Reader) error {
+		var dst string
+		if m := bootFileRe.FindStringSubmatch(hdr.Name); m != nil && m[2] == entry.Release {
+			dst = filepath.Join(tmp, m[1])
+		} else if m := modulesPathRe.FindStringSubmatch(hdr.Name); m != nil && m[1] == entry.Release && (m[2] == "vmlinuz" || m[2] == "config") {
+			dst = filepath.Join(tmp, m[2])
+		} else {
+			return nil
 		}
+		return writeStream(dst, r)
+	}
+	var assumed bool
+	k.Modules, k.Builtin, assumed, err = collectModules(ctx, debs, entry.Release, want, filepath.Join(tmp, "modules"), other)
+	if err != nil {
+		return nil, fmt.Errorf("kernel %s: %w", entry.Release, err)
+	}
+	if assumed && len(k.Builtin) > 0 {
+		f.log.Warn("the kernel packages have no modules.builtin; assuming the modules they lack are built in",
+			"kernel", entry.Release, "modules", k.Builtin)
 	}
 	k.Image = filepath.Join(tmp, "vmlinuz")
 	if _, err := os.Stat(k.Image); err != nil {
@@ -409,21 +401,6 @@ func (f *fetcher) extract(ctx context.Context, entry Entry, debs []string, want 
 		f.log.Warn("kernel has no PVH entry; VMs will boot the compressed image", "kernel", entry.Release)
 	default:
 		f.log.Warn("cannot extract vmlinux; VMs will boot the compressed image", "kernel", entry.Release, "err", err)
-	}
-	mt, err := openModuleTree(tree)
-	if err != nil {
-		return nil, err
-	}
-	k.Modules, k.Builtin, err = mt.collect(want, filepath.Join(tmp, "modules"))
-	if err != nil {
-		return nil, fmt.Errorf("kernel %s: %w", entry.Release, err)
-	}
-	if mt.assumeBuiltin && len(k.Builtin) > 0 {
-		f.log.Warn("the kernel packages have no modules.builtin; assuming the modules they lack are built in",
-			"kernel", entry.Release, "modules", k.Builtin)
-	}
-	if err := os.RemoveAll(tree); err != nil {
-		return nil, fmt.Errorf("kernel cache: %w", err)
 	}
 	if err := writeManifest(tmp, k); err != nil {
 		return nil, err

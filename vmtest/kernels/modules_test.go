@@ -1,7 +1,10 @@
 package kernels
 
 import (
+	"archive/tar"
+	"context"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -206,5 +209,43 @@ func TestModuleTreeWithoutBuiltinListAssumesBuiltin(t *testing.T) {
 	mods, builtin, err := mt.collect([]string{"veth", "virtio_pci"}, t.TempDir())
 	if err != nil || len(mods) != 1 || !reflect.DeepEqual(builtin, []string{"virtio_pci"}) {
 		t.Errorf("mods %v builtin %v err %v", mods, builtin, err)
+	}
+}
+
+func TestCollectModulesFetchesEarlierDependenciesInAnotherPass(t *testing.T) {
+	const rel = "6.1.0-90-cloud-amd64"
+	base := "./lib/modules/" + rel + "/kernel/"
+	files := map[string][]byte{
+		base + "net/tls/tls.ko":                     fakeModule(t, "tls"), // streams before bonding wants it
+		base + "drivers/net/bonding/bonding.ko.xz":  xzBytes(t, fakeModule(t, "bonding", "tls")),
+		base + "drivers/net/veth.ko":                fakeModule(t, "veth"),
+		"./lib/modules/" + rel + "/modules.builtin": []byte("kernel/drivers/virtio/virtio_pci.ko\n"),
+		"./boot/vmlinuz-" + rel:                     []byte("image"),
+	}
+	deb := filepath.Join(t.TempDir(), "k.deb")
+	os.WriteFile(deb, fakeDeb(t, files, base+"net/tls/tls.ko", base+"drivers/net/bonding/bonding.ko.xz",
+		base+"drivers/net/veth.ko", "./lib/modules/"+rel+"/modules.builtin", "./boot/vmlinuz-"+rel), 0o644)
+	var others []string
+	mods, builtin, assumed, err := collectModules(context.Background(), []string{deb}, rel,
+		[]string{"bonding", "virtio_pci"}, t.TempDir(), func(hdr *tar.Header, r io.Reader) error {
+			others = append(others, hdr.Name)
+			return nil
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, m := range mods {
+		names = append(names, m.Name)
+	}
+	if !reflect.DeepEqual(names, []string{"tls", "bonding"}) || !reflect.DeepEqual(builtin, []string{"virtio_pci"}) || assumed {
+		t.Errorf("modules %v builtin %v assumed %v", names, builtin, assumed)
+	}
+	// Non-module files reach the other callback once (the extra pass skips it).
+	if !reflect.DeepEqual(others, []string{"boot/vmlinuz-" + rel}) {
+		t.Errorf("other files %v", others)
+	}
+	if _, _, _, err := collectModules(context.Background(), []string{deb}, rel, []string{"vxlan"}, t.TempDir(), nil); !errors.Is(err, ErrModuleNotFound) {
+		t.Errorf("missing module: %v", err)
 	}
 }
