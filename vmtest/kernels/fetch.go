@@ -181,6 +181,7 @@ func (f *fetcher) fetchLocked(ctx context.Context, entry Entry, want []string) (
 		if ok {
 			return k, nil
 		}
+		f.sweep(entry)
 		if k != nil { // cached, but without some requested modules
 			want = mergeNames(k.Requested, want)
 		}
@@ -209,8 +210,61 @@ func (f *fetcher) fetchLocked(ctx context.Context, entry Entry, want []string) (
 		if err != nil {
 			return nil, fmt.Errorf("fetch kernel %s: %w", entry.Key(), err)
 		}
+		if k != nil {
+			return f.addModules(ctx, k, entry, debs, want)
+		}
 		return f.extract(ctx, entry, debs, want)
 	}
+}
+
+// sweep removes what killed processes left behind for entry: extraction
+// directories and partial downloads. The caller holds entry's file lock, so
+// nobody else is writing them.
+func (f *fetcher) sweep(entry Entry) {
+	pats := []string{filepath.Join(f.cacheDir, ".extract-"+entry.dirName()+"-*")}
+	for _, p := range entry.Packages {
+		d := debPath(f.cacheDir, p)
+		pats = append(pats, filepath.Join(filepath.Dir(d), "."+filepath.Base(d)+".*"))
+	}
+	for _, pat := range pats {
+		if m, err := filepath.Glob(pat); err == nil {
+			for _, p := range m {
+				_ = os.RemoveAll(p)
+			}
+		}
+	}
+}
+
+// addModules extends a cached kernel with more modules in place: module
+// files are renamed into modules/ one by one and the manifest is replaced
+// atomically, so processes using the kernel's files are not disturbed.
+func (f *fetcher) addModules(ctx context.Context, k *Kernel, entry Entry, debs []string, want []string) (*Kernel, error) {
+	tmp, err := os.MkdirTemp(k.Dir, ".modules-")
+	if err != nil {
+		return nil, fmt.Errorf("kernel cache: %w", err)
+	}
+	defer os.RemoveAll(tmp)
+	mods, builtin, _, err := collectModules(ctx, debs, entry.Release, want, tmp, nil)
+	if err != nil {
+		return nil, fmt.Errorf("kernel %s: %w", entry.Release, err)
+	}
+	dst := filepath.Join(k.Dir, "modules")
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		return nil, fmt.Errorf("kernel cache: %w", err)
+	}
+	for i, m := range mods {
+		p := filepath.Join(dst, filepath.Base(m.Path))
+		if err := os.Rename(m.Path, p); err != nil {
+			return nil, fmt.Errorf("kernel cache: %w", err)
+		}
+		mods[i].Path = p
+	}
+	k.Modules, k.Builtin, k.Requested = mods, builtin, want
+	if err := writeManifest(k.Dir, k); err != nil {
+		return nil, err
+	}
+	f.log.Info("kernel modules added", "kernel", entry.Key(), "modules", len(mods))
+	return readManifest(k.Dir)
 }
 
 // mergeNames returns a followed by the names of b not in a.

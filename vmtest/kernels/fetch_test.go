@@ -163,7 +163,8 @@ func TestFetchExtraModulesExtendsTheCache(t *testing.T) {
 	e := entryFor("6.1.0-90-cloud-amd64", "6.1.250-1", deb)
 	m.files[e.Packages[0].Filename] = deb
 	opts := Options{CacheDir: t.TempDir(), LockFile: testLock(t, e), Mirrors: m.mirrors(), Quiet: true}
-	if _, err := Fetch(context.Background(), "", "", opts); err != nil {
+	k1, err := Fetch(context.Background(), "", "", opts)
+	if err != nil {
 		t.Fatal(err)
 	}
 	opts.ExtraModules = []string{"unused"}
@@ -173,6 +174,13 @@ func TestFetchExtraModulesExtendsTheCache(t *testing.T) {
 	}
 	if last := k.Modules[len(k.Modules)-1]; last.Name != "unused" {
 		t.Errorf("extra module missing: %+v", k.Modules)
+	}
+	// Extended in place: the image and the earlier modules keep their paths.
+	if k.Dir != k1.Dir || k.Vmlinux != k1.Vmlinux || k.Modules[0] != k1.Modules[0] {
+		t.Errorf("kernel moved: %+v → %+v", k1, k)
+	}
+	if ents, _ := os.ReadDir(k.Dir); len(ents) != 5 {
+		t.Errorf("scratch left in %s: %v", k.Dir, ents)
 	}
 	if m.gets.Load() != 1 {
 		t.Errorf("deb downloaded %d times", m.gets.Load())
@@ -326,5 +334,26 @@ func TestFetchUnknownKernel(t *testing.T) {
 	_, err := Fetch(context.Background(), "4.19", "cloud", Options{CacheDir: t.TempDir(), Mirrors: &Mirrors{}})
 	if !errors.Is(err, ErrUnknownKernel) {
 		t.Errorf("got %v", err)
+	}
+}
+
+func TestFetchSweepsLeftoversOfKilledFetches(t *testing.T) {
+	m := newMirror(t)
+	deb, _ := fakeKernelDeb(t, "6.1.0-90-cloud-amd64")
+	e := entryFor("6.1.0-90-cloud-amd64", "6.1.250-1", deb)
+	m.files[e.Packages[0].Filename] = deb
+	cache := t.TempDir()
+	staleExtract := filepath.Join(cache, ".extract-"+e.dirName()+"-123")
+	staleDeb := filepath.Join(cache, "debs", ".linux-image-6.1.0-90-cloud-amd64_6.1.250-1_amd64.deb.456")
+	os.MkdirAll(staleExtract, 0o755)
+	os.MkdirAll(filepath.Dir(staleDeb), 0o755)
+	os.WriteFile(staleDeb, []byte("partial"), 0o644)
+	if _, err := Fetch(context.Background(), "", "", Options{CacheDir: cache, LockFile: testLock(t, e), Mirrors: m.mirrors(), Quiet: true}); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{staleExtract, staleDeb} {
+		if _, err := os.Stat(p); err == nil {
+			t.Errorf("%s left behind", p)
+		}
 	}
 }
