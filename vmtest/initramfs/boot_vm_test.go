@@ -87,3 +87,41 @@ func tailLines(s string, n int) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// TestMeasureCompression compares boot time and build time of an
+// uncompressed and a gzip initramfs carrying a large binary (the test
+// binary itself), on the default kernel. Set HOPLAB_MEASURE=1 to run it.
+func TestMeasureCompression(t *testing.T) {
+	if os.Getenv("HOPLAB_MEASURE") == "" {
+		t.Skip("measurement only: set HOPLAB_MEASURE=1")
+	}
+	qemu := testreq.Command(t, "qemu-system-x86_64", "apt-get install -y qemu-system-x86")
+	ctx := context.Background()
+	initBin, err := BuildAgent(ctx, "./testdata/modprobe-init")
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := kernels.Fetch(ctx, "", "", kernels.Options{Quiet: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	self, _ := os.Executable()
+	for _, c := range []Compression{CompressionNone, CompressionGzip, CompressionNone, CompressionGzip} {
+		start := time.Now()
+		initrd, err := Build(ctx, Spec{Init: initBin, Modules: k.Modules, Files: map[string]string{"/bin/payload": self},
+			Compression: c, CacheDir: t.TempDir()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		build := time.Since(start)
+		st, _ := os.Stat(initrd)
+		start = time.Now()
+		out, err := exec.CommandContext(ctx, qemu, "-M", "q35", "-accel", "tcg", "-m", "512", "-smp", "1",
+			"-display", "none", "-no-reboot", "-serial", "stdio", "-monitor", "none",
+			"-kernel", k.BootImage(), "-initrd", initrd, "-append", "console=ttyS0 panic=-1 quiet loglevel=3").CombinedOutput()
+		if !strings.Contains(string(out), "HOPLAB-BOOT-OK") {
+			t.Fatalf("boot failed: %v\n%s", err, tailLines(string(out), 20))
+		}
+		t.Logf("%s: %d-byte initramfs built in %v, boot to poweroff %v", c, st.Size(), build.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
+	}
+}

@@ -216,3 +216,31 @@ func TestBuildAgentIsStaticAndReused(t *testing.T) {
 		t.Errorf("agent is not an ELF binary")
 	}
 }
+
+func TestPruneRemovesUnusedArchives(t *testing.T) {
+	ctx := context.Background()
+	spec := testSpec(t)
+	old, err := Build(ctx, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec.Compression = CompressionGzip
+	fresh, err := Build(ctx, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := writeFile(t, spec.CacheDir, "notes.txt", "keep", 0o644)
+	past := time.Now().Add(-48 * time.Hour)
+	for _, p := range []string{old, other} {
+		os.Chtimes(p, past, past)
+	}
+	n, err := Prune(spec.CacheDir, 24*time.Hour)
+	if err != nil || n != 1 {
+		t.Fatalf("Prune = %d, %v", n, err)
+	}
+	for p, want := range map[string]bool{old: false, fresh: true, other: true} {
+		if _, err := os.Stat(p); (err == nil) != want {
+			t.Errorf("%s exists=%v, want %v", p, err == nil, want)
+		}
+	}
+}
