@@ -1,0 +1,96 @@
+package datapath
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// A trace event carries the first 128 bytes of a large packet and its
+// original length.
+func TestEventCapturesFirst128Bytes(t *testing.T) {
+	dp := loadDatapath(t)
+	events := openEvents(t, dp)
+	p := fromPod(pod1, pod4IP, 8080)
+	p.payload = bytes.Repeat([]byte("x"), 400)
+	in := p.bytes(t)
+	run(t, dp.FromContainer, in, nil).assertVerdict(t, tcActOK)
+	tr := traces(drain(t, events))
+	if len(tr) != 2 {
+		t.Fatalf("traces %v", tr)
+	}
+	if tr[0].OrigLen != uint32(len(in)) || len(tr[0].Data) != 128 || !bytes.Equal(tr[0].Data, in[:128]) {
+		t.Errorf("orig len %d, captured %d bytes", tr[0].OrigLen, len(tr[0].Data))
+	}
+	if !strings.HasPrefix(tr[0].String(), "FORWARDED (from-container) 10.1.1.10:40000 -> 10.1.2.40:8080 TCP SYN") {
+		t.Errorf("String() = %q", tr[0].String())
+	}
+}
+
+// With medium aggregation, an established packet produces no trace, a SYN
+// only its to-stack trace, and drops are always reported.
+func TestMonitorAggregation(t *testing.T) {
+	dp := loadDatapath(t)
+	events := openEvents(t, dp)
+	must(t, dp.SetMonitorAggregation(AggregationMedium))
+	p := fromPod(pod1, pod4IP, 8080)
+	run(t, dp.FromContainer, p.bytes(t), nil)
+	if tr := traces(drain(t, events)); len(tr) != 1 || tr[0].ObsPoint != TraceToStack {
+		t.Fatalf("SYN traces %v, want only to-stack", tr)
+	}
+	p.syn, p.ack = false, true
+	run(t, dp.FromContainer, p.bytes(t), nil)
+	if evs := drain(t, events); len(evs) != 0 {
+		t.Fatalf("established packet traced: %v", evs)
+	}
+	p.ttl = 1
+	run(t, dp.FromContainer, p.bytes(t), nil)
+	if d := drops(drain(t, events)); len(d) != 1 {
+		t.Fatalf("drops %v", d)
+	}
+}
+
+// DecodeEvent rejects short and unknown samples.
+func TestDecodeEventErrors(t *testing.T) {
+	if _, err := DecodeEvent([]byte{4, 0, 0}); !errors.Is(err, ErrShortEvent) {
+		t.Errorf("short header: %v", err)
+	}
+	raw := make([]byte, 32)
+	raw[0], raw[12] = byte(MessageTrace), 10 // claims 10 captured bytes
+	if _, err := DecodeEvent(raw); !errors.Is(err, ErrShortEvent) {
+		t.Errorf("short capture: %v", err)
+	}
+	raw[0] = 99
+	if _, err := DecodeEvent(raw); !errors.Is(err, ErrInvalid) {
+		t.Errorf("unknown type: %v", err)
+	}
+}
+
+// Load pins the maps under bpffs and a second load reuses them.
+func TestLoadPinned(t *testing.T) {
+	loadDatapath(t)
+	dir := t.TempDir()
+	if err := unix.Mount("bpf", dir, "bpf", 0, ""); err != nil {
+		t.Fatalf("mount bpffs: %v", err)
+	}
+	t.Cleanup(func() { _ = unix.Unmount(dir, unix.MNT_DETACH) })
+	first, err := Load(Options{PinPath: dir})
+	must(t, err)
+	defer first.Close()
+	must(t, first.IPCache.Upsert(pfx("10.7.0.0/16"), IPCacheEntry{Identity: 77}))
+	second, err := Load(Options{PinPath: dir})
+	must(t, err)
+	defer second.Close()
+	e, err := second.IPCache.Lookup(addr("10.7.1.1"))
+	must(t, err)
+	if e.Identity != 77 {
+		t.Errorf("second load sees identity %d", e.Identity)
+	}
+	if _, err := os.Stat(dir + "/hoplab_ct4_global"); err != nil {
+		t.Errorf("CT map not pinned: %v", err)
+	}
+}
