@@ -45,6 +45,10 @@ type VMError struct {
 	Err error
 	// ConsoleTail is the end of the console log.
 	ConsoleTail string
+	// ConsoleTrouble holds the first console lines that reported a kernel
+	// failure (panic, BUG, Oops) and the lines after them, when the
+	// tail may have scrolled past them.
+	ConsoleTrouble string
 	// AgentTail holds the agent's last messages.
 	AgentTail string
 	// Dir is the run directory holding the artifacts.
@@ -57,6 +61,9 @@ func (e *VMError) Error() string {
 	fmt.Fprintf(&b, "vm %s: %v", e.VM, e.Err)
 	if e.AgentTail != "" {
 		fmt.Fprintf(&b, "\n--- agent's last messages ---\n%s", e.AgentTail)
+	}
+	if e.ConsoleTrouble != "" && !strings.Contains(e.ConsoleTail, e.ConsoleTrouble) {
+		fmt.Fprintf(&b, "\n--- first kernel failure on the console ---\n%s", e.ConsoleTrouble)
 	}
 	fmt.Fprintf(&b, "\n--- console tail (%s) ---\n%s", e.Dir, e.ConsoleTail)
 	return b.String()
@@ -92,6 +99,7 @@ type VM struct {
 	exitErr error
 
 	console     tail
+	trouble     tail
 	consoleDone chan struct{}
 	consoleFile *os.File
 	agentTail   tail
@@ -111,7 +119,7 @@ func Start(ctx context.Context, opts ...Option) (*VM, error) {
 	}
 	vm := &VM{opts: o, log: o.Logger.With("vm", o.Name), readyCh: make(chan control.Ready, 1), fatalCh: make(chan string, 1),
 		exited: make(chan struct{}), consoleDone: make(chan struct{})}
-	vm.console.max, vm.agentTail.max = ConsoleTailLines, 20
+	vm.console.max, vm.agentTail.max, vm.trouble.max = ConsoleTailLines, 20, 8
 	vm.accel = o.Accel
 	if vm.accel == AccelAuto {
 		vm.accel, _ = ProbeAccel(ctx, o)
@@ -331,6 +339,11 @@ func (vm *VM) readConsole(c net.Conn) {
 			vm.consoleFile.WriteString(line)
 			l := ansiEscape.ReplaceAllString(strings.TrimRight(line, "\r\n"), "")
 			vm.console.add(l)
+			if vm.trouble.len() > 0 && vm.trouble.len() < vm.trouble.max {
+				vm.trouble.add(l)
+			} else if vm.trouble.len() == 0 && kernelTrouble.MatchString(l) {
+				vm.trouble.add(l)
+			}
 			if vm.opts.ConsoleLine != nil {
 				vm.opts.ConsoleLine(l)
 			}
@@ -412,7 +425,7 @@ func (vm *VM) fail(err error) error {
 	case <-vm.consoleDone:
 	case <-time.After(100 * time.Millisecond):
 	}
-	e := &VMError{VM: vm.opts.Name, Err: err, ConsoleTail: vm.console.String(), AgentTail: vm.agentTail.String(), Dir: vm.dir}
+	e := &VMError{VM: vm.opts.Name, Err: err, ConsoleTail: vm.console.String(), ConsoleTrouble: vm.trouble.String(), AgentTail: vm.agentTail.String(), Dir: vm.dir}
 	if b, rerr := os.ReadFile(filepath.Join(vm.dir, vm.opts.Name+".qemu.log")); rerr == nil && len(b) > 0 {
 		e.AgentTail = strings.TrimSpace(e.AgentTail + "\nqemu: " + strings.TrimSpace(string(b)))
 	}
@@ -707,3 +720,12 @@ func (vm *VM) RSS() (int64, error) {
 // ansiEscape matches the terminal control sequences firmware writes on the
 // serial console.
 var ansiEscape = regexp.MustCompile(`\x1b(\[[0-9;?]*[A-Za-z]|[()][0-9A-Za-z]|[A-Za-z=>])`)
+
+// kernelTrouble matches the console line that starts a kernel failure report.
+var kernelTrouble = regexp.MustCompile(`Kernel panic|BUG:|Oops|general protection fault|double fault|Unable to handle`)
+
+func (t *tail) len() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.lines)
+}

@@ -30,7 +30,7 @@ func TestNICRender(t *testing.T) {
 		}
 	}
 	got := strings.Join(c.Args, " ")
-	if !strings.Contains(got, "id=nic0,mac=02:68:6c:01:00:00") || !strings.Contains(got, "netdev=net1,id=nic1,mac=02:68:6c:01:00:01") {
+	if !strings.Contains(got, "id=nic0,mac=02:68:6c:01:00:00,speed=10000,duplex=full") || !strings.Contains(got, "netdev=net1,id=nic1,mac=02:68:6c:01:00:01,speed=10000,duplex=full") {
 		t.Fatalf("args %s", got)
 	}
 	if n0.ID != "nic0" || n1.ID != "nic1" {

@@ -203,3 +203,10 @@ func (c *Client) UDPSend(ctx context.Context, s UDPSend) (UDPSent, error) {
 func (c *Client) Poweroff(ctx context.Context) error {
 	return c.Call(ctx, MethodPoweroff, nil, nil)
 }
+
+// ReadFile returns the contents of a guest file.
+func (c *Client) ReadFile(ctx context.Context, path string) ([]byte, error) {
+	var b []byte
+	err := c.Call(ctx, MethodReadFile, ReadFile{Path: path}, &b)
+	return b, err
+}

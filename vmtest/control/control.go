@@ -38,6 +38,7 @@ const (
 	MethodUDPStats  = "udp-stats"
 	MethodUDPSend   = "udp-send"
 	MethodPoweroff  = "poweroff"
+	MethodReadFile  = "read-file"
 )
 
 // Events sent by every agent.

@@ -76,7 +76,8 @@ type Configure struct {
 	// Routes installs routes.
 	Routes []Route `json:"routes,omitempty"`
 	// WaitCarrier names links that must have carrier before configure
-	// returns (a bond gets carrier once a slave is active).
+	// returns (a bond gets carrier once a slave is active); for an 802.3ad
+	// bond configure also waits for its LACP partner.
 	WaitCarrier []string `json:"wait_carrier,omitempty"`
 	// Timeout bounds the whole configure call; zero means 10 s.
 	Timeout time.Duration `json:"timeout,omitempty"`
@@ -225,4 +226,11 @@ type UDPSent struct {
 	Errors int `json:"errors"`
 	// LastError is the text of the last failed write.
 	LastError string `json:"last_error,omitempty"`
+}
+
+// ReadFile is the parameter of [MethodReadFile]: read a guest file, such
+// as /proc/net/bonding/bond0 (the guest has no shell to cat it with).
+type ReadFile struct {
+	// Path is the guest path.
+	Path string `json:"path"`
 }

@@ -26,6 +26,9 @@ func registerBuiltins(a *Agent) {
 	a.Handle(control.MethodConfigure, Typed(func(ctx context.Context, c control.Configure) (empty, error) {
 		return empty{}, Configure(ctx, c)
 	}))
+	a.Handle(control.MethodReadFile, Typed(func(_ context.Context, p control.ReadFile) ([]byte, error) {
+		return os.ReadFile(p.Path)
+	}))
 	u := newUDPTable()
 	a.Handle(control.MethodUDPListen, Typed(u.listen))
 	a.Handle(control.MethodUDPStats, Typed(u.stats))

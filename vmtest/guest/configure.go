@@ -55,9 +55,18 @@ func Configure(ctx context.Context, c control.Configure) error {
 			return fmt.Errorf("configure route %s: %w", r.Dst, err)
 		}
 	}
+	lacp := map[string]bool{}
+	for _, b := range c.Bonds {
+		lacp[b.Name] = b.Mode == control.Bond8023AD
+	}
 	for _, name := range c.WaitCarrier {
 		if err := WaitCarrier(ctx, name); err != nil {
 			return fmt.Errorf("configure: %w", err)
+		}
+		if lacp[name] {
+			if err := WaitLACPPartner(ctx, name); err != nil {
+				return fmt.Errorf("configure: %w", err)
+			}
 		}
 	}
 	return nil
@@ -235,6 +244,28 @@ func WaitCarrier(ctx context.Context, name string) error {
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("wait carrier on %s: %w", name, ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+// WaitLACPPartner waits until the 802.3ad bond name has negotiated with a
+// partner (its ad_partner_mac is set): before that it drops traffic.
+func WaitLACPPartner(ctx context.Context, name string) error {
+	p := filepath.Join("/sys/class/net", name, "bonding/ad_partner_mac")
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		b, err := os.ReadFile(p)
+		if err == nil {
+			mac := strings.TrimSpace(string(b))
+			if mac != "" && mac != "00:00:00:00:00:00" {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("wait for an LACP partner on %s: %w", name, ctx.Err())
 		case <-t.C:
 		}
 	}
