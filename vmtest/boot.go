@@ -24,6 +24,8 @@ type BootSpec struct {
 	AgentPackage string
 	// Files adds files to the initramfs (guest path → host path).
 	Files map[string]string
+	// ModuleParams gives modules parameters (module name → "key=value ...").
+	ModuleParams map[string]string
 }
 
 // Boot is a kernel and an initramfs ready to boot.
@@ -60,7 +62,7 @@ func PrepareBoot(ctx context.Context, spec BootSpec) (*Boot, error) {
 	if err != nil {
 		return nil, fmt.Errorf("prepare boot: %w", err)
 	}
-	b.Initramfs, err = initramfs.Build(ctx, initramfs.Spec{Init: agent, Modules: k.Modules, Files: spec.Files})
+	b.Initramfs, err = initramfs.Build(ctx, initramfs.Spec{Init: agent, Modules: k.Modules, Files: spec.Files, ModuleParams: spec.ModuleParams})
 	if err != nil {
 		return nil, fmt.Errorf("prepare boot: %w", err)
 	}

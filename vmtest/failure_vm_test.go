@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/hoplab/hoplab/internal/testreq"
 )
 
 // TestGuestPanicFailsFast: a kernel that finds no init panics; QEMU ends at
@@ -201,4 +203,27 @@ func qemusWithArg(s string) []int {
 		}
 	}
 	return pids
+}
+
+// TestAgentFatalIsReported: an agent that cannot load a module sends the
+// error on the control channel and powers off; Start reports the error.
+func TestAgentFatalIsReported(t *testing.T) {
+	testreq.Command(t, "qemu-system-x86_64", "apt-get install qemu-system-x86")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	b, err := PrepareBoot(ctx, BootSpec{ModuleParams: map[string]string{"bonding": "max_bonds=notanumber"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vm, err := Start(ctx, append(b.Options(), WithName("fatal"), WithReadyTimeout(60*time.Second))...)
+	if err == nil {
+		vm.Close()
+		t.Fatal("an agent with a broken module got ready")
+	}
+	var ve *VMError
+	if !errors.As(err, &ve) || !errors.Is(err, ErrGuestFatal) || !strings.Contains(err.Error(), "bonding") {
+		t.Fatalf("error %v does not carry the agent's fatal error", err)
+	}
+	os.RemoveAll(ve.Dir)
+	t.Logf("reported:\n%v", err)
 }

@@ -402,6 +402,12 @@ func (vm *VM) waitReady(ctx context.Context) error {
 	case msg := <-vm.fatalCh:
 		return vm.fail(fmt.Errorf("%w: %s", ErrGuestFatal, msg))
 	case <-vm.exited:
+		// A fatal agent powers off right after saying why: prefer its word.
+		select {
+		case msg := <-vm.fatalCh:
+			return vm.fail(fmt.Errorf("%w: %s", ErrGuestFatal, msg))
+		case <-time.After(100 * time.Millisecond):
+		}
 		return vm.fail(fmt.Errorf("%w before the agent was ready: %v", ErrExited, vm.exitErr))
 	case <-t.C:
 		return vm.fail(fmt.Errorf("%w: no ready event after %v", ErrNotReady, vm.opts.ReadyTimeout))

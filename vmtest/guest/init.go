@@ -49,7 +49,14 @@ func Main() {
 		err = errors.New("control channel closed")
 	}
 	fmt.Fprintf(console, "hoplab-agent: fatal: %v\n", err)
-	_ = Default.Emit(control.EventFatal, control.Fatal{Error: err.Error()})
+	if Default.Emit(control.EventFatal, control.Fatal{Error: err.Error()}) == ErrNotConnected {
+		// The failure came before the port was open: open it now if the
+		// modules it needs are in, so the host learns why.
+		if port, perr := OpenPort(control.PortName, 2*time.Second); perr == nil {
+			Default.Attach(control.NewConn(port, port))
+			_ = Default.Emit(control.EventFatal, control.Fatal{Error: err.Error()})
+		}
+	}
 	Poweroff()
 	select {}
 }
