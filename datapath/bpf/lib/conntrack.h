@@ -238,14 +238,7 @@ static __always_inline int ct_lookup4(struct ct_key *tuple, int dir, const struc
 				      struct ct_state *state, __u32 now)
 {
 	struct ct_entry *entry;
-	struct ct_key rev = {
-		.daddr = tuple->saddr,
-		.saddr = tuple->daddr,
-		.dport = tuple->sport,
-		.sport = tuple->dport,
-		.nexthdr = tuple->nexthdr,
-		.flags = dir == CT_EGRESS ? CT_INGRESS : CT_EGRESS,
-	};
+	struct ct_key rev;
 
 	tuple->flags = dir;
 	entry = __ct_lookup(tuple, pkt, 0, now);
@@ -253,6 +246,13 @@ static __always_inline int ct_lookup4(struct ct_key *tuple, int dir, const struc
 		ct_state_fill(state, entry);
 		return CT_ESTABLISHED;
 	}
+	rev.daddr = tuple->saddr;
+	rev.saddr = tuple->daddr;
+	rev.dport = tuple->sport;
+	rev.sport = tuple->dport;
+	rev.nexthdr = tuple->nexthdr;
+	rev.flags = dir == CT_EGRESS ? CT_INGRESS : CT_EGRESS;
+	rev.pad = 0;
 	entry = __ct_lookup(&rev, pkt, 1, now);
 	if (entry) {
 		ct_state_fill(state, entry);
