@@ -99,7 +99,7 @@ func TestFetchVerifiesExtractsAndCaches(t *testing.T) {
 	e := entryFor("6.1.0-90-cloud-amd64", "6.1.250-1", deb)
 	m.files[e.Packages[0].Filename] = deb
 	cache := t.TempDir()
-	opts := Options{CacheDir: cache, LockFile: testLock(t, e), Mirrors: m.mirrors(), Quiet: true,
+	opts := Options{CacheDir: cache, LockFile: testLock(t, e), Mirrors: m.mirrors(), Quiet: true, Logger: testLogger(t),
 		Resolver: failingResolver{t}}
 	k, err := Fetch(context.Background(), "", "", opts)
 	if err != nil {
@@ -162,7 +162,7 @@ func TestFetchExtraModulesExtendsTheCache(t *testing.T) {
 	deb, _ := fakeKernelDeb(t, "6.1.0-90-cloud-amd64")
 	e := entryFor("6.1.0-90-cloud-amd64", "6.1.250-1", deb)
 	m.files[e.Packages[0].Filename] = deb
-	opts := Options{CacheDir: t.TempDir(), LockFile: testLock(t, e), Mirrors: m.mirrors(), Quiet: true}
+	opts := Options{CacheDir: t.TempDir(), LockFile: testLock(t, e), Mirrors: m.mirrors(), Quiet: true, Logger: testLogger(t)}
 	k1, err := Fetch(context.Background(), "", "", opts)
 	if err != nil {
 		t.Fatal(err)
@@ -198,7 +198,7 @@ func TestFetchChecksumMismatchNamesTheFile(t *testing.T) {
 	m.files[e.Packages[0].Filename] = append([]byte(nil), deb...)
 	m.files[e.Packages[0].Filename][len(deb)-1] ^= 0xff // tampered
 	cache := t.TempDir()
-	_, err := Fetch(context.Background(), "", "", Options{CacheDir: cache, LockFile: testLock(t, e), Mirrors: m.mirrors(), Quiet: true})
+	_, err := Fetch(context.Background(), "", "", Options{CacheDir: cache, LockFile: testLock(t, e), Mirrors: m.mirrors(), Quiet: true, Logger: testLogger(t)})
 	var ce *ChecksumError
 	if !errors.Is(err, ErrChecksum) || !errors.As(err, &ce) {
 		t.Fatalf("got %v, want a ChecksumError", err)
@@ -221,12 +221,25 @@ func TestFetchRedownloadsACorruptCachedDeb(t *testing.T) {
 	bad[100] ^= 1
 	os.MkdirAll(filepath.Join(cache, "debs"), 0o755)
 	os.WriteFile(debPath(cache, e.Packages[0]), bad, 0o644)
-	if _, err := Fetch(context.Background(), "", "", Options{CacheDir: cache, LockFile: testLock(t, e), Mirrors: m.mirrors(), Quiet: true}); err != nil {
+	if _, err := Fetch(context.Background(), "", "", Options{CacheDir: cache, LockFile: testLock(t, e), Mirrors: m.mirrors(), Quiet: true, Logger: testLogger(t)}); err != nil {
 		t.Fatal(err)
 	}
 	if m.gets.Load() != 1 {
 		t.Errorf("corrupt cached deb was not downloaded again")
 	}
+}
+
+// testLogger sends log lines to the test's log.
+func testLogger(t *testing.T) *slog.Logger {
+	return slog.New(slog.NewTextHandler(tWriter{t}, nil))
+}
+
+type tWriter struct{ t *testing.T }
+
+func (w tWriter) Write(b []byte) (int, error) {
+	w.t.Helper()
+	w.t.Log(strings.TrimSpace(string(b)))
+	return len(b), nil
 }
 
 // fakeResolver answers with a fixed entry and counts calls.
@@ -286,7 +299,7 @@ func TestFetchStalePinResolverFailure(t *testing.T) {
 	pinned := entryFor("6.1.0-56-cloud-amd64", "6.1.192-2", deb)
 	lockPath := testLock(t, pinned)
 	before, _ := os.ReadFile(lockPath)
-	opts := Options{CacheDir: t.TempDir(), LockFile: lockPath, Mirrors: m.mirrors(), Quiet: true,
+	opts := Options{CacheDir: t.TempDir(), LockFile: lockPath, Mirrors: m.mirrors(), Quiet: true, Logger: testLogger(t),
 		Resolver: &fakeResolver{err: errors.New("apt-get update failed")}}
 	_, err := Fetch(context.Background(), "", "", opts)
 	if !errors.Is(err, ErrGone) || !strings.Contains(err.Error(), "apt-get update failed") {
@@ -309,7 +322,7 @@ func TestFetchConcurrentCallersShareOneDownload(t *testing.T) {
 	deb, _ := fakeKernelDeb(t, "6.1.0-90-cloud-amd64")
 	e := entryFor("6.1.0-90-cloud-amd64", "6.1.250-1", deb)
 	m.files[e.Packages[0].Filename] = deb
-	opts := Options{CacheDir: t.TempDir(), LockFile: testLock(t, e), Mirrors: m.mirrors(), Quiet: true}
+	opts := Options{CacheDir: t.TempDir(), LockFile: testLock(t, e), Mirrors: m.mirrors(), Quiet: true, Logger: testLogger(t)}
 	var wg sync.WaitGroup
 	errs := make([]error, 4)
 	for i := range errs {
@@ -348,7 +361,7 @@ func TestFetchSweepsLeftoversOfKilledFetches(t *testing.T) {
 	os.MkdirAll(staleExtract, 0o755)
 	os.MkdirAll(filepath.Dir(staleDeb), 0o755)
 	os.WriteFile(staleDeb, []byte("partial"), 0o644)
-	if _, err := Fetch(context.Background(), "", "", Options{CacheDir: cache, LockFile: testLock(t, e), Mirrors: m.mirrors(), Quiet: true}); err != nil {
+	if _, err := Fetch(context.Background(), "", "", Options{CacheDir: cache, LockFile: testLock(t, e), Mirrors: m.mirrors(), Quiet: true, Logger: testLogger(t)}); err != nil {
 		t.Fatal(err)
 	}
 	for _, p := range []string{staleExtract, staleDeb} {
