@@ -126,6 +126,9 @@ func (e Entry) Validate() error {
 		if !pkgNameRe.MatchString(p.Name) {
 			return fmt.Errorf("%w: %s: bad package name %q", ErrInvalidLock, e.Key(), p.Name)
 		}
+		if !strings.HasSuffix(p.Name, "-"+e.Release) {
+			return fmt.Errorf("%w: %s: package %s is not for release %s", ErrInvalidLock, e.Key(), p.Name, e.Release)
+		}
 		if p.Version == "" {
 			return fmt.Errorf("%w: %s: package %s has no version", ErrInvalidLock, e.Key(), p.Name)
 		}

@@ -89,6 +89,7 @@ func TestEntryValidateRejects(t *testing.T) {
 		"zero size":         func(e *Entry) { e.Packages[0].Size = 0 },
 		"no version":        func(e *Entry) { e.Packages[0].Version = "" },
 		"bad package name":  func(e *Entry) { e.Packages[0].Name = "Linux Image" },
+		"other release":     func(e *Entry) { e.Packages[0].Name = "linux-image-6.1.0-55-cloud-amd64" },
 	} {
 		t.Run(name, func(t *testing.T) {
 			e := validEntry()
