@@ -51,6 +51,8 @@
 struct ct_pkt {
 	__u32 len;
 	__u8 tcp_flags;
+	__u8 has_related; /* ICMP error: related holds the quoted flow */
+	struct ct_key related;
 };
 
 /* What a lookup found, and what a create stores. */
@@ -71,6 +73,36 @@ static __always_inline __u32 bpf_mono_now(void)
 	return bpf_ktime_get_ns() / 1000000000ULL;
 }
 
+/* ct_extract_related4 reads the flow quoted by an ICMP error (the IPv4
+ * header and first 8 bytes of the packet that caused it) into pkt->related.
+ * Quoted headers with options or without ports are ignored: the error is
+ * then tracked as a plain ICMP packet.
+ */
+static __always_inline void ct_extract_related4(struct __sk_buff *skb, const struct iphdr *ip,
+						__u32 l4_off, struct ct_pkt *pkt)
+{
+	struct {
+		struct iphdr ip;
+		__be16 sport;
+		__be16 dport;
+	} q;
+
+	if (!ipv4_l4_fits(ip, l4_off, ICMP_HLEN + sizeof(q)) ||
+	    skb_copy_bytes(skb, l4_off + ICMP_HLEN, &q, sizeof(q)) < 0)
+		return;
+	if (q.ip.ihl_version != 0x45 ||
+	    (q.ip.protocol != IPPROTO_TCP && q.ip.protocol != IPPROTO_UDP))
+		return;
+	pkt->related.daddr = q.ip.daddr;
+	pkt->related.saddr = q.ip.saddr;
+	pkt->related.dport = q.dport;
+	pkt->related.sport = q.sport;
+	pkt->related.nexthdr = q.ip.protocol;
+	pkt->related.flags = 0;
+	pkt->related.pad = 0;
+	pkt->has_related = 1;
+}
+
 /* ct_extract_tuple4 fills the tuple from the packet. ICMP echo uses the
  * identifier as source port of requests and destination port of replies so
  * that a reply is the reversed tuple of its request.
@@ -87,6 +119,7 @@ static __always_inline int ct_extract_tuple4(struct __sk_buff *skb, const struct
 	tuple->dport = 0;
 	pkt->len = skb->len;
 	pkt->tcp_flags = 0;
+	pkt->has_related = 0;
 
 	switch (ip->protocol) {
 	case IPPROTO_TCP: {
@@ -120,6 +153,9 @@ static __always_inline int ct_extract_tuple4(struct __sk_buff *skb, const struct
 			tuple->sport = ih.id;
 		else if (ih.type == ICMP_ECHOREPLY)
 			tuple->dport = ih.id;
+		else if (ih.type == ICMP_DEST_UNREACH || ih.type == ICMP_TIME_EXCEEDED ||
+			 ih.type == ICMP_PARAMETERPROB)
+			ct_extract_related4(skb, ip, l4_off, pkt);
 		return 0;
 	}
 	default:
@@ -230,16 +266,27 @@ static __always_inline void ct_state_fill(struct ct_state *state, const struct c
 	state->src_sec_id = entry->src_sec_id;
 }
 
-/* ct_lookup4 classifies the packet as CT_NEW, CT_ESTABLISHED or CT_REPLY
- * for the given direction (CT_EGRESS or CT_INGRESS); tuple->flags is set
- * to dir.
+/* ct_lookup4 classifies the packet as CT_NEW, CT_ESTABLISHED, CT_REPLY or
+ * CT_RELATED (an ICMP error about a tracked flow: the quoted packet went the
+ * other way, so its tuple is looked up with the opposite direction) for the
+ * given direction (CT_EGRESS or CT_INGRESS); tuple->flags is set to dir.
  */
-static __always_inline int ct_lookup4(struct ct_key *tuple, int dir, const struct ct_pkt *pkt,
+static __always_inline int ct_lookup4(struct ct_key *tuple, int dir, struct ct_pkt *pkt,
 				      struct ct_state *state, __u32 now)
 {
 	struct ct_entry *entry;
 	struct ct_key rev;
 
+	if (pkt->has_related) {
+		struct ct_key *rel = &pkt->related;
+
+		rel->flags = dir == CT_EGRESS ? CT_INGRESS : CT_EGRESS;
+		entry = bpf_map_lookup_elem(&hoplab_ct4_global, rel);
+		if (entry && entry->lifetime >= now) {
+			ct_state_fill(state, entry);
+			return CT_RELATED;
+		}
+	}
 	tuple->flags = dir;
 	entry = __ct_lookup(tuple, pkt, 0, now);
 	if (entry) {
