@@ -6,26 +6,19 @@ import (
 	"context"
 	"os"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 )
 
 // TestFetchDefaultKernel downloads, verifies and extracts the default
 // kernel (6.1 cloud) for real. It needs the network and runs with -tags vm.
-// Set HOPLAB_FETCH_ALL=1 to fetch every catalogue kernel and report timings.
+// HOPLAB_TEST_KERNELS ("6.1/generic,7.2/cloud" or "all") or HOPLAB_FETCH_ALL=1
+// select other kernels.
 func TestFetchDefaultKernel(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
-	type target struct{ series, flavour string }
-	targets := []target{{DefaultSeries, DefaultFlavour}}
-	if os.Getenv("HOPLAB_FETCH_ALL") != "" {
-		targets = nil
-		for _, s := range Series {
-			for _, f := range Flavours {
-				targets = append(targets, target{s, f})
-			}
-		}
-	}
+	targets := vmTargets(t)
 	for _, tg := range targets {
 		t.Run(tg.series+"-"+tg.flavour, func(t *testing.T) {
 			start := time.Now()
@@ -106,4 +99,35 @@ func TestAptResolverAgreesWithLock(t *testing.T) {
 			}
 		})
 	}
+}
+
+// vmTarget names a catalogue kernel.
+type vmTarget struct{ series, flavour string }
+
+// vmTargets returns the kernels a vm test covers: the default one, or
+// those in HOPLAB_TEST_KERNELS ("6.1/cloud,7.2/generic" or "all"), or all
+// with HOPLAB_FETCH_ALL=1.
+func vmTargets(t *testing.T) []vmTarget {
+	spec := os.Getenv("HOPLAB_TEST_KERNELS")
+	if os.Getenv("HOPLAB_FETCH_ALL") != "" {
+		spec = "all"
+	}
+	switch spec {
+	case "":
+		return []vmTarget{{DefaultSeries, DefaultFlavour}}
+	case "all":
+		var out []vmTarget
+		for _, s := range Series {
+			for _, f := range Flavours {
+				out = append(out, vmTarget{s, f})
+			}
+		}
+		return out
+	}
+	var out []vmTarget
+	for _, k := range strings.Split(spec, ",") {
+		s, f, _ := strings.Cut(strings.TrimSpace(k), "/")
+		out = append(out, vmTarget{s, f})
+	}
+	return out
 }
