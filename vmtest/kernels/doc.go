@@ -26,16 +26,23 @@
 //	  <release>_<version>/                    one extracted kernel
 //	    vmlinuz        the image as shipped (bzImage)
 //	    vmlinux        uncompressed ELF, present when it has a PVH entry note
-//	    config         the kernel's build configuration
-//	    modules/*.ko   the guest's modules, decompressed
+//	    config         the kernel's build configuration (absent for 7.x)
+//	    modules/*.ko   the guest's modules and their dependencies, decompressed
 //	    kernel.json    manifest; its presence marks the directory complete
+//	  user/<hash>/                            vmlinux and modules of FromPath kernels
 //	  .locks/                                 flock files, one per kernel
-//	  kernels.lock.json                       the lock, when the checked-in one
-//	                                          is not writable
+//	  kernels.lock.json                       the lock, when hoplab does not run
+//	                                          from its source tree (else the
+//	                                          checked-in file is read and updated)
 //
 // Kernel directories are built in a temporary directory and renamed into
 // place while holding a per-kernel file lock, so parallel test processes can
-// call Fetch at the same time.
+// call Fetch at the same time. Only the wanted modules (DefaultModules plus
+// Options.ExtraModules) and their dependencies, read from each module's
+// .modinfo, are taken out of the packages; modules a kernel has built in
+// (listed in modules.builtin) are reported in Kernel.Builtin. Debian's split
+// 7.x packages ship no modules.builtin, so there a module the packages lack
+// is assumed built in, with a warning.
 //
 // # Environment
 //
