@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"context"
 	"crypto/sha256"
+	"debug/elf"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -141,6 +142,9 @@ func plan(spec Spec) ([]entry, error) {
 	if spec.Init == "" {
 		return nil, fmt.Errorf("%w: no Init binary", ErrInvalidSpec)
 	}
+	if err := checkStatic(spec.Init); err != nil {
+		return nil, err
+	}
 	files := map[string]entry{}
 	add := func(e entry) error {
 		if _, dup := files[e.guest]; dup {
@@ -223,6 +227,23 @@ func plan(spec Spec) ([]entry, error) {
 	// Sorting by path puts every directory before its contents.
 	sort.Slice(out, func(i, j int) bool { return out[i].guest < out[j].guest })
 	return out, nil
+}
+
+// checkStatic rejects an ELF /init that needs a dynamic loader: the
+// initramfs has no libc, and the kernel would only say "no working init
+// found".
+func checkStatic(p string) error {
+	f, err := elf.Open(p)
+	if err != nil {
+		return nil // not ELF (or unreadable, reported later): nothing to check
+	}
+	defer f.Close()
+	for _, prog := range f.Progs {
+		if prog.Type == elf.PT_INTERP {
+			return fmt.Errorf("%w: init %s is dynamically linked (build it with CGO_ENABLED=0)", ErrInvalidSpec, p)
+		}
+	}
+	return nil
 }
 
 // sumCache remembers file content hashes by path, size and mtime, so a test

@@ -3,11 +3,13 @@ package initramfs
 import (
 	"bytes"
 	"context"
+	"debug/elf"
 	"errors"
 	"io"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -176,6 +178,14 @@ func TestBuildRejectsBadSpecs(t *testing.T) {
 			}
 		})
 	}
+	// A dynamically linked init is refused.
+	if dyn := dynamicELF(); dyn != "" {
+		spec := testSpec(t)
+		spec.Init = dyn
+		if _, err := Build(context.Background(), spec); !errors.Is(err, ErrInvalidSpec) || !strings.Contains(err.Error(), "dynamically linked") {
+			t.Errorf("dynamic init %s: got %v", dyn, err)
+		}
+	}
 	spec := testSpec(t)
 	spec.Files = map[string]string{"/etc/missing": filepath.Join(t.TempDir(), "missing")}
 	if _, err := Build(context.Background(), spec); !errors.Is(err, os.ErrNotExist) {
@@ -243,4 +253,22 @@ func TestPruneRemovesUnusedArchives(t *testing.T) {
 			t.Errorf("%s exists=%v, want %v", p, err == nil, want)
 		}
 	}
+}
+
+// dynamicELF returns a dynamically linked executable of the host, if any.
+func dynamicELF() string {
+	for _, p := range []string{"/bin/sh", "/bin/ls", "/usr/bin/env"} {
+		f, err := elf.Open(p)
+		if err != nil {
+			continue
+		}
+		for _, prog := range f.Progs {
+			if prog.Type == elf.PT_INTERP {
+				f.Close()
+				return p
+			}
+		}
+		f.Close()
+	}
+	return ""
 }
