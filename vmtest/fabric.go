@@ -437,3 +437,38 @@ func (f *Fabric) Close() error {
 	})
 	return err
 }
+
+// InjectToNode delivers frame to node on its first uplink, as if the ToR
+// had sent it (an active-backup bond only takes frames on its active
+// slave, the first one unless it failed over).
+func (f *Fabric) InjectToNode(node string, frame []byte) error {
+	w := f.Link(node, 0)
+	if w == nil {
+		return fmt.Errorf("fabric: no harness wire to %s (direct wiring?)", node)
+	}
+	return w.Inject(link.A, frame)
+}
+
+// InjectToRouter delivers frame to the ToR on node's first uplink, as if
+// node had sent it.
+func (f *Fabric) InjectToRouter(node string, frame []byte) error {
+	w := f.Link(node, 0)
+	if w == nil {
+		return fmt.Errorf("fabric: no harness wire to %s (direct wiring?)", node)
+	}
+	return w.Inject(link.B, frame)
+}
+
+// Tap calls fn for every frame on every wire (see link.Wire.Tap); the
+// returned function removes the taps.
+func (f *Fabric) Tap(fn func(w *link.Wire, fr link.Frame)) (remove func()) {
+	var removes []func()
+	for _, w := range f.wireL {
+		removes = append(removes, w.Tap(func(fr link.Frame) { fn(w, fr) }))
+	}
+	return func() {
+		for _, r := range removes {
+			r()
+		}
+	}
+}

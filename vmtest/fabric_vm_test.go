@@ -196,8 +196,15 @@ func checkInjectAndCapture(t *testing.T, f *Fabric) {
 	// node2's bond0 has its first slave's MAC; the ToR's bond toward node2
 	// has the MAC of its first NIC toward node2.
 	frame := udpFrame(t, MAC(0, torNIC(1, 0)), MAC(2, 0), "10.255.1.11", "10.255.2.12", 5555, 9100, []byte("injected by the harness"))
+	seen := make(chan link.Frame, 8)
+	remove := f.Tap(func(tw *link.Wire, fr link.Frame) {
+		if fr.Injected && tw == w {
+			seen <- fr
+		}
+	})
+	defer remove()
 	for range 3 {
-		if err := w.Inject(link.A, frame); err != nil {
+		if err := f.InjectToNode("node2", frame); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -207,6 +214,9 @@ func checkInjectAndCapture(t *testing.T, f *Fabric) {
 	}
 	if got.Total != 3 {
 		t.Fatalf("node2 received %d of 3 injected datagrams", got.Total)
+	}
+	if len(seen) != 3 {
+		t.Fatalf("taps saw %d of 3 injected frames", len(seen))
 	}
 	pf, err := os.Open(w.PcapPath())
 	if err != nil {
