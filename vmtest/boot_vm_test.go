@@ -4,6 +4,7 @@ package vmtest
 
 import (
 	"context"
+	"errors"
 	"os"
 	"strings"
 	"testing"
@@ -82,5 +83,14 @@ func bootUname(t *testing.T, series, flavour string) {
 		r.Uptime.Round(time.Millisecond), r.Steps, len(r.Modules))
 	if rss, err := vm.RSS(); err == nil {
 		t.Logf("QEMU RSS %d MiB (guest RAM %d MiB)", rss>>20, DefaultMemoryMiB)
+	}
+	if st, err := vm.Status(ctx); err != nil || st != "running" {
+		t.Errorf("status = %q, %v; want running", st, err)
+	}
+	if err := vm.Poweroff(ctx); err != nil {
+		t.Fatalf("poweroff: %v", err)
+	}
+	if err := vm.Err(); !errors.Is(err, ErrExited) {
+		t.Errorf("after poweroff Err() = %v", err)
 	}
 }

@@ -34,7 +34,23 @@
 // node's two NICs to the ToR through wires of package vmtest/link (capture
 // to pcapng, injection, cuts, counters), or straight to each other with
 // [FabricSpec.Direct]. It boots all VMs in parallel and configures bonds,
-// addresses, routes and forwarding through the agents.
+// addresses, routes and forwarding through the agents. [Fabric.SetLink]
+// cuts an uplink at both ends (QMP set_link on both QEMUs plus the wire),
+// [Fabric.InjectToNode] and [Fabric.InjectToRouter] inject frames, and
+// [Fabric.Tap] watches every wire. Each wire writes LINK.pcapng in the run
+// directory, with one pcapng interface per end ("node1:eth0", "tor:eth0").
+//
+// # Kernels and initramfs
+//
+// [PrepareBoot] fetches a catalogue kernel (package vmtest/kernels), builds
+// the agent and the initramfs (package vmtest/initramfs), all cached, and
+// [Boot.Options] hands them to Start or to [FabricSpec.VMOptions].
+//
+// # Extending the agent
+//
+// A role registers guest methods with guest.Handle (package vmtest/guest)
+// and the host calls them with [VM.Call]; events the role emits reach
+// handlers given with [WithEventHandler] or VM.Agent().OnEvent.
 //
 // # Environment
 //
@@ -55,6 +71,8 @@
 //
 //	go test -tags vm ./vmtest/...
 //
-// (make e2e); the unit tests (argument rendering, links, protocol) have no
+// (make e2e). HOPLAB_TEST_SERIES and HOPLAB_TEST_FLAVOURS (comma lists)
+// narrow the per-kernel boot test; HOPLAB_SERIES picks the kernel of the
+// fabric and failure tests. The unit tests (argument rendering, links, protocol) have no
 // tag and run in make test.
 package vmtest
