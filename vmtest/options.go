@@ -12,8 +12,11 @@ import (
 
 // Defaults of [Options].
 const (
-	DefaultMemoryMiB    = 256
-	MaxMemoryMiB        = 512
+	// DefaultMemoryMiB is the guest RAM unless WithMemory says otherwise.
+	DefaultMemoryMiB = 256
+	// MaxMemoryMiB is the most RAM a VM may have.
+	MaxMemoryMiB = 512
+	// DefaultReadyTimeout bounds the wait for the agent's ready event.
 	DefaultReadyTimeout = 60 * time.Second
 	// DefaultAppend is the kernel command line every VM gets: the console
 	// on ttyS0, a panic ends QEMU at once (with -no-reboot), and no crypto
@@ -28,8 +31,10 @@ type Accel string
 const (
 	// AccelAuto probes for KVM and falls back to TCG.
 	AccelAuto Accel = ""
-	AccelKVM  Accel = "kvm"
-	AccelTCG  Accel = "tcg"
+	// AccelKVM is hardware virtualisation through /dev/kvm.
+	AccelKVM Accel = "kvm"
+	// AccelTCG is QEMU's emulator, slower but available everywhere.
+	AccelTCG Accel = "tcg"
 )
 
 // Options configure one VM. Build them with the With… functions.
@@ -137,11 +142,16 @@ func WithLogger(l *slog.Logger) Option { return func(o *Options) { o.Logger = l 
 
 // Environment variables read by [NewOptions].
 const (
-	EnvKernel    = "HOPLAB_KERNEL"
+	// EnvKernel is the kernel image to boot (",modules-dir" may follow).
+	EnvKernel = "HOPLAB_KERNEL"
+	// EnvInitramfs is the initramfs to boot.
 	EnvInitramfs = "HOPLAB_INITRAMFS"
-	EnvQEMU      = "HOPLAB_QEMU"
-	EnvAccel     = "HOPLAB_ACCEL"
-	EnvKeep      = "HOPLAB_KEEP"
+	// EnvQEMU is the QEMU binary.
+	EnvQEMU = "HOPLAB_QEMU"
+	// EnvAccel forces the accelerator (kvm or tcg).
+	EnvAccel = "HOPLAB_ACCEL"
+	// EnvKeep keeps run directories when set (not "0" or "false").
+	EnvKeep = "HOPLAB_KEEP"
 )
 
 // NewOptions applies defaults, the environment and then opts.

@@ -30,15 +30,24 @@ const MaxLine = 64 << 20
 
 // Built-in methods served by every agent.
 const (
-	MethodPing      = "ping"
-	MethodUname     = "uname"
+	// MethodPing answers with nothing.
+	MethodPing = "ping"
+	// MethodUname returns [Uname].
+	MethodUname = "uname"
+	// MethodConfigure applies [Configure].
 	MethodConfigure = "configure"
-	MethodExec      = "exec"
+	// MethodExec runs [Exec] and returns [ExecResult].
+	MethodExec = "exec"
+	// MethodUDPListen binds [UDPListen] and returns [UDPListener].
 	MethodUDPListen = "udp-listen"
-	MethodUDPStats  = "udp-stats"
-	MethodUDPSend   = "udp-send"
-	MethodPoweroff  = "poweroff"
-	MethodReadFile  = "read-file"
+	// MethodUDPStats reads a listener with [UDPStats] and returns [UDPCounters].
+	MethodUDPStats = "udp-stats"
+	// MethodUDPSend sends [UDPSend] and returns [UDPSent].
+	MethodUDPSend = "udp-send"
+	// MethodPoweroff answers, then powers the VM off.
+	MethodPoweroff = "poweroff"
+	// MethodReadFile returns the contents of [ReadFile]'s path.
+	MethodReadFile = "read-file"
 )
 
 // Events sent by every agent.

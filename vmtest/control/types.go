@@ -55,9 +55,13 @@ type BondMode string
 
 // Bonding modes the harness wires and tests.
 const (
+	// BondActiveBackup sends on one slave; the other takes over when it
+	// loses carrier.
 	BondActiveBackup BondMode = "active-backup"
-	BondBalanceXOR   BondMode = "balance-xor"
-	Bond8023AD       BondMode = "802.3ad"
+	// BondBalanceXOR spreads flows over the slaves by a hash.
+	BondBalanceXOR BondMode = "balance-xor"
+	// Bond8023AD is LACP link aggregation; it needs a partner speaking LACP.
+	Bond8023AD BondMode = "802.3ad"
 )
 
 // Configure is the parameter of [MethodConfigure]. Steps run in field order:

@@ -193,10 +193,13 @@ type eventHandler struct {
 	attrs []slog.Attr
 }
 
+// Enabled implements slog.Handler.
 func (h *eventHandler) Enabled(ctx context.Context, l slog.Level) bool {
 	return h.next.Enabled(ctx, l)
 }
 
+// Handle implements slog.Handler: it sends the record as a log event, then
+// logs it to the console.
 func (h *eventHandler) Handle(ctx context.Context, r slog.Record) error {
 	var b strings.Builder
 	b.WriteString(r.Message)
@@ -212,10 +215,12 @@ func (h *eventHandler) Handle(ctx context.Context, r slog.Record) error {
 	return h.next.Handle(ctx, r)
 }
 
+// WithAttrs implements slog.Handler.
 func (h *eventHandler) WithAttrs(as []slog.Attr) slog.Handler {
 	return &eventHandler{next: h.next.WithAttrs(as), agent: h.agent, attrs: append(append([]slog.Attr(nil), h.attrs...), as...)}
 }
 
+// WithGroup implements slog.Handler.
 func (h *eventHandler) WithGroup(name string) slog.Handler {
 	return &eventHandler{next: h.next.WithGroup(name), agent: h.agent, attrs: h.attrs}
 }
