@@ -41,7 +41,9 @@ type Side int
 
 // The two ends of a wire.
 const (
+	// A is the first endpoint given to [New] (the node, in a fabric).
 	A Side = iota
+	// B is the second endpoint (the ToR, in a fabric).
 	B
 )
 
