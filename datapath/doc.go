@@ -21,5 +21,37 @@
 //	err = dp.AttachNetdev("bond0")
 //
 // Drop reasons and observation points use Cilium's numbering; their Go
-// names are generated from bpf/lib/drop.h and bpf/lib/trace.h.
+// names are generated from bpf/lib/drop.h and bpf/lib/trace.h
+// (internal/hdrgen, run by go generate), and a test fails when the
+// generated file is stale. Map layouts come from the same C structs
+// through bpf2go -type.
+//
+// # Forwarding and TTL
+//
+// Every routing node decrements TTL exactly once. Towards another node,
+// from-container changes neither TTL nor MACs and returns TC_ACT_OK: the
+// kernel forwards (TTL-1, bond0 and next-hop MACs). It only drops TTL <= 1
+// itself, with Cilium's "TTL exceeded" (196), so the drop is visible. For a
+// pod on the same node (from-container) or a packet for a local pod arriving
+// on bond0 (from-netdev), the datapath routes: TTL-1, destination MAC = the
+// pod's, source MAC = its lxc device's, then a tail call into the pod's
+// to-container, which redirects to the lxc device.
+//
+// # Connection tracking
+//
+// Entries are keyed by the tuple of the packet that created them with the
+// direction in which they were created (OUT at from-container, IN at
+// to-container); the reversed tuple with the other direction is a REPLY.
+// Service entries (SVC) are keyed by the pre-DNAT tuple and pin the backend.
+// ICMP errors quoting a tracked flow are RELATED. Policy is evaluated for
+// NEW connections only; replies and related packets pass through CT.
+//
+// # Tests
+//
+// The tests run the programs on the host kernel with BPF_PROG_TEST_RUN
+// (they need root: sudo -E go test ./datapath/...); each file tells one
+// packet story and checks the verdict, the output bytes against a packet
+// built with gopacket, and the CT entries, counters and events. make bench
+// prints the from-container table (NEW/ESTABLISHED x policy x CT entries);
+// HOPLAB_BENCH_AGGREGATION=medium runs it with monitor aggregation.
 package datapath

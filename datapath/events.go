@@ -203,6 +203,7 @@ type LostEventsError struct {
 	Lost uint64
 }
 
+// Error names the CPU and the number of lost samples.
 func (e *LostEventsError) Error() string {
 	return fmt.Sprintf("cpu %d lost %d events", e.CPU, e.Lost)
 }
