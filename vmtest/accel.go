@@ -65,6 +65,7 @@ func probeAccel(ctx context.Context, o *Options) (Accel, string) {
 		var ve *VMError
 		if errors.As(err, &ve) {
 			err = ve.Err
+			os.RemoveAll(ve.Dir) // a failed probe is a verdict, not an artifact
 		}
 		return AccelTCG, fmt.Sprintf("probe boot under KVM failed: %v", err)
 	}

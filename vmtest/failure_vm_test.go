@@ -227,3 +227,35 @@ func TestAgentFatalIsReported(t *testing.T) {
 	os.RemoveAll(ve.Dir)
 	t.Logf("reported:\n%v", err)
 }
+
+// TestKVMBootIsBounded boots under KVM the way the accelerator probe does:
+// where KVM works the guest gets ready, where it cannot boot stock kernels
+// (a paravirtual /dev/kvm) Start fails within the probe timeout instead of
+// hanging.
+func TestKVMBootIsBounded(t *testing.T) {
+	if _, err := os.Stat("/dev/kvm"); err != nil {
+		testreq.Missing(t, "/dev/kvm")
+	}
+	const timeout = 10 * time.Second
+	start := time.Now()
+	vm, err := Start(context.Background(), append(bootOptions(t), WithName("kvm"), WithAccel(AccelKVM), WithReadyTimeout(timeout))...)
+	took := time.Since(start)
+	if err == nil {
+		t.Logf("KVM boots here: ready in %v", vm.BootTime())
+		vm.Close()
+		return
+	}
+	var ve *VMError
+	if errors.As(err, &ve) {
+		os.RemoveAll(ve.Dir)
+	}
+	t.Logf("KVM cannot boot here (after %v):\n%v", took, err)
+	if took > timeout+5*time.Second {
+		t.Fatalf("a failing KVM boot took %v, want ≤ %v", took, timeout+5*time.Second)
+	}
+}
+
+func firstLine(s string) string {
+	l, _, _ := strings.Cut(s, "\n")
+	return l
+}

@@ -51,6 +51,8 @@ type VMError struct {
 	ConsoleTrouble string
 	// AgentTail holds the agent's last messages.
 	AgentTail string
+	// QEMUOutput is what QEMU itself printed (its errors).
+	QEMUOutput string
 	// Dir is the run directory holding the artifacts.
 	Dir string
 }
@@ -59,6 +61,9 @@ type VMError struct {
 func (e *VMError) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "vm %s: %v", e.VM, e.Err)
+	if e.QEMUOutput != "" {
+		fmt.Fprintf(&b, "\n--- qemu ---\n%s", e.QEMUOutput)
+	}
 	if e.AgentTail != "" {
 		fmt.Fprintf(&b, "\n--- agent's last messages ---\n%s", e.AgentTail)
 	}
@@ -308,6 +313,11 @@ func (vm *VM) connectQMP() error {
 	select {
 	case r := <-ch:
 		if r.err != nil {
+			select {
+			case <-vm.exited:
+				return fmt.Errorf("%w during start: %v", ErrExited, vm.exitErr)
+			case <-time.After(time.Second):
+			}
 			return fmt.Errorf("qmp connect: %w", r.err)
 		}
 		vm.mon = r.mon
@@ -323,7 +333,7 @@ func (vm *VM) connectQMP() error {
 		}()
 		return nil
 	case <-vm.exited:
-		return ErrExited
+		return fmt.Errorf("%w during start: %v", ErrExited, vm.exitErr)
 	case <-time.After(10 * time.Second):
 		return errors.New("qmp connect: timeout")
 	}
@@ -433,7 +443,7 @@ func (vm *VM) fail(err error) error {
 	}
 	e := &VMError{VM: vm.opts.Name, Err: err, ConsoleTail: vm.console.String(), ConsoleTrouble: vm.trouble.String(), AgentTail: vm.agentTail.String(), Dir: vm.dir}
 	if b, rerr := os.ReadFile(filepath.Join(vm.dir, vm.opts.Name+".qemu.log")); rerr == nil && len(b) > 0 {
-		e.AgentTail = strings.TrimSpace(e.AgentTail + "\nqemu: " + strings.TrimSpace(string(b)))
+		e.QEMUOutput = strings.TrimSpace(string(b))
 	}
 	return e
 }
