@@ -84,6 +84,12 @@ func bootUname(t *testing.T, series, flavour string) {
 	if rss, err := vm.RSS(); err == nil {
 		t.Logf("QEMU RSS %d MiB (guest RAM %d MiB)", rss>>20, DefaultMemoryMiB)
 	}
+	// The only binary in the guest is the agent; run as a command it refuses
+	// to act as init, which exercises exec end to end.
+	res, err := vm.Exec(ctx, "/init")
+	if err != nil || res.ExitCode != 1 || !strings.Contains(string(res.Stderr), "only as init") {
+		t.Errorf("exec /init = %+v, %v; want exit 1 and a refusal", res, err)
+	}
 	if st, err := vm.Status(ctx); err != nil || st != "running" {
 		t.Errorf("status = %q, %v; want running", st, err)
 	}

@@ -17,6 +17,9 @@ import (
 	"github.com/hoplab/hoplab/vmtest/control"
 )
 
+// ErrNotInit is returned by [Main] when the process is not PID 1.
+var ErrNotInit = errors.New("hoplab-agent runs only as init (PID 1) of a hoplab VM")
+
 // PortWait bounds how long the agent waits for its virtio-serial port.
 const PortWait = 10 * time.Second
 
@@ -40,8 +43,13 @@ var mounts = []mount{
 // reopens /dev/console, loads the modules of the initramfs, opens the
 // control port, reports ready and serves the [Default] agent. On a fatal
 // error it sends the error on the control channel (when open) and on the
-// console, then powers the VM off. Main does not return.
-func Main() {
+// console, then powers the VM off. As init Main does not return; it returns
+// [ErrNotInit] at once when the process is not PID 1 (someone ran the agent
+// by hand, or exec ran /init in a guest), without touching the machine.
+func Main() error {
+	if os.Getpid() != 1 {
+		return ErrNotInit
+	}
 	start := time.Now()
 	console := io.Writer(os.Stderr)
 	err := run(start, &console)

@@ -5,8 +5,14 @@
 // here for their side effects.
 package main
 
-import "github.com/hoplab/hoplab/vmtest/guest"
+import (
+	"log"
+
+	"github.com/hoplab/hoplab/vmtest/guest"
+)
 
 func main() {
-	guest.Main()
+	if err := guest.Main(); err != nil {
+		log.Fatal(err)
+	}
 }
