@@ -17,7 +17,8 @@ func TestLoad(t *testing.T) {
 			t.Logf("%s: loaded (instructions unavailable: %v)", name, err)
 			continue
 		}
-		t.Logf("%s: %d instructions (xlated)", name, len(insns))
+		verified, _ := info.VerifiedInstructions()
+		t.Logf("%s: %d instructions (xlated), %d processed by the verifier", name, len(insns), verified)
 	}
 }
 
