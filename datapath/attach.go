@@ -42,7 +42,8 @@ const (
 
 // AttachTC attaches prog at hook of the device ifname as a direct-action
 // cls_bpf filter under a clsact qdisc (created if missing), replacing a
-// previous hoplab filter. It works from Linux 4.5 (clsact) on.
+// previous hoplab filter. It works from Linux 4.5 (clsact) on. ifname is
+// looked up in the calling thread's network namespace.
 func AttachTC(ifname string, hook Hook, prog *ebpf.Program, name string) error {
 	link, err := netlink.LinkByName(ifname)
 	if err != nil {
