@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"net"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -156,19 +158,41 @@ func DecodeEvent(raw []byte) (Event, error) {
 	return nil, fmt.Errorf("decode event: unknown type %d: %w", raw[0], ErrInvalid)
 }
 
-// PacketSummary describes captured Ethernet bytes as
-// "10.1.1.10:40000 -> 10.224.1.1:80 TCP SYN".
-func PacketSummary(data []byte) string {
-	p := gopacket.NewPacket(data, layers.LayerTypeEthernet, gopacket.NoCopy)
+// PacketInfo is what a hop report shows of a captured packet.
+type PacketInfo struct {
+	EthSrc, EthDst net.HardwareAddr
+	IPSrc, IPDst   netip.Addr
+	TTL            uint8
+	// Proto is "tcp", "udp", "icmp" or the IP protocol number.
+	Proto        string
+	SPort, DPort uint16
+	// TCPFlags lists the set flags, e.g. "SYN,ACK".
+	TCPFlags string
+	// ICMPType and ICMPID are set for ICMP.
+	ICMPType, ICMPID uint16
+}
+
+// ErrNotIPv4Packet is returned by DecodePacket for non-IPv4 frames.
+var ErrNotIPv4Packet = errors.New("not an IPv4 packet")
+
+// DecodePacket parses captured Ethernet bytes (possibly truncated to 128).
+func DecodePacket(data []byte) (PacketInfo, error) {
+	p := gopacket.NewPacket(data, layers.LayerTypeEthernet, gopacket.Lazy)
+	var pi PacketInfo
+	if eth, ok := p.Layer(layers.LayerTypeEthernet).(*layers.Ethernet); ok {
+		pi.EthSrc, pi.EthDst = eth.SrcMAC, eth.DstMAC
+	}
 	ip, _ := p.Layer(layers.LayerTypeIPv4).(*layers.IPv4)
 	if ip == nil {
-		if eth, ok := p.Layer(layers.LayerTypeEthernet).(*layers.Ethernet); ok {
-			return eth.EthernetType.String()
-		}
-		return fmt.Sprintf("%d bytes", len(data))
+		return pi, fmt.Errorf("decode packet: %w", ErrNotIPv4Packet)
 	}
+	pi.IPSrc, _ = netip.AddrFromSlice(ip.SrcIP.To4())
+	pi.IPDst, _ = netip.AddrFromSlice(ip.DstIP.To4())
+	pi.TTL = ip.TTL
+	pi.Proto = fmt.Sprint(uint8(ip.Protocol))
 	switch l4 := p.TransportLayer().(type) {
 	case *layers.TCP:
+		pi.Proto, pi.SPort, pi.DPort = "tcp", uint16(l4.SrcPort), uint16(l4.DstPort)
 		var flags []string
 		for _, f := range []struct {
 			on   bool
@@ -178,14 +202,32 @@ func PacketSummary(data []byte) string {
 				flags = append(flags, f.name)
 			}
 		}
-		return fmt.Sprintf("%v:%d -> %v:%d TCP %s ttl=%d", ip.SrcIP, l4.SrcPort, ip.DstIP, l4.DstPort, strings.Join(flags, ","), ip.TTL)
+		pi.TCPFlags = strings.Join(flags, ",")
 	case *layers.UDP:
-		return fmt.Sprintf("%v:%d -> %v:%d UDP ttl=%d", ip.SrcIP, l4.SrcPort, ip.DstIP, l4.DstPort, ip.TTL)
+		pi.Proto, pi.SPort, pi.DPort = "udp", uint16(l4.SrcPort), uint16(l4.DstPort)
 	}
 	if icmp, ok := p.Layer(layers.LayerTypeICMPv4).(*layers.ICMPv4); ok {
-		return fmt.Sprintf("%v -> %v ICMPv4 %v id=%d ttl=%d", ip.SrcIP, ip.DstIP, icmp.TypeCode, icmp.Id, ip.TTL)
+		pi.Proto, pi.ICMPType, pi.ICMPID = "icmp", uint16(icmp.TypeCode.Type()), icmp.Id
 	}
-	return fmt.Sprintf("%v -> %v %v ttl=%d", ip.SrcIP, ip.DstIP, ip.Protocol, ip.TTL)
+	return pi, nil
+}
+
+// PacketSummary describes captured Ethernet bytes as
+// "10.1.1.10:40000 -> 10.224.1.1:80 TCP SYN ttl=64".
+func PacketSummary(data []byte) string {
+	pi, err := DecodePacket(data)
+	if err != nil {
+		return fmt.Sprintf("%d bytes, non-IPv4", len(data))
+	}
+	switch pi.Proto {
+	case "tcp":
+		return fmt.Sprintf("%v:%d -> %v:%d TCP %s ttl=%d", pi.IPSrc, pi.SPort, pi.IPDst, pi.DPort, pi.TCPFlags, pi.TTL)
+	case "udp":
+		return fmt.Sprintf("%v:%d -> %v:%d UDP ttl=%d", pi.IPSrc, pi.SPort, pi.IPDst, pi.DPort, pi.TTL)
+	case "icmp":
+		return fmt.Sprintf("%v -> %v ICMPv4 type %d id=%d ttl=%d", pi.IPSrc, pi.IPDst, pi.ICMPType, pi.ICMPID, pi.TTL)
+	}
+	return fmt.Sprintf("%v -> %v proto %s ttl=%d", pi.IPSrc, pi.IPDst, pi.Proto, pi.TTL)
 }
 
 // EventReader reads notifications from the perf event array.

@@ -94,3 +94,16 @@ func TestLoadPinned(t *testing.T) {
 		t.Errorf("CT map not pinned: %v", err)
 	}
 }
+
+// DecodePacket gives the hop fields of a captured packet.
+func TestDecodePacket(t *testing.T) {
+	p := fromPod(pod1, vip, 80)
+	pi, err := DecodePacket(p.bytes(t)[:60])
+	must(t, err)
+	if pi.EthSrc.String() != pod1.mac || pi.IPDst != vip || pi.TTL != 64 || pi.Proto != "tcp" || pi.SPort != 40000 || pi.DPort != 80 || pi.TCPFlags != "SYN" {
+		t.Errorf("decoded %+v", pi)
+	}
+	if _, err := DecodePacket(arpRequest(t)); !errors.Is(err, ErrNotIPv4Packet) {
+		t.Errorf("ARP: %v", err)
+	}
+}
