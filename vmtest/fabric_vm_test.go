@@ -93,6 +93,7 @@ func TestFabricBalanceXOR(t *testing.T) {
 		}
 	}
 	checkInjectAndCapture(t, f)
+	checkRelay(t, f)
 }
 
 // TestFabricActiveBackupFailover: the active uplink of node1 is cut at
@@ -274,5 +275,35 @@ func TestFabricDirect(t *testing.T) {
 	// Under TCG the receiver drops much of a back-to-back UDP burst.
 	if got.Total < sent.Sent/10 {
 		t.Fatalf("received %d of %d", got.Total, sent.Sent)
+	}
+}
+
+// checkRelay serves the agents on unix sockets and reaches node1 through
+// the state file, the way `hoplab vm exec` does from another process.
+func checkRelay(t *testing.T, f *Fabric) {
+	if err := f.ServeControl(); err != nil {
+		t.Fatal(err)
+	}
+	p, err := f.WriteState()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := ReadState(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s.VMs) != 3 || s.VMs[1].Name != "node1" || len(s.Links) != 4 {
+		t.Fatalf("state %+v", s)
+	}
+	cl, err := DialControl(s.VMs[1].Control)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	u, err := cl.Uname(ctx)
+	if err != nil || u.Nodename != "node1" {
+		t.Fatalf("uname through the relay = %+v, %v", u, err)
 	}
 }

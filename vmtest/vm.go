@@ -111,6 +111,9 @@ type VM struct {
 	agentMu     sync.Mutex
 	agentLog    *os.File
 
+	relayMu sync.Mutex
+	relays  []*Relay
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -648,6 +651,11 @@ func (vm *VM) Kept() bool { return vm.keep.Load() || KeepArtifacts() }
 // either way.
 func (vm *VM) Close() error {
 	vm.closeOnce.Do(func() {
+		vm.relayMu.Lock()
+		for _, r := range vm.relays {
+			r.Close()
+		}
+		vm.relayMu.Unlock()
 		if vm.cmd != nil && vm.cmd.Process != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 			if vm.mon != nil {
