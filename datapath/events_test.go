@@ -78,11 +78,11 @@ func TestLoadPinned(t *testing.T) {
 		t.Fatalf("mount bpffs: %v", err)
 	}
 	t.Cleanup(func() { _ = unix.Unmount(dir, unix.MNT_DETACH) })
-	first, err := Load(Options{PinPath: dir})
+	first, err := Load(Options{PinPath: dir, CTEntries: 4096})
 	must(t, err)
 	defer first.Close()
 	must(t, first.IPCache.Upsert(pfx("10.7.0.0/16"), IPCacheEntry{Identity: 77}))
-	second, err := Load(Options{PinPath: dir})
+	second, err := Load(Options{PinPath: dir, CTEntries: 4096})
 	must(t, err)
 	defer second.Close()
 	e, err := second.IPCache.Lookup(addr("10.7.1.1"))
@@ -92,6 +92,9 @@ func TestLoadPinned(t *testing.T) {
 	}
 	if _, err := os.Stat(dir + "/hoplab_ct4_global"); err != nil {
 		t.Errorf("CT map not pinned: %v", err)
+	}
+	if info, err := first.lxc.HoplabCt4Global.Info(); err != nil || info.MaxEntries != 4096 {
+		t.Errorf("CT size %+v, %v; want 4096 entries", info, err)
 	}
 }
 

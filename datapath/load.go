@@ -17,6 +17,19 @@ type Options struct {
 	PinPath string
 	// Logger receives load messages; nil means slog.Default().
 	Logger *slog.Logger
+	// CTEntries overrides the size of the connection-tracking table
+	// (default 262,144 entries, about 32 MiB preallocated); small VMs may
+	// want less.
+	CTEntries uint32
+}
+
+// resize applies the size options to a collection spec.
+func (o Options) resize(spec *ebpf.CollectionSpec) {
+	if o.CTEntries > 0 {
+		if m, ok := spec.Maps["hoplab_ct4_global"]; ok {
+			m.MaxEntries = o.CTEntries
+		}
+	}
 }
 
 // Datapath is the loaded datapath: its four programs, the tail-call
@@ -68,6 +81,7 @@ func Load(opts Options) (*Datapath, error) {
 		return nil, fmt.Errorf("load bpf_lxc spec: %w", err)
 	}
 	useCoarseClock(log, lxcSpec)
+	opts.resize(lxcSpec)
 	collOpts := &ebpf.CollectionOptions{}
 	if opts.PinPath != "" {
 		for _, m := range lxcSpec.Maps {
@@ -86,6 +100,7 @@ func Load(opts Options) (*Datapath, error) {
 		return nil, fmt.Errorf("load bpf_netdev spec: %w", err)
 	}
 	useCoarseClock(log, netdevSpec)
+	opts.resize(netdevSpec)
 	m := d.lxc.lxcMaps
 	shared := map[string]*ebpf.Map{
 		"hoplab_calls_lxc":       m.HoplabCallsLxc,
