@@ -45,9 +45,24 @@ func flows(n int) ([]control.UDPFlow, []int) {
 }
 
 // TestFabricBalanceXOR: node1 → ToR → node2 over bond0 in balance-xor;
-// frames of the flows cross both uplinks of each node.
+// frames of the flows cross both uplinks of each node. Injection, capture
+// and the control relay are checked on the same fabric.
 func TestFabricBalanceXOR(t *testing.T) {
-	f := StartFabricT(t, twoNodeSpec(t, control.BondBalanceXOR))
+	f := testSpread(t, control.BondBalanceXOR)
+	checkInjectAndCapture(t, f)
+	checkRelay(t, f)
+}
+
+// TestFabric8023AD: the same over LACP bonds, which the fabric waits to
+// negotiate before it is ready.
+func TestFabric8023AD(t *testing.T) {
+	testSpread(t, control.Bond8023AD)
+}
+
+// testSpread boots a fabric with bonds in mode and checks that node1's
+// flows to node2 spread over both uplinks of each node.
+func testSpread(t *testing.T, mode control.BondMode) *Fabric {
+	f := StartFabricT(t, twoNodeSpec(t, mode))
 	t.Logf("3-VM fabric ready in %v", f.BootTime)
 	for _, vm := range f.VMs() {
 		r := vm.Ready()
@@ -86,14 +101,13 @@ func TestFabricBalanceXOR(t *testing.T) {
 	// bond toward node2 hashes the flows too).
 	for j := range UplinkNICs {
 		if c := f.Link("node1", j).Counters(); c.FromA.Frames < 20 {
-			t.Errorf("node1 uplink %d carried only %d frames from node1: balance-xor did not spread the flows", j, c.FromA.Frames)
+			t.Errorf("node1 uplink %d carried only %d frames from node1: %s did not spread the flows", j, c.FromA.Frames, mode)
 		}
 		if c := f.Link("node2", j).Counters(); c.FromB.Frames < 20 {
-			t.Errorf("node2 uplink %d carried only %d frames to node2: balance-xor did not spread the flows", j, c.FromB.Frames)
+			t.Errorf("node2 uplink %d carried only %d frames to node2: %s did not spread the flows", j, c.FromB.Frames, mode)
 		}
 	}
-	checkInjectAndCapture(t, f)
-	checkRelay(t, f)
+	return f
 }
 
 // TestFabricActiveBackupFailover: the active uplink of node1 is cut at

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -55,16 +56,18 @@ func Configure(ctx context.Context, c control.Configure) error {
 			return fmt.Errorf("configure route %s: %w", r.Dst, err)
 		}
 	}
-	lacp := map[string]bool{}
+	lacp := map[string][]string{}
 	for _, b := range c.Bonds {
-		lacp[b.Name] = b.Mode == control.Bond8023AD
+		if b.Mode == control.Bond8023AD {
+			lacp[b.Name] = b.Slaves
+		}
 	}
 	for _, name := range c.WaitCarrier {
 		if err := WaitCarrier(ctx, name); err != nil {
 			return fmt.Errorf("configure: %w", err)
 		}
-		if lacp[name] {
-			if err := WaitLACPPartner(ctx, name); err != nil {
+		if slaves, ok := lacp[name]; ok {
+			if err := WaitLACP(ctx, name, slaves); err != nil {
 				return fmt.Errorf("configure: %w", err)
 			}
 		}
@@ -249,23 +252,28 @@ func WaitCarrier(ctx context.Context, name string) error {
 	}
 }
 
-// WaitLACPPartner waits until the 802.3ad bond name has negotiated with a
-// partner (its ad_partner_mac is set): before that it drops traffic.
-func WaitLACPPartner(ctx context.Context, name string) error {
-	p := filepath.Join("/sys/class/net", name, "bonding/ad_partner_mac")
+// WaitLACP waits until every slave of the 802.3ad bond name collects and
+// distributes (LACP negotiated with the partner): before that the bond
+// drops traffic or sends it all on one port.
+func WaitLACP(ctx context.Context, name string, slaves []string) error {
+	const collectingDistributing = 0x30 // LACP actor state bits
 	t := time.NewTicker(20 * time.Millisecond)
 	defer t.Stop()
 	for {
-		b, err := os.ReadFile(p)
-		if err == nil {
-			mac := strings.TrimSpace(string(b))
-			if mac != "" && mac != "00:00:00:00:00:00" {
-				return nil
+		var waiting []string
+		for _, s := range slaves {
+			b, err := os.ReadFile(filepath.Join("/sys/class/net", s, "bonding_slave/ad_actor_oper_port_state"))
+			st, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+			if err != nil || st&collectingDistributing != collectingDistributing {
+				waiting = append(waiting, fmt.Sprintf("%s (state %#x)", s, st))
 			}
+		}
+		if len(waiting) == 0 {
+			return nil
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("wait for an LACP partner on %s: %w", name, ctx.Err())
+			return fmt.Errorf("wait for LACP on %s: %v not distributing: %w", name, waiting, ctx.Err())
 		case <-t.C:
 		}
 	}
