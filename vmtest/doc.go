@@ -40,6 +40,12 @@
 // [Fabric.Tap] watches every wire. Each wire writes LINK.pcapng in the run
 // directory, with one pcapng interface per end ("node1:eth0", "tor:eth0").
 //
+// Another process reaches the agents when the holder of a fabric calls
+// [Fabric.ServeControl] (a relay socket per VM, see [DialControl]) and
+// [Fabric.WriteState] (fabric.json with the sockets, pids and pcaps):
+// that is how `hoplab vm exec` talks to a fabric `hoplab vm up` holds, and
+// SIGTERM to the holder's pid is `hoplab vm down`.
+//
 // # Kernels and initramfs
 //
 // [PrepareBoot] fetches a catalogue kernel (package vmtest/kernels), builds
