@@ -1,6 +1,7 @@
 package datapath
 
 import (
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
+	"github.com/cilium/ebpf/perf"
 )
 
 // benchCase is one row of the from-container benchmark table.
@@ -35,12 +37,30 @@ type benchCase struct {
 // of a single run includes the test-run timer (about one clock read), so
 // NEW numbers carry that constant. With policy entries, pod1 enforces egress and the
 // flow matches an L3L4 entry; the other entries are for other identities.
+//
+// By default no event reader is open, so the programs mute their
+// notifications; HOPLAB_BENCH_READER=1 opens a batch reader (and drains
+// it), and
+// HOPLAB_BENCH_AGGREGATION=medium sets Cilium's default monitor
+// aggregation.
 func BenchmarkFromContainer(b *testing.B) {
 	results := map[benchCase]time.Duration{}
 	for _, ctEntries := range []int{0, 100000} {
 		dp := loadDatapath(b)
 		if os.Getenv("HOPLAB_BENCH_AGGREGATION") == "medium" {
 			must(b, dp.SetMonitorAggregation(AggregationMedium))
+		}
+		if os.Getenv("HOPLAB_BENCH_READER") != "" {
+			r, err := dp.NewBatchEventReader(1 << 20)
+			must(b, err)
+			go func() {
+				for {
+					if _, err := r.Read(); errors.Is(err, perf.ErrClosed) {
+						return
+					}
+				}
+			}()
+			defer r.Close()
 		}
 		must(b, dp.Services.Upsert(webService(Backend{ID: 1, Addr: pod4IP, Port: 8080})))
 		fillCT(b, dp, ctEntries)

@@ -53,5 +53,6 @@
 // packet story and checks the verdict, the output bytes against a packet
 // built with gopacket, and the CT entries, counters and events. make bench
 // prints the from-container table (NEW/ESTABLISHED x policy x CT entries);
-// HOPLAB_BENCH_AGGREGATION=medium runs it with monitor aggregation.
+// HOPLAB_BENCH_AGGREGATION=medium runs it with monitor aggregation and
+// HOPLAB_BENCH_READER=1 with an event reader attached.
 package datapath

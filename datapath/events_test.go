@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
@@ -108,5 +109,36 @@ func TestDecodePacket(t *testing.T) {
 	}
 	if _, err := DecodePacket(arpRequest(t)); !errors.Is(err, ErrNotIPv4Packet) {
 		t.Errorf("ARP: %v", err)
+	}
+}
+
+// Without a reader the programs mute their notifications; a reader opened
+// later sees the next packets' events.
+func TestEventsMutedWithoutReader(t *testing.T) {
+	dp := loadDatapath(t)
+	in := fromPod(pod1, pod4IP, 8080).bytes(t)
+	run(t, dp.FromContainer, in, nil).assertVerdict(t, tcActOK)
+	var muted []uint32
+	must(t, dp.eventsMuted.Lookup(uint32(0), &muted))
+	if !slices.Contains(muted, 1) {
+		t.Fatalf("no CPU muted without a reader: %v", muted)
+	}
+	events := openEvents(t, dp)
+	run(t, dp.FromContainer, in, nil).assertVerdict(t, tcActOK)
+	if tr := traces(drain(t, events)); len(tr) != 2 {
+		t.Fatalf("traces after opening the reader: %v", tr)
+	}
+}
+
+// A batch reader delivers pending events after Flush.
+func TestBatchEventReaderFlush(t *testing.T) {
+	dp := loadDatapath(t)
+	r, err := dp.NewBatchEventReader(0)
+	must(t, err)
+	t.Cleanup(func() { r.Close() })
+	run(t, dp.FromContainer, fromPod(pod1, pod4IP, 8080).bytes(t), nil).assertVerdict(t, tcActOK)
+	must(t, r.Flush())
+	if tr := traces(drain(t, r)); len(tr) != 2 {
+		t.Fatalf("traces %v", tr)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/perf"
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
 
@@ -223,7 +224,7 @@ func drain(t testing.TB, r *EventReader) []Event {
 	for {
 		r.SetDeadline(time.Now().Add(20 * time.Millisecond))
 		ev, err := r.Read()
-		if errors.Is(err, os.ErrDeadlineExceeded) {
+		if errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, perf.ErrFlushed) {
 			return evs
 		}
 		if err != nil {

@@ -63,6 +63,7 @@ type Datapath struct {
 	Metrics *Metrics
 
 	events      *ebpf.Map
+	eventsMuted *ebpf.Map
 	policyProgs *ebpf.Map
 	log         *slog.Logger
 	lxc         lxcObjects
@@ -107,6 +108,7 @@ func Load(opts Options) (*Datapath, error) {
 		"hoplab_config":          m.HoplabConfig,
 		"hoplab_ct4_global":      m.HoplabCt4Global,
 		"hoplab_events":          m.HoplabEvents,
+		"hoplab_events_muted":    m.HoplabEventsMuted,
 		"hoplab_ipcache":         m.HoplabIpcache,
 		"hoplab_lb4_backends":    m.HoplabLb4Backends,
 		"hoplab_lb4_reverse_nat": m.HoplabLb4ReverseNat,
@@ -144,6 +146,7 @@ func Load(opts Options) (*Datapath, error) {
 	d.Policy = &PolicyMap{m: m.HoplabPolicy}
 	d.Metrics = &Metrics{m: m.HoplabMetrics}
 	d.events = m.HoplabEvents
+	d.eventsMuted = m.HoplabEventsMuted
 	d.policyProgs = m.HoplabPolicyProgs
 	log.Debug("datapath loaded", "pin", opts.PinPath)
 	return d, nil

@@ -142,6 +142,7 @@ const (
 	lxcMapHoplabConfig          = "hoplab_config"
 	lxcMapHoplabCt4Global       = "hoplab_ct4_global"
 	lxcMapHoplabEvents          = "hoplab_events"
+	lxcMapHoplabEventsMuted     = "hoplab_events_muted"
 	lxcMapHoplabIpcache         = "hoplab_ipcache"
 	lxcMapHoplabLb4Backends     = "hoplab_lb4_backends"
 	lxcMapHoplabLb4ReverseNat   = "hoplab_lb4_reverse_nat"
@@ -210,6 +211,7 @@ type lxcMapSpecs struct {
 	HoplabConfig        *ebpf.MapSpec `ebpf:"hoplab_config"`
 	HoplabCt4Global     *ebpf.MapSpec `ebpf:"hoplab_ct4_global"`
 	HoplabEvents        *ebpf.MapSpec `ebpf:"hoplab_events"`
+	HoplabEventsMuted   *ebpf.MapSpec `ebpf:"hoplab_events_muted"`
 	HoplabIpcache       *ebpf.MapSpec `ebpf:"hoplab_ipcache"`
 	HoplabLb4Backends   *ebpf.MapSpec `ebpf:"hoplab_lb4_backends"`
 	HoplabLb4ReverseNat *ebpf.MapSpec `ebpf:"hoplab_lb4_reverse_nat"`
@@ -250,6 +252,7 @@ type lxcMaps struct {
 	HoplabConfig        *ebpf.Map `ebpf:"hoplab_config"`
 	HoplabCt4Global     *ebpf.Map `ebpf:"hoplab_ct4_global"`
 	HoplabEvents        *ebpf.Map `ebpf:"hoplab_events"`
+	HoplabEventsMuted   *ebpf.Map `ebpf:"hoplab_events_muted"`
 	HoplabIpcache       *ebpf.Map `ebpf:"hoplab_ipcache"`
 	HoplabLb4Backends   *ebpf.Map `ebpf:"hoplab_lb4_backends"`
 	HoplabLb4ReverseNat *ebpf.Map `ebpf:"hoplab_lb4_reverse_nat"`
@@ -266,6 +269,7 @@ func (m *lxcMaps) Close() error {
 		m.HoplabConfig,
 		m.HoplabCt4Global,
 		m.HoplabEvents,
+		m.HoplabEventsMuted,
 		m.HoplabIpcache,
 		m.HoplabLb4Backends,
 		m.HoplabLb4ReverseNat,

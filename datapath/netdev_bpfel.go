@@ -20,6 +20,7 @@ const (
 	netdevMapHoplabConfig        = "hoplab_config"
 	netdevMapHoplabCt4Global     = "hoplab_ct4_global"
 	netdevMapHoplabEvents        = "hoplab_events"
+	netdevMapHoplabEventsMuted   = "hoplab_events_muted"
 	netdevMapHoplabIpcache       = "hoplab_ipcache"
 	netdevMapHoplabLb4Backends   = "hoplab_lb4_backends"
 	netdevMapHoplabLb4ReverseNat = "hoplab_lb4_reverse_nat"
@@ -86,6 +87,7 @@ type netdevMapSpecs struct {
 	HoplabConfig        *ebpf.MapSpec `ebpf:"hoplab_config"`
 	HoplabCt4Global     *ebpf.MapSpec `ebpf:"hoplab_ct4_global"`
 	HoplabEvents        *ebpf.MapSpec `ebpf:"hoplab_events"`
+	HoplabEventsMuted   *ebpf.MapSpec `ebpf:"hoplab_events_muted"`
 	HoplabIpcache       *ebpf.MapSpec `ebpf:"hoplab_ipcache"`
 	HoplabLb4Backends   *ebpf.MapSpec `ebpf:"hoplab_lb4_backends"`
 	HoplabLb4ReverseNat *ebpf.MapSpec `ebpf:"hoplab_lb4_reverse_nat"`
@@ -126,6 +128,7 @@ type netdevMaps struct {
 	HoplabConfig        *ebpf.Map `ebpf:"hoplab_config"`
 	HoplabCt4Global     *ebpf.Map `ebpf:"hoplab_ct4_global"`
 	HoplabEvents        *ebpf.Map `ebpf:"hoplab_events"`
+	HoplabEventsMuted   *ebpf.Map `ebpf:"hoplab_events_muted"`
 	HoplabIpcache       *ebpf.Map `ebpf:"hoplab_ipcache"`
 	HoplabLb4Backends   *ebpf.Map `ebpf:"hoplab_lb4_backends"`
 	HoplabLb4ReverseNat *ebpf.Map `ebpf:"hoplab_lb4_reverse_nat"`
@@ -142,6 +145,7 @@ func (m *netdevMaps) Close() error {
 		m.HoplabConfig,
 		m.HoplabCt4Global,
 		m.HoplabEvents,
+		m.HoplabEventsMuted,
 		m.HoplabIpcache,
 		m.HoplabLb4Backends,
 		m.HoplabLb4ReverseNat,

@@ -52,8 +52,14 @@ static __always_inline int __send_drop_notify(struct __sk_buff *skb, __u32 src, 
 					      __u32 dst_id, __u8 reason, __u8 dir, __u8 file,
 					      __u16 line)
 {
-	__u32 cap = notify_cap_len(skb);
-	struct drop_notify msg = {
+	__u32 cap;
+	struct drop_notify msg;
+
+	update_metrics(skb->len, dir, reason);
+	if (events_muted())
+		return TC_ACT_SHOT;
+	cap = notify_cap_len(skb);
+	msg = (struct drop_notify){
 		.type = NOTIFY_DROP,
 		.subtype = reason,
 		.source = 0,
@@ -68,10 +74,7 @@ static __always_inline int __send_drop_notify(struct __sk_buff *skb, __u32 src, 
 		.file = file,
 		.ifindex = skb->ifindex,
 	};
-
-	update_metrics(skb->len, dir, reason);
-	bpf_perf_event_output(skb, &hoplab_events, ((__u64)cap << 32) | BPF_F_CURRENT_CPU, &msg,
-			      sizeof(msg));
+	notify_output(skb, cap, &msg, sizeof(msg));
 	return TC_ACT_SHOT;
 }
 

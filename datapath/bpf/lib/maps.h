@@ -111,6 +111,18 @@ struct {
 	__uint(value_size, sizeof(__u32));
 } hoplab_events SEC(".maps");
 
+/* Per-CPU flag at index 0: set when a notification found no reader on
+ * this CPU (-ENOENT from the perf helper). Notifications are then skipped,
+ * so a datapath nobody observes pays nothing for them, until the Go event
+ * reader clears the flag when it opens.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, __u32);
+	__uint(max_entries, 1);
+} hoplab_events_muted SEC(".maps");
+
 /* Runtime configuration: one struct hoplab_config at index 0. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);

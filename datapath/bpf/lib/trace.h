@@ -76,6 +76,34 @@ static __always_inline __u32 notify_cap_len(const struct __sk_buff *skb)
 	return len < TRACE_PAYLOAD_LEN ? len : TRACE_PAYLOAD_LEN;
 }
 
+#define ENOENT 2
+
+/* events_muted reports whether this CPU's notifications have no reader. */
+static __always_inline int events_muted(void)
+{
+	__u32 zero = 0;
+	__u32 *muted = bpf_map_lookup_elem(&hoplab_events_muted, &zero);
+
+	return muted && *muted;
+}
+
+/* notify_output sends a notification and cap packet bytes; without a
+ * reader it mutes this CPU's notifications (see hoplab_events_muted).
+ */
+static __always_inline void notify_output(struct __sk_buff *skb, __u32 cap, void *msg, __u64 size)
+{
+	long ret = bpf_perf_event_output(skb, &hoplab_events, ((__u64)cap << 32) | BPF_F_CURRENT_CPU,
+					 msg, size);
+
+	if (ret == -ENOENT) {
+		__u32 zero = 0;
+		__u32 *muted = bpf_map_lookup_elem(&hoplab_events_muted, &zero);
+
+		if (muted)
+			*muted = 1;
+	}
+}
+
 static __always_inline int monitor_aggregates(void)
 {
 	__u32 zero = 0;
@@ -95,7 +123,7 @@ static __always_inline void send_trace_notify(struct __sk_buff *skb, __u8 obs_po
 	__u32 cap;
 	struct trace_notify msg;
 
-	if (!report && monitor_aggregates())
+	if ((!report && monitor_aggregates()) || events_muted())
 		return;
 	cap = notify_cap_len(skb);
 	msg = (struct trace_notify){
@@ -113,8 +141,7 @@ static __always_inline void send_trace_notify(struct __sk_buff *skb, __u8 obs_po
 		.ifindex = ifindex,
 	};
 
-	bpf_perf_event_output(skb, &hoplab_events, ((__u64)cap << 32) | BPF_F_CURRENT_CPU, &msg,
-			      sizeof(msg));
+	notify_output(skb, cap, &msg, sizeof(msg));
 }
 
 #endif /* __HOPLAB_TRACE_H */
