@@ -167,3 +167,26 @@ func TestReadModuleOrderWithoutFile(t *testing.T) {
 		t.Fatalf("missing dir: %+v %v", mods, err)
 	}
 }
+
+func TestStripSignature(t *testing.T) {
+	body := []byte("\x7fELF module body")
+	sig := []byte("PKCS7-signature-bytes")
+	desc := make([]byte, 12)
+	desc[11] = byte(len(sig))
+	signed := append(append(append(append([]byte{}, body...), sig...), desc...), moduleSigMagic...)
+	got, ok := StripSignature(signed)
+	if !ok || string(got) != string(body) {
+		t.Fatalf("StripSignature = %q, %v", got, ok)
+	}
+	if got, ok := StripSignature(body); ok || string(got) != string(body) {
+		t.Fatalf("unsigned module changed: %q, %v", got, ok)
+	}
+	bad := append([]byte{1, 2, 3}, moduleSigMagic...)
+	if _, ok := StripSignature(bad); ok {
+		t.Fatal("truncated descriptor accepted")
+	}
+	desc[11] = 200 // longer than the file
+	if _, ok := StripSignature(append(append([]byte("x"), desc...), moduleSigMagic...)); ok {
+		t.Fatal("oversized signature length accepted")
+	}
+}
