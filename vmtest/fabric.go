@@ -182,7 +182,8 @@ func StartFabric(ctx context.Context, spec FabricSpec) (*Fabric, error) {
 			nn := &NIC{Name: fmt.Sprintf("eth%d", j), MAC: MAC(i+1, j)}
 			tn := &NIC{Name: fmt.Sprintf("eth%d", torNIC(i, j)), MAC: MAC(0, torNIC(i, j))}
 			if spec.Direct {
-				nn.Local, nn.Remote, tn.Local, tn.Remote = link.Direct(nodeEnd.QEMUPath, torEnd.QEMUPath)
+				np, tp := link.Direct(nodeEnd.QEMUPath, torEnd.QEMUPath)
+				nn.Local, nn.Remote, tn.Local, tn.Remote = np.Local, np.Remote, tp.Local, tp.Remote
 			} else {
 				var opts []link.Option
 				if !spec.NoCapture {
@@ -195,8 +196,8 @@ func StartFabric(ctx context.Context, spec FabricSpec) (*Fabric, error) {
 				}
 				f.wires[name] = w
 				f.wireL = append(f.wireL, w)
-				nn.Local, nn.Remote = nodeEnd.QEMUPath, nodeEnd.HarnessPath
-				tn.Local, tn.Remote = torEnd.QEMUPath, torEnd.HarnessPath
+				np, tp := nodeEnd.Paths(), torEnd.Paths()
+				nn.Local, nn.Remote, tn.Local, tn.Remote = np.Local, np.Remote, tp.Local, tp.Remote
 			}
 			nodeNICs[i] = append(nodeNICs[i], nn)
 			torNICs = append(torNICs, tn)

@@ -83,11 +83,22 @@ func NewEndpoint(name, dir, file string) (Endpoint, error) {
 	return e, nil
 }
 
-// Direct returns the socket paths of two NICs wired straight to each other
-// (no harness in the path): NIC a binds aPath and sends to bPath, NIC b the
-// reverse. Each pair is (local, remote).
-func Direct(aPath, bPath string) (aLocal, aRemote, bLocal, bRemote string) {
-	return aPath, bPath, bPath, aPath
+// Paths are the sockets of one NIC: QEMU binds Local and sends to Remote.
+type Paths struct {
+	// Local is the NIC's own socket (netdev local.path).
+	Local string
+	// Remote is where the NIC sends (netdev remote.path).
+	Remote string
+}
+
+// Paths returns the sockets of the NIC at this endpoint of a harness wire.
+func (e Endpoint) Paths() Paths { return Paths{Local: e.QEMUPath, Remote: e.HarnessPath} }
+
+// Direct returns the sockets of two NICs wired straight to each other (no
+// harness in the path): NIC a binds aPath and sends to bPath, NIC b the
+// reverse.
+func Direct(aPath, bPath string) (a, b Paths) {
+	return Paths{Local: aPath, Remote: bPath}, Paths{Local: bPath, Remote: aPath}
 }
 
 // Frame is a frame seen on a wire.

@@ -256,3 +256,14 @@ func TestEndpointRejectsLongPaths(t *testing.T) {
 		t.Fatal("expected an error for a path over 107 bytes")
 	}
 }
+
+func TestDirectPaths(t *testing.T) {
+	a, b := Direct("/r/a", "/r/b")
+	if a != (Paths{Local: "/r/a", Remote: "/r/b"}) || b != (Paths{Local: "/r/b", Remote: "/r/a"}) {
+		t.Fatalf("Direct = %+v %+v", a, b)
+	}
+	e := Endpoint{QEMUPath: "/r/x.q", HarnessPath: "/r/x.h"}
+	if e.Paths() != (Paths{Local: "/r/x.q", Remote: "/r/x.h"}) {
+		t.Fatalf("Paths = %+v", e.Paths())
+	}
+}
