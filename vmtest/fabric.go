@@ -61,6 +61,13 @@ type FabricNode struct {
 	Gateway netip.Addr
 	// Bond is the bonding mode on both ends; default balance-xor.
 	Bond control.BondMode
+	// NICMACs, when set, are the MACs of the node's [UplinkNICs] NICs
+	// (bond0 takes the first); default [MAC](i+1, j) for the i-th node.
+	NICMACs []net.HardwareAddr
+	// TorNICMACs, when set, are the MACs of the ToR's NICs facing the node
+	// (its bond toward the node takes the first); default [MAC](0, k) with
+	// k the NIC's index among the ToR's NICs.
+	TorNICMACs []net.HardwareAddr
 	// Options apply to this node's VM after [FabricSpec.VMOptions].
 	Options []Option
 }
@@ -110,6 +117,33 @@ func TorBond(node string, i int) string {
 	return fmt.Sprintf("bond%d", i+1)
 }
 
+// NodeMAC is the MAC of the j-th NIC of the i-th node: FabricNode.NICMACs
+// when given, else [MAC](i+1, j).
+func (s FabricSpec) NodeMAC(i, j int) net.HardwareAddr {
+	if m := s.Nodes[i].NICMACs; m != nil {
+		return m[j]
+	}
+	return MAC(i+1, j)
+}
+
+// RouterMAC is the MAC of the ToR's NIC on the j-th uplink of the i-th
+// node: FabricNode.TorNICMACs when given, else [MAC](0, k) with k the NIC's
+// index among the ToR's NICs.
+func (s FabricSpec) RouterMAC(i, j int) net.HardwareAddr {
+	if m := s.Nodes[i].TorNICMACs; m != nil {
+		return m[j]
+	}
+	return MAC(0, torNIC(i, j))
+}
+
+// uplinkNICs returns the node's and the ToR's NIC on the j-th uplink of
+// the i-th node, named and addressed but not yet wired.
+func (s FabricSpec) uplinkNICs(i, j int) (node, tor *NIC) {
+	node = &NIC{Name: fmt.Sprintf("eth%d", j), MAC: s.NodeMAC(i, j)}
+	tor = &NIC{Name: fmt.Sprintf("eth%d", torNIC(i, j)), MAC: s.RouterMAC(i, j)}
+	return node, tor
+}
+
 // torNIC is the index, among the ToR's NICs, of its NIC on the j-th
 // uplink of the i-th node.
 func torNIC(i, j int) int { return i*UplinkNICs + j }
@@ -127,6 +161,16 @@ func (s *FabricSpec) validate() error {
 		seen[n.Name] = true
 		if n.Bond == "" {
 			n.Bond = control.BondBalanceXOR
+		}
+		for _, m := range [][]net.HardwareAddr{n.NICMACs, n.TorNICMACs} {
+			if m != nil && len(m) != UplinkNICs {
+				return fmt.Errorf("fabric: node %s: %d MACs for %d NICs", n.Name, len(m), UplinkNICs)
+			}
+			for _, a := range m {
+				if len(a) != 6 {
+					return fmt.Errorf("fabric: node %s: MAC %q is not 6 bytes", n.Name, a)
+				}
+			}
 		}
 		if !s.NoConfigure && (!n.Address.IsValid() || !n.Gateway.IsValid()) {
 			return fmt.Errorf("fabric: node %s: needs an uplink address and gateway", n.Name)
@@ -179,8 +223,7 @@ func StartFabric(ctx context.Context, spec FabricSpec) (*Fabric, error) {
 			if err != nil {
 				return fail(err)
 			}
-			nn := &NIC{Name: fmt.Sprintf("eth%d", j), MAC: MAC(i+1, j)}
-			tn := &NIC{Name: fmt.Sprintf("eth%d", torNIC(i, j)), MAC: MAC(0, torNIC(i, j))}
+			nn, tn := spec.uplinkNICs(i, j)
 			if spec.Direct {
 				np, tp := link.Direct(nodeEnd.QEMUPath, torEnd.QEMUPath)
 				nn.Local, nn.Remote, tn.Local, tn.Remote = np.Local, np.Remote, tp.Local, tp.Remote
@@ -272,7 +315,7 @@ func (s FabricSpec) RouterConfig() control.Configure {
 		for j := range UplinkNICs {
 			k := torNIC(i, j)
 			name := fmt.Sprintf("eth%d", k)
-			c.Links = append(c.Links, control.Link{MAC: MAC(0, k).String(), Name: name})
+			c.Links = append(c.Links, control.Link{MAC: s.RouterMAC(i, j).String(), Name: name})
 			bond.Slaves = append(bond.Slaves, name)
 		}
 		c.Bonds = append(c.Bonds, bond)
@@ -293,7 +336,7 @@ func (s FabricSpec) NodeConfig(i int) control.Configure {
 	bond := control.Bond{Name: NodeBond, Mode: n.Bond}
 	for j := range UplinkNICs {
 		name := fmt.Sprintf("eth%d", j)
-		c.Links = append(c.Links, control.Link{MAC: MAC(i+1, j).String(), Name: name})
+		c.Links = append(c.Links, control.Link{MAC: s.NodeMAC(i, j).String(), Name: name})
 		bond.Slaves = append(bond.Slaves, name)
 	}
 	c.Bonds = []control.Bond{bond}
