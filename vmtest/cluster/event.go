@@ -1,0 +1,116 @@
+package cluster
+
+import (
+	"time"
+
+	"github.com/hoplab/hoplab/tools/journey"
+	"github.com/hoplab/hoplab/vmtest/nodeapi"
+)
+
+// Event kinds.
+const (
+	// EventDatapath is a node's datapath trace or drop event.
+	EventDatapath = "datapath"
+	// EventPod is a frame on a pod's eth0.
+	EventPod = "pod"
+	// EventWire is a frame on a harness wire between a node and the ToR.
+	EventWire = "wire"
+)
+
+// Event is one observation of the cluster, as Subscribe delivers it.
+// Exactly one of Datapath, Pod and Wire is set, as Kind says.
+type Event struct {
+	// Kind is EventDatapath, EventPod or EventWire.
+	Kind string `json:"kind"`
+	// Time is when the host received the event (guest clocks differ from
+	// the host's; the guest's time is in Datapath.Time and Pod.Time).
+	Time time.Time `json:"time"`
+	// Datapath is the datapath event (EventDatapath).
+	Datapath *nodeapi.DatapathEvent `json:"datapath,omitempty"`
+	// Pod is the pod's frame (EventPod).
+	Pod *nodeapi.PodPacket `json:"pod,omitempty"`
+	// Wire is the wire's frame (EventWire).
+	Wire *WireFrame `json:"wire,omitempty"`
+}
+
+// WireFrame is a frame seen on a harness wire.
+type WireFrame struct {
+	// Link is the wire's name ("node1-0").
+	Link string `json:"link"`
+	// Node is the node at the wire's A side; Router the ToR at its B side,
+	// and RouterPort the ToR's bond toward the node.
+	Node       string `json:"node"`
+	Router     string `json:"router"`
+	RouterPort string `json:"router_port"`
+	// FromRouter is true for frames the ToR sent toward the node.
+	FromRouter bool `json:"from_router"`
+	// Injected is true for frames the harness injected.
+	Injected bool `json:"injected,omitempty"`
+	// Dropped is true for frames the wire dropped (cut).
+	Dropped bool `json:"dropped,omitempty"`
+	// Frame is the Ethernet frame.
+	Frame []byte `json:"frame"`
+}
+
+// Node is the node or router the event belongs to (for wire frames: the
+// node whose uplink it is).
+func (e Event) Node() string {
+	switch {
+	case e.Datapath != nil:
+		return e.Datapath.Node
+	case e.Pod != nil:
+		return e.Pod.Node
+	case e.Wire != nil:
+		return e.Wire.Node
+	}
+	return ""
+}
+
+// Observations converts the event into journey observations:
+//
+//   - a datapath event is a hop at its node, point and device; a drop event's
+//     hop is DROPPED with its reason;
+//   - a pod frame is the pod's pod-egress or pod-ingress hop on
+//     "<pod>:eth0";
+//   - a wire frame is the node's "wire" hop (device: the link's name) and,
+//     when the ToR forwarded it toward the node (not injected), also the
+//     ToR's "router" hop (device: the ToR's bond toward the node).
+//
+// Dropped wire frames give nothing.
+func (e Event) Observations() []journey.Observation {
+	switch {
+	case e.Datapath != nil:
+		d := e.Datapath
+		point := journey.Point(d.Point)
+		if c, ok := journey.Canonical(d.Point); ok {
+			point = c
+		}
+		o := journey.NewObservation("datapath:"+d.Node, e.Time, d.Node, point, d.Device, d.Frame)
+		if d.Type == nodeapi.EventDrop {
+			o.Hop.Verdict, o.Hop.DropReason = journey.Dropped, d.Reason
+		}
+		return []journey.Observation{o}
+	case e.Pod != nil:
+		p := e.Pod
+		point := journey.PodIngress
+		if p.Direction == nodeapi.PodEgress {
+			point = journey.PodEgress
+		}
+		o := journey.NewObservation("pod:"+p.Pod, e.Time, p.Node, point, p.Pod+":eth0", p.Frame)
+		if point == journey.PodIngress {
+			o.Pod = p.Pod
+		}
+		return []journey.Observation{o}
+	case e.Wire != nil:
+		w := e.Wire
+		if w.Dropped {
+			return nil
+		}
+		var out []journey.Observation
+		if w.FromRouter && !w.Injected {
+			out = append(out, journey.NewObservation("link:"+w.Link, e.Time, w.Router, journey.Router, w.RouterPort, w.Frame))
+		}
+		return append(out, journey.NewObservation("link:"+w.Link, e.Time, w.Node, journey.Wire, w.Link, w.Frame))
+	}
+	return nil
+}

@@ -1,0 +1,255 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/hoplab/hoplab/vmtest"
+	"github.com/hoplab/hoplab/vmtest/control"
+	"github.com/hoplab/hoplab/vmtest/link"
+	"github.com/hoplab/hoplab/vmtest/nodeapi"
+)
+
+// hub fans the cluster's observations out to subscribers. While anybody
+// subscribes, every node streams its datapath and pod events and every wire
+// is tapped; each subscriber has its own queue and goroutine, so a slow
+// subscriber delays only itself and never the agents' read loops or the
+// wires.
+type hub struct {
+	log *slog.Logger
+	c   *Cluster
+
+	mu      sync.Mutex
+	subs    map[*subscriber]struct{}
+	untap   func()
+	closed  bool
+	watchMu sync.Mutex // serialises watch/unwatch calls
+}
+
+type subscriber struct {
+	fn     func(Event)
+	mu     sync.Mutex
+	queue  []Event
+	wake   chan struct{}
+	done   chan struct{}
+	closed bool
+}
+
+func newHub(log *slog.Logger) *hub {
+	return &hub{log: log, subs: map[*subscriber]struct{}{}}
+}
+
+// attachFabric is called once the fabric runs.
+func (h *hub) attachFabric(c *Cluster) {
+	h.mu.Lock()
+	h.c = c
+	h.mu.Unlock()
+}
+
+// agentEvent receives every event of every agent (on its read goroutine).
+func (h *hub) agentEvent(m *control.Message) {
+	var e Event
+	switch m.Event {
+	case nodeapi.EventDatapath:
+		var d nodeapi.DatapathEvent
+		if err := control.Unmarshal(m.Data, &d); err != nil {
+			h.log.Warn("bad datapath event", "err", err)
+			return
+		}
+		e = Event{Kind: EventDatapath, Time: time.Now(), Datapath: &d}
+	case nodeapi.EventPodPacket:
+		var p nodeapi.PodPacket
+		if err := control.Unmarshal(m.Data, &p); err != nil {
+			h.log.Warn("bad pod event", "err", err)
+			return
+		}
+		e = Event{Kind: EventPod, Time: time.Now(), Pod: &p}
+	default:
+		return
+	}
+	h.publish(e)
+}
+
+// wireFrame receives every frame of every wire (on its forwarding
+// goroutine).
+func (h *hub) wireFrame(w *link.Wire, fr link.Frame, node, router, port string) {
+	h.publish(Event{Kind: EventWire, Time: fr.Time, Wire: &WireFrame{
+		Link: w.Name(), Node: node, Router: router, RouterPort: port,
+		FromRouter: fr.From == link.B, Injected: fr.Injected, Dropped: fr.Dropped,
+		Frame: append([]byte(nil), fr.Data...),
+	}})
+}
+
+func (h *hub) publish(e Event) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for s := range h.subs {
+		s.push(e)
+	}
+}
+
+func (s *subscriber) push(e Event) {
+	s.mu.Lock()
+	if !s.closed {
+		s.queue = append(s.queue, e)
+	}
+	s.mu.Unlock()
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (s *subscriber) run() {
+	defer close(s.done)
+	for {
+		s.mu.Lock()
+		q := s.queue
+		s.queue = nil
+		closed := s.closed
+		s.mu.Unlock()
+		for _, e := range q {
+			s.fn(e)
+		}
+		if closed {
+			return
+		}
+		if len(q) == 0 {
+			<-s.wake
+		}
+	}
+}
+
+func (s *subscriber) stop() {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+	<-s.done
+}
+
+// subscribe adds fn; the first subscriber turns the streams on, and
+// subscribe returns once every node streams.
+func (h *hub) subscribe(ctx context.Context, fn func(Event)) (stop func(), err error) {
+	s := &subscriber{fn: fn, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	go s.run()
+	h.watchMu.Lock()
+	defer h.watchMu.Unlock()
+	h.mu.Lock()
+	if h.closed || h.c == nil {
+		h.mu.Unlock()
+		s.stop()
+		return nil, errors.New("cluster: closed")
+	}
+	first := len(h.subs) == 0
+	h.subs[s] = struct{}{}
+	h.mu.Unlock()
+	if first {
+		if err := h.watch(ctx, true); err != nil {
+			h.unsubscribe(s)
+			return nil, err
+		}
+	}
+	var once sync.Once
+	return func() { once.Do(func() { h.unsubscribe(s) }) }, nil
+}
+
+func (h *hub) unsubscribe(s *subscriber) {
+	s.stop()
+	h.watchMu.Lock()
+	defer h.watchMu.Unlock()
+	h.mu.Lock()
+	delete(h.subs, s)
+	last := len(h.subs) == 0 && !h.closed
+	h.mu.Unlock()
+	if last {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := h.watch(ctx, false); err != nil {
+			h.log.Warn("unwatch", "err", err)
+		}
+	}
+}
+
+// watch turns the nodes' event streams and the wire taps on or off.
+func (h *hub) watch(ctx context.Context, on bool) error {
+	c := h.c
+	if on && h.untap == nil {
+		f := c.fabric
+		spec := f.Spec()
+		var removes []func()
+		for i, n := range spec.Nodes {
+			port := vmtest.TorBond(n.Name, i)
+			for j := range vmtest.UplinkNICs {
+				w := f.Link(n.Name, j)
+				if w == nil {
+					continue
+				}
+				removes = append(removes, w.Tap(func(fr link.Frame) { h.wireFrame(w, fr, n.Name, spec.Router, port) }))
+			}
+		}
+		h.untap = func() {
+			for _, r := range removes {
+				r()
+			}
+		}
+	}
+	if !on && h.untap != nil {
+		h.untap()
+		h.untap = nil
+	}
+	err := c.eachNode(ctx, func(ctx context.Context, cl *nodeapi.Client) error {
+		_, err := cl.Watch(ctx, nodeapi.Watch{Datapath: on, Pods: on})
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("cluster watch: %w", err)
+	}
+	return nil
+}
+
+// close stops every subscriber (without unwatching: the VMs are going).
+func (h *hub) close() {
+	h.mu.Lock()
+	h.closed = true
+	subs := h.subs
+	h.subs = map[*subscriber]struct{}{}
+	untap := h.untap
+	h.untap = nil
+	h.mu.Unlock()
+	if untap != nil {
+		untap()
+	}
+	for s := range subs {
+		s.stop()
+	}
+}
+
+// Subscribe calls fn with every observation of the cluster from now on
+// (datapath events of every node, frames on every pod's eth0 and on every
+// wire), in order per source, on a goroutine of its own, until stop is
+// called. The streams are on while anybody subscribes. Errors turning them
+// on are logged; use SubscribeContext to get them.
+func (c *Cluster) Subscribe(fn func(Event)) (stop func()) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	stop, err := c.SubscribeContext(ctx, fn)
+	if err != nil {
+		c.log.Error("subscribe", "err", err)
+		return func() {}
+	}
+	return stop
+}
+
+// SubscribeContext is Subscribe returning the error of turning the streams
+// on; it returns once every node streams.
+func (c *Cluster) SubscribeContext(ctx context.Context, fn func(Event)) (stop func(), err error) {
+	return c.obs.subscribe(ctx, fn)
+}
