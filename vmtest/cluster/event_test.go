@@ -1,0 +1,210 @@
+package cluster
+
+import (
+	"encoding/binary"
+	"math/rand"
+	"net"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hoplab/hoplab/fixtures"
+	"github.com/hoplab/hoplab/topologies"
+	"github.com/hoplab/hoplab/tools/journey"
+	"github.com/hoplab/hoplab/vmtest"
+	"github.com/hoplab/hoplab/vmtest/nodeapi"
+)
+
+// hopFrame is the fixture's frame as an expected hop shows it: the hop's
+// MACs, addresses, TTL and ports patched in (wildcards keep the original).
+func hopFrame(t *testing.T, orig []byte, h journey.Hop) []byte {
+	t.Helper()
+	f := append([]byte(nil), orig...)
+	if h.EthDst != "" {
+		m, err := net.ParseMAC(h.EthDst)
+		if err != nil {
+			t.Fatal(err)
+		}
+		copy(f[0:6], m)
+	}
+	if h.EthSrc != "" {
+		m, err := net.ParseMAC(h.EthSrc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		copy(f[6:12], m)
+	}
+	ip := f[14:]
+	if h.TTL != 0 {
+		ip[8] = h.TTL
+	}
+	if h.IPSrc != "" {
+		a := netip.MustParseAddr(h.IPSrc).As4()
+		copy(ip[12:16], a[:])
+	}
+	if h.IPDst != "" {
+		a := netip.MustParseAddr(h.IPDst).As4()
+		copy(ip[16:20], a[:])
+	}
+	if h.Proto == "tcp" || h.Proto == "udp" {
+		l4 := ip[int(ip[0]&0x0f)*4:]
+		if h.Sport != 0 {
+			binary.BigEndian.PutUint16(l4[0:2], h.Sport)
+		}
+		if h.Dport != 0 {
+			binary.BigEndian.PutUint16(l4[2:4], h.Dport)
+		}
+	}
+	return f
+}
+
+// eventsFor turns an expected journey into the events the cluster would
+// deliver for it: datapath events, pod frames, wire frames (a router hop
+// and the next node's wire hop are one frame the ToR sent).
+func eventsFor(t *testing.T, top *topologies.Topology, orig []byte, p journey.Packet, t0 time.Time) []Event {
+	var out []Event
+	for i, h := range p.Hops {
+		at := t0.Add(time.Duration(i+1) * time.Millisecond)
+		f := hopFrame(t, orig, h)
+		switch h.Point {
+		case journey.Router:
+			continue
+		case journey.Wire:
+			idx := -1
+			for k, n := range top.Nodes {
+				if n.Name == h.Node {
+					idx = k
+				}
+			}
+			if idx < 0 {
+				t.Fatalf("wire hop on unknown node %s", h.Node)
+			}
+			fromRouter := i > 0 && p.Hops[i-1].Point == journey.Router
+			out = append(out, Event{Kind: EventWire, Time: at, Wire: &WireFrame{Link: vmtest.LinkName(h.Node, 1),
+				Node: h.Node, Router: top.Router.Name, RouterPort: vmtest.TorBond(h.Node, idx), FromRouter: fromRouter, Frame: f}})
+		case journey.PodEgress, journey.PodIngress:
+			dir := nodeapi.PodIngress
+			if h.Point == journey.PodEgress {
+				dir = nodeapi.PodEgress
+			}
+			pod, _, _ := strings.Cut(h.Device, ":")
+			out = append(out, Event{Kind: EventPod, Time: at, Pod: &nodeapi.PodPacket{Node: h.Node, Pod: pod, Direction: dir, Frame: f}})
+		default:
+			d := &nodeapi.DatapathEvent{Node: h.Node, Type: nodeapi.EventTrace, Point: string(h.Point), Device: h.Device, Frame: f}
+			if h.Verdict == journey.Dropped {
+				d.Type, d.Reason = nodeapi.EventDrop, h.DropReason
+			}
+			out = append(out, Event{Kind: EventDatapath, Time: at, Datapath: d})
+		}
+	}
+	return out
+}
+
+// TestObservationsFromFixtures feeds, for every fixture case, the events
+// its expected journeys imply (in random order) through
+// Event.Observations, journey.Merge and the CT selection, and compares the
+// result with the expectation.
+func TestObservationsFromFixtures(t *testing.T) {
+	rng := rand.New(rand.NewSource(1))
+	cases := 0
+	for _, name := range fixtures.Names() {
+		exp, err := fixtures.Load(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pkts, err := fixtures.Packets(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range exp.Cases {
+			t.Run(name+"/"+c.Topology, func(t *testing.T) {
+				top := builtin(t, c.Topology)
+				t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+				var injected []journey.Injected
+				var events []Event
+				rows := map[string][]nodeapi.CTRow{}
+				for i, want := range c.Packets {
+					orig := pkts[i].Data
+					k, ok := journey.KeyFromFrame(orig)
+					if !ok {
+						t.Fatalf("packet %d has no flow key", i)
+					}
+					at := t0.Add(time.Duration(i) * 100 * time.Millisecond)
+					injected = append(injected, journey.Injected{Index: i, Time: at, Key: k})
+					events = append(events, eventsFor(t, top, orig, want, at)...)
+					for _, ct := range want.CT {
+						rows[ct.Node] = append(rows[ct.Node], ctRow(t, ct))
+					}
+				}
+				for _, n := range top.Nodes {
+					// A flow of another packet on every node: never claimed.
+					rows[n.Name] = append(rows[n.Name], ctRow(t, journey.CTEntry{Node: n.Name, Tuple: "UDP OUT 10.9.9.9:1 -> 10.9.9.8:2"}))
+				}
+				rng.Shuffle(len(events), func(i, j int) { events[i], events[j] = events[j], events[i] })
+				var obs []journey.Observation
+				for _, e := range events {
+					obs = append(obs, e.Observations()...)
+				}
+				got, unmatched := journey.Merge(injected, obs)
+				if len(unmatched) != 0 {
+					t.Errorf("%d observations unmatched", len(unmatched))
+				}
+				for i, want := range c.Packets {
+					got[i].CT = ctEntries(got[i], rows)
+					if d := journey.Diff(want, got[i]); !d.Equal() {
+						t.Errorf("packet %d:\n%s", i, d)
+					}
+					for _, ct := range got[i].CT {
+						if strings.Contains(ct.Tuple, "10.9.9.9") {
+							t.Errorf("packet %d claims an unrelated CT entry %s", i, ct.Tuple)
+						}
+					}
+				}
+				cases++
+			})
+		}
+	}
+	if cases < 10 {
+		t.Fatalf("only %d fixture cases", cases)
+	}
+}
+
+// ctRow builds the CT row an expected CT entry stands for, from its tuple.
+func ctRow(t *testing.T, e journey.CTEntry) nodeapi.CTRow {
+	t.Helper()
+	f := strings.Fields(e.Tuple) // PROTO DIR SRC -> DST
+	if len(f) != 5 {
+		t.Fatalf("tuple %q", e.Tuple)
+	}
+	return nodeapi.CTRow{Tuple: e.Tuple, Proto: f[0], Direction: f[1], Src: netip.MustParseAddrPort(f[2]), Dst: netip.MustParseAddrPort(f[4]),
+		Flags: "SYN_SEEN", RevNATAddr: e.RevNAT}
+}
+
+func TestWireObservations(t *testing.T) {
+	f := make([]byte, 60)
+	w := WireFrame{Link: "node2-0", Node: "node2", Router: "tor", RouterPort: "node2", Frame: f}
+	at := time.Now()
+	points := func(w WireFrame) string {
+		var s []string
+		for _, o := range (Event{Kind: EventWire, Time: at, Wire: &w}).Observations() {
+			s = append(s, o.Hop.Node+"/"+string(o.Hop.Point)+"/"+o.Hop.Device)
+		}
+		return strings.Join(s, " ")
+	}
+	if got := points(w); got != "node2/wire/node2-0" {
+		t.Errorf("frame from the node: %s", got)
+	}
+	w.FromRouter = true
+	if got := points(w); got != "tor/router/node2 node2/wire/node2-0" {
+		t.Errorf("frame from the ToR: %s", got)
+	}
+	w.Injected = true
+	if got := points(w); got != "node2/wire/node2-0" {
+		t.Errorf("injected toward the node: %s", got)
+	}
+	w.Dropped = true
+	if got := points(w); got != "" {
+		t.Errorf("dropped: %s", got)
+	}
+}
