@@ -9,6 +9,8 @@ import (
 	"log"
 
 	"github.com/hoplab/hoplab/vmtest/guest"
+	// The node and router roles (pods, datapath, BGP).
+	_ "github.com/hoplab/hoplab/vmtest/node"
 )
 
 func main() {
