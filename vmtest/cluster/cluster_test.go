@@ -11,8 +11,8 @@ import (
 	"github.com/google/gopacket/layers"
 
 	"github.com/hoplab/hoplab/fixtures"
-	"github.com/hoplab/hoplab/topologies"
 	"github.com/hoplab/hoplab/tools/journey"
+	"github.com/hoplab/hoplab/topologies"
 	"github.com/hoplab/hoplab/vmtest"
 )
 

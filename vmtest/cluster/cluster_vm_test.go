@@ -1,0 +1,399 @@
+//go:build vm
+
+package cluster
+
+import (
+	"context"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hoplab/hoplab/fixtures"
+	"github.com/hoplab/hoplab/internal/testreq"
+	"github.com/hoplab/hoplab/tools/journey"
+	"github.com/hoplab/hoplab/topologies"
+	"github.com/hoplab/hoplab/vmtest/nodeapi"
+)
+
+// Bounds the acceptance tests hold the cluster to (TCG, 2 cores).
+const (
+	convergeBound = 30 * time.Second
+	withdrawBound = 30 * time.Second
+)
+
+// startPodToService boots the reference topology on HOPLAB_SERIES (default:
+// the topology's kernel).
+func startPodToService(t *testing.T) *Cluster {
+	testreq.Command(t, "qemu-system-x86_64", "apt-get install qemu-system-x86")
+	top, err := topologies.Builtin("pod-to-service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return StartT(t, Spec{Topology: top, Series: os.Getenv("HOPLAB_SERIES"), ConvergeTimeout: convergeBound})
+}
+
+// fixtureFrames returns a fixture's frames and its case for topology top.
+func fixtureFrames(t *testing.T, top *topologies.Topology, name string) ([]Frame, fixtures.Case) {
+	t.Helper()
+	exp, err := fixtures.Load(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pkts, err := fixtures.Packets(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range exp.Cases {
+		if c.Topology != top.Name {
+			continue
+		}
+		p, err := ParsePoint(top, c.Inject)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var frames []Frame
+		for _, pk := range pkts {
+			frames = append(frames, Frame{Data: pk.Data, Point: p})
+		}
+		return frames, c
+	}
+	t.Fatalf("fixture %s has no case for %s", name, top.Name)
+	return nil, fixtures.Case{}
+}
+
+func ctx(t *testing.T, d time.Duration) context.Context {
+	c, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return c
+}
+
+// TestPodToService is issue 4's acceptance: the reference topology booted
+// once, then BGP, a real TCP connection through the Service, CT on both
+// nodes, a fixture replay, the served cluster from another "process", a
+// policy change dropping new connections, and BGP withdrawal and recovery.
+func TestPodToService(t *testing.T) {
+	c := startPodToService(t)
+	top := c.Topology()
+	tm := c.Timings()
+	t.Logf("kernel %s; boot %v, setup %v, BGP convergence %v, bring-up %v", c.Kernel(),
+		tm.Boot.Round(time.Millisecond), tm.Setup.Round(time.Millisecond), tm.Converge.Round(time.Millisecond), tm.Total().Round(time.Millisecond))
+
+	ok := t.Run("bgp", func(t *testing.T) {
+		if tm.Converge > convergeBound {
+			t.Errorf("BGP converged in %v, bound %v", tm.Converge, convergeBound)
+		}
+		peers, err := c.Node("tor").BGPPeers(ctx(t, 10*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(peers) != 2 {
+			t.Fatalf("ToR peers: %v", peers)
+		}
+		for _, p := range peers {
+			if p.State.String() != "Established" {
+				t.Errorf("ToR session %v", p)
+			}
+		}
+		routes, err := c.Node("tor").KernelRoutes(ctx(t, 10*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range top.Nodes {
+			r := findRoute(routes, n.PodCIDR.String())
+			if r == nil || r.Gateway != n.Uplink.Address.Addr().String() || r.Protocol != "bgp" {
+				t.Errorf("ToR route to %s: %+v; want via %s, protocol bgp (routes %+v)", n.PodCIDR, r, n.Uplink.Address.Addr(), routes)
+			}
+		}
+	})
+	if !ok {
+		t.FailNow()
+	}
+
+	t.Run("http", func(t *testing.T) {
+		httpOK(t, c)
+	})
+
+	t.Run("ct", func(t *testing.T) {
+		res := httpOK(t, c)
+		local := res.Outcomes[0].Local // 10.1.1.10:port
+		n1, err := c.Node("node1").CTList(ctx(t, 10*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		n2, err := c.Node("node2").CTList(ctx(t, 10*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var svc *nodeapi.CTRow
+		for i, r := range n1 {
+			if r.Direction == "SERVICE" && r.Dst.String() == "10.224.1.1:80" && r.Src.String() == local {
+				svc = &n1[i]
+			}
+		}
+		if svc == nil {
+			t.Errorf("node1 has no service entry for %s -> 10.224.1.1:80:\n%s", local, ctText(n1))
+		}
+		out := findCT(n1, "TCP OUT "+local+" -> 10.1.2.40:8080")
+		if out == nil || out.RevNATAddr != "10.224.1.1:80" {
+			t.Errorf("node1 DNATed entry for %s: %+v\n%s", local, out, ctText(n1))
+		}
+		if in := findCT(n2, "TCP IN "+local+" -> 10.1.2.40:8080"); in == nil {
+			t.Errorf("node2 has no IN entry for %s -> 10.1.2.40:8080:\n%s", local, ctText(n2))
+		}
+	})
+
+	t.Run("replay", func(t *testing.T) {
+		if err := c.Reset(ctx(t, 10*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		frames, cs := fixtureFrames(t, top, "tcp-syn-vip")
+		begin := time.Now()
+		rep, err := c.Replay(ctx(t, 30*time.Second), frames, ReplayOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("replay of tcp-syn-vip: %v", time.Since(begin).Round(time.Millisecond))
+		checkReport(t, c.Kernel(), rep, cs)
+	})
+
+	t.Run("serve", func(t *testing.T) {
+		state, err := c.Serve()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cur, err := CurrentStateFile(); err != nil || cur != state {
+			t.Errorf("CurrentStateFile = %s, %v; want %s", cur, err, state)
+		}
+		r, err := Attach(state)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Kernel() != c.Kernel() || r.Topology().Name != top.Name {
+			t.Errorf("remote: kernel %s topology %s", r.Kernel(), r.Topology().Name)
+		}
+		eps, err := r.Node("node2").EndpointList(ctx(t, 10*time.Second))
+		if err != nil || len(eps) != 1 || eps[0].Pod != "pod4" {
+			t.Errorf("remote endpoint list of node2: %+v, %v", eps, err)
+		}
+		var mu sync.Mutex
+		kinds := map[string]int{}
+		stop, err := r.SubscribeContext(ctx(t, 30*time.Second), func(e Event) {
+			mu.Lock()
+			kinds[e.Kind]++
+			mu.Unlock()
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := r.Run(ctx(t, 30*time.Second), nodeapi.ClientAction{Pod: "pod1", Kind: nodeapi.ClientHTTP, Dst: "10.224.1.1:80"})
+		if err != nil || len(res.Outcomes) != 1 || !res.Outcomes[0].OK {
+			t.Errorf("remote http: %+v, %v", res, err)
+		}
+		if err := r.Reset(ctx(t, 10*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		frames, cs := fixtureFrames(t, top, "tcp-syn-vip")
+		rep, err := r.Replay(ctx(t, 30*time.Second), frames, ReplayOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkReport(t, c.Kernel(), rep, cs)
+		stop()
+		mu.Lock()
+		if kinds[EventDatapath] == 0 || kinds[EventPod] == 0 || kinds[EventWire] == 0 {
+			t.Errorf("remote subscription saw %v", kinds)
+		}
+		mu.Unlock()
+		if err := r.Close(); err != nil {
+			t.Error(err)
+		}
+		if _, err := c.Node("node1").CTList(ctx(t, 10*time.Second)); err != nil {
+			t.Errorf("cluster after the remote detached: %v", err)
+		}
+	})
+
+	t.Run("policy", func(t *testing.T) {
+		var mu sync.Mutex
+		var drops []nodeapi.DatapathEvent
+		stop := c.Subscribe(func(e Event) {
+			if e.Datapath != nil && e.Datapath.Type == nodeapi.EventDrop {
+				mu.Lock()
+				drops = append(drops, *e.Datapath)
+				mu.Unlock()
+			}
+		})
+		defer stop()
+		before := policyDenied(t, c, "node2")
+
+		edited, err := topologies.Parse(top.File, mustEncode(t, top))
+		if err != nil {
+			t.Fatal(err)
+		}
+		edited.Policies[0].Ingress = []topologies.Rule{{}} // enforcement on, nothing allowed
+		if err := c.Update(ctx(t, 30*time.Second), edited); err != nil {
+			t.Fatal(err)
+		}
+		res, err := c.Run(ctx(t, 30*time.Second), nodeapi.ClientAction{Pod: "pod1", Kind: nodeapi.ClientTCP, Dst: "10.224.1.1:80", Count: 3, Timeout: 2 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range res.Outcomes {
+			if o.OK {
+				t.Errorf("connection allowed after the allow rule was removed: %+v", o)
+			}
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		var denied []nodeapi.DatapathEvent
+		for time.Now().Before(deadline) {
+			mu.Lock()
+			denied = denied[:0]
+			for _, d := range drops {
+				if d.Reason == "Policy denied" && d.Node == "node2" {
+					denied = append(denied, d)
+				}
+			}
+			mu.Unlock()
+			if len(denied) > 0 {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		if len(denied) == 0 {
+			t.Errorf("no Policy denied drop event on node2 (drops: %+v)", drops)
+		} else if d := denied[0]; d.Point != string(journey.ToContainer) || d.Device != top.Pod("pod4").LXCName {
+			t.Errorf("drop at %s on %s; want to-container on %s", d.Point, d.Device, top.Pod("pod4").LXCName)
+		}
+		if after := policyDenied(t, c, "node2"); after <= before {
+			t.Errorf("Policy denied counter %d → %d", before, after)
+		}
+		if err := c.Update(ctx(t, 30*time.Second), top); err != nil {
+			t.Fatal(err)
+		}
+		httpOK(t, c)
+	})
+
+	t.Run("bgp-withdraw", func(t *testing.T) {
+		if err := c.Node("node2").BGPStop(ctx(t, 10*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		begin := time.Now()
+		for {
+			routes, err := c.Node("tor").KernelRoutes(ctx(t, 10*time.Second))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if findRoute(routes, "10.1.2.0/24") == nil {
+				break
+			}
+			if time.Since(begin) > withdrawBound {
+				t.Fatalf("ToR still routes 10.1.2.0/24 %v after node2's speaker stopped", withdrawBound)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		t.Logf("10.1.2.0/24 withdrawn from the ToR in %v", time.Since(begin).Round(time.Millisecond))
+		if err := c.Reset(ctx(t, 10*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		frames, _ := fixtureFrames(t, top, "tcp-syn-vip")
+		rep, err := c.Replay(ctx(t, 30*time.Second), frames, ReplayOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := rep.Packets[0]
+		if p.Verdict != journey.Lost || len(p.Hops) == 0 {
+			t.Fatalf("packet without a route at the ToR:\n%s", journey.RenderPacket(p))
+		}
+		if last := p.Hops[len(p.Hops)-1]; last.Node != "node1" || last.Point != journey.Wire {
+			t.Errorf("last hop %s %s; want node1's wire toward the ToR:\n%s", last.Node, last.Point, journey.RenderPacket(p))
+		}
+
+		if err := c.Node("node2").BGPStart(ctx(t, 10*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		begin = time.Now()
+		if err := c.WaitConverged(ctx(t, convergeBound)); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("reconverged in %v", time.Since(begin).Round(time.Millisecond))
+		httpOK(t, c)
+	})
+}
+
+func mustEncode(t *testing.T, top *topologies.Topology) []byte {
+	t.Helper()
+	b, err := Encode(top)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// httpOK runs an HTTP GET from pod1 to the Service and checks pod4 answered.
+func httpOK(t *testing.T, c *Cluster) nodeapi.ClientResult {
+	t.Helper()
+	res, err := c.Run(ctx(t, 30*time.Second), nodeapi.ClientAction{Pod: "pod1", Kind: nodeapi.ClientHTTP, Dst: "10.224.1.1:80"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Outcomes) != 1 || !res.Outcomes[0].OK || !strings.HasPrefix(res.Outcomes[0].Reply, "hoplab pod4 10.1.2.40:8080 from 10.1.1.10:") {
+		t.Fatalf("HTTP GET pod1 → 10.224.1.1:80: %+v", res)
+	}
+	t.Logf("HTTP GET pod1 → 10.224.1.1:80 answered by pod4 in %v", res.Outcomes[0].RTT)
+	return res
+}
+
+func checkReport(t *testing.T, kernel string, rep journey.Report, cs fixtures.Case) {
+	t.Helper()
+	if rep.Kernel != kernel || len(rep.Packets) != len(cs.Packets) {
+		t.Fatalf("report: kernel %q, %d packets; want %q, %d", rep.Kernel, len(rep.Packets), kernel, len(cs.Packets))
+	}
+	for i, want := range cs.Packets {
+		if d := journey.Diff(want, rep.Packets[i]); !d.Equal() {
+			t.Errorf("packet %d:\n%s", i, d)
+		}
+	}
+}
+
+func findRoute(routes []nodeapi.KernelRoute, dst string) *nodeapi.KernelRoute {
+	for i := range routes {
+		if routes[i].Dst == dst {
+			return &routes[i]
+		}
+	}
+	return nil
+}
+
+func findCT(rows []nodeapi.CTRow, tuple string) *nodeapi.CTRow {
+	for i := range rows {
+		if rows[i].Tuple == tuple {
+			return &rows[i]
+		}
+	}
+	return nil
+}
+
+func ctText(rows []nodeapi.CTRow) string {
+	var b strings.Builder
+	for _, r := range rows {
+		b.WriteString(r.Tuple + " " + r.Flags + " " + r.RevNATAddr + "\n")
+	}
+	return b.String()
+}
+
+// policyDenied sums a node's "Policy denied" counters.
+func policyDenied(t *testing.T, c *Cluster, node string) uint64 {
+	t.Helper()
+	rows, err := c.Node(node).Metrics(ctx(t, 10*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n uint64
+	for _, r := range rows {
+		if r.Reason == "Policy denied" {
+			n += r.Packets
+		}
+	}
+	return n
+}
