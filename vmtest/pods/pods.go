@@ -109,7 +109,7 @@ func Create(s Spec) (p *Pod, err error) {
 }
 
 func (p *Pod) waitOperUp(deadline time.Time) error {
-	inside, err := netlink.NewHandleAt(p.ns)
+	inside, err := netlink.NewHandleAt(p.ns, unix.NETLINK_ROUTE)
 	if err != nil {
 		return fmt.Errorf("pod %s: netlink in netns: %w", p.Name, err)
 	}
@@ -146,7 +146,7 @@ func (s Spec) validate() error {
 }
 
 func (p *Pod) configureInside() error {
-	h, err := netlink.NewHandleAt(p.ns)
+	h, err := netlink.NewHandleAt(p.ns, unix.NETLINK_ROUTE)
 	if err != nil {
 		return fmt.Errorf("pod %s: netlink in netns: %w", p.Name, err)
 	}
