@@ -102,7 +102,7 @@ func (n *Node) bgp() (*bgp.Speaker, error) {
 func KernelRoutes(h *netlink.Handle) ([]nodeapi.KernelRoute, error) {
 	if h == nil {
 		var err error
-		if h, err = netlink.NewHandle(); err != nil {
+		if h, err = netlink.NewHandle(unix.NETLINK_ROUTE); err != nil {
 			return nil, fmt.Errorf("kernel routes: %w", err)
 		}
 		defer h.Close()

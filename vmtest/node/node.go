@@ -14,6 +14,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 
 	"github.com/hoplab/hoplab/bgp"
 	"github.com/hoplab/hoplab/datapath"
@@ -164,7 +165,7 @@ func Setup(ctx context.Context, opts Options, s nodeapi.Setup) (n *Node, res nod
 	if n.ns, err = netns.Get(); err != nil {
 		return nil, res, fmt.Errorf("node %s: netns: %w", s.Node, err)
 	}
-	if n.nl, err = netlink.NewHandleAt(n.ns); err != nil {
+	if n.nl, err = netlink.NewHandleAt(n.ns, unix.NETLINK_ROUTE); err != nil {
 		n.ns.Close()
 		return nil, res, fmt.Errorf("node %s: netlink: %w", s.Node, err)
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 
 	"github.com/hoplab/hoplab/bgp"
 	"github.com/hoplab/hoplab/topologies"
@@ -41,7 +42,7 @@ func SetupRouter(ctx context.Context, opts Options, s nodeapi.RouterSetup) (*Rou
 	if len(top.Nodes) == 0 {
 		return nil, res, fmt.Errorf("router %s: topology %s has no nodes", top.Router.Name, top.Name)
 	}
-	h, err := netlink.NewHandle()
+	h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
 	if err != nil {
 		return nil, res, fmt.Errorf("router %s: netlink: %w", top.Router.Name, err)
 	}
