@@ -1,0 +1,134 @@
+package replayreport
+
+import (
+	_ "embed"
+	"fmt"
+	"html/template"
+	"io"
+	"strconv"
+
+	"github.com/hoplab/hoplab/tools/journey"
+	"github.com/hoplab/hoplab/topologies"
+)
+
+// HTMLOptions add context to WriteHTML's page.
+type HTMLOptions struct {
+	// Title heads the page (default "hoplab replay").
+	Title string
+	// Capture names the replayed capture file.
+	Capture string
+	// Topology, when set, names the topology and resolves the identities
+	// of drops; its router's column is drawn as the router.
+	Topology *topologies.Topology
+	// Files are the per-hop captures to link to (WritePcaps' result,
+	// written next to the page).
+	Files []HopFile
+	// Notes are remarks shown above the journeys (skipped packets...).
+	Notes []string
+}
+
+//go:embed report.html.tmpl
+var pageText string
+
+var pageTmpl = template.Must(template.New("report").Parse(pageText))
+
+type page struct {
+	Title, Capture, Topology, Kernel string
+	Notes                            []string
+	Files                            []HopFile
+	Packets                          []packetView
+	Delivered, Dropped, Lost         int
+}
+
+type packetView struct {
+	Index       int
+	Verdict     string
+	Reason      string
+	DeliveredTo string
+	DropLine    string
+	Fig         figure
+	Rows        []rowView
+	CT          []journey.CTEntry
+}
+
+type rowView struct {
+	Index   int
+	Cells   []cellView
+	Dropped bool
+}
+
+type cellView struct {
+	Text    string
+	Changed bool
+}
+
+// WriteHTML writes the report as one self-contained HTML page: for every
+// packet a figure of its path and a table of its hops.
+func WriteHTML(w io.Writer, rep journey.Report, opts HTMLOptions) error {
+	pg := page{Title: opts.Title, Capture: opts.Capture, Kernel: rep.Kernel, Notes: opts.Notes, Files: opts.Files}
+	if pg.Title == "" {
+		pg.Title = "hoplab replay"
+	}
+	router := ""
+	if opts.Topology != nil {
+		pg.Topology = opts.Topology.Name
+		router = opts.Topology.Router.Name
+	}
+	for _, p := range rep.Packets {
+		switch p.Verdict {
+		case journey.Delivered:
+			pg.Delivered++
+		case journey.Dropped:
+			pg.Dropped++
+		default:
+			pg.Lost++
+		}
+		pv := packetView{Index: p.Index, Verdict: string(p.Verdict), Reason: p.DropReason, DeliveredTo: p.DeliveredTo,
+			DropLine: DropLine(p, opts.Topology), Fig: layout(p, router), CT: p.CT}
+		for i, h := range p.Hops {
+			var prev *journey.Hop
+			if i > 0 {
+				prev = &p.Hops[i-1]
+			}
+			pv.Rows = append(pv.Rows, hopRow(i, prev, h))
+		}
+		pg.Packets = append(pg.Packets, pv)
+	}
+	if err := pageTmpl.Execute(w, pg); err != nil {
+		return fmt.Errorf("write html: %w", err)
+	}
+	return nil
+}
+
+// hopRow renders a hop's table row, marking the cells whose value changed
+// since the previous hop.
+func hopRow(i int, prev *journey.Hop, h journey.Hop) rowView {
+	var p journey.Hop
+	if prev != nil {
+		p = *prev
+	}
+	num := func(n int) string {
+		if n == 0 {
+			return "-"
+		}
+		return strconv.Itoa(n)
+	}
+	c := func(text, before string) cellView {
+		return cellView{Text: dashIfEmpty(text), Changed: prev != nil && text != "" && before != "" && text != before}
+	}
+	n := func(v, before int) cellView {
+		return cellView{Text: num(v), Changed: prev != nil && v != 0 && before != 0 && v != before}
+	}
+	verdict := string(h.Verdict)
+	if h.DropReason != "" {
+		verdict += " (" + h.DropReason + ")"
+	}
+	return rowView{Index: i, Dropped: h.Verdict == journey.Dropped, Cells: []cellView{
+		{Text: dashIfEmpty(h.Node)}, {Text: string(h.Point)}, {Text: dashIfEmpty(h.Device)},
+		c(h.EthSrc, p.EthSrc), c(h.EthDst, p.EthDst),
+		c(h.IPSrc, p.IPSrc), c(h.IPDst, p.IPDst),
+		n(int(h.TTL), int(p.TTL)), {Text: dashIfEmpty(h.Proto)},
+		n(int(h.Sport), int(p.Sport)), n(int(h.Dport), int(p.Dport)),
+		{Text: dashIfEmpty(verdict), Changed: h.Verdict == journey.Dropped},
+	}}
+}

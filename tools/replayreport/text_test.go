@@ -1,0 +1,76 @@
+package replayreport
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/hoplab/hoplab/fixtures"
+	"github.com/hoplab/hoplab/tools/journey"
+	"github.com/hoplab/hoplab/topologies"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files")
+
+// golden compares got with testdata/name, or rewrites it with -update.
+func golden(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.MkdirAll("testdata", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update)", err)
+	}
+	if got != string(want) {
+		t.Errorf("%s differs from the golden file:\n--- got\n%s\n--- want\n%s", name, got, want)
+	}
+}
+
+// TestTextGolden renders the expected journeys of every fixture case.
+func TestTextGolden(t *testing.T) {
+	for _, name := range fixtures.Names() {
+		exp, err := fixtures.Load(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range exp.Cases {
+			t.Run(name+"/"+c.Topology, func(t *testing.T) {
+				top, err := topologies.Builtin(c.Topology)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var b bytes.Buffer
+				if err := WriteText(&b, journey.Report{Kernel: "6.1.192", Packets: c.Packets}, top); err != nil {
+					t.Fatal(err)
+				}
+				golden(t, name+"."+c.Topology+".txt", b.String())
+			})
+		}
+	}
+}
+
+func TestDropLineNamesHopReasonAndIdentities(t *testing.T) {
+	rep, top, _ := expected(t, "policy-denied-port")
+	got := DropLine(rep.Packets[0], top)
+	pod1, pod4 := top.Pod("pod1"), top.Pod("pod4")
+	for _, want := range []string{"Policy denied", "node2 to-container " + pod4.LXCName,
+		"identity " + pod1.Identity.String() + " [app=frontend]", "identity " + pod4.Identity.String() + " [app=backend]"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("drop line %q lacks %q", got, want)
+		}
+	}
+	if DropLine(journey.Packet{Verdict: journey.Delivered}, top) != "" {
+		t.Error("a delivered packet has a drop line")
+	}
+}
