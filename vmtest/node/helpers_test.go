@@ -126,3 +126,12 @@ func must(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+func parse(t *testing.T, text string) *topologies.Topology {
+	t.Helper()
+	top, err := topologies.Parse("test.yaml", []byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return top
+}
