@@ -4,11 +4,15 @@ package cluster
 
 import (
 	"context"
+	"encoding/binary"
 	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/google/gopacket"
+	"github.com/google/gopacket/layers"
 
 	"github.com/hoplab/hoplab/fixtures"
 	"github.com/hoplab/hoplab/internal/testreq"
@@ -154,8 +158,52 @@ func TestPodToService(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Logf("replay of tcp-syn-vip: %v", time.Since(begin).Round(time.Millisecond))
+		t.Logf("replay of tcp-syn-vip: %v\n%s", time.Since(begin).Round(time.Millisecond), journey.RenderPacket(rep.Packets[0]))
 		checkReport(t, c.Kernel(), rep, cs)
+	})
+
+	t.Run("inject-points", func(t *testing.T) {
+		// The reference SYN as it is after node1's DNAT, entering node2 from
+		// the wire, and entering the ToR from node1's uplink.
+		syn := dnatedSYN(t, top)
+		cases := []struct {
+			point  string
+			points string
+		}{
+			{"node2:bond0", "node2/wire node2/from-netdev node2/to-container node2/pod-ingress"},
+			{"tor:node1", "node1/wire tor/router node2/wire node2/from-netdev node2/to-container node2/pod-ingress"},
+		}
+		for i, cs := range cases {
+			if err := c.Reset(ctx(t, 10*time.Second)); err != nil {
+				t.Fatal(err)
+			}
+			p, err := ParsePoint(top, cs.point)
+			if err != nil {
+				t.Fatal(err)
+			}
+			frame := withIPID(t, syn, uint16(0x7e00+i))
+			rep, err := c.Replay(ctx(t, 30*time.Second), []Frame{{Data: frame, Point: p}}, ReplayOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			pk := rep.Packets[0]
+			var got []string
+			for _, h := range pk.Hops {
+				got = append(got, h.Node+"/"+string(h.Point))
+			}
+			if strings.Join(got, " ") != cs.points || pk.Verdict != journey.Delivered || pk.DeliveredTo != "pod4" {
+				t.Errorf("injected at %s: %s, %s to %q; want %s\n%s", cs.point, strings.Join(got, " "), pk.Verdict, pk.DeliveredTo, cs.points, journey.RenderPacket(pk))
+			}
+			n2 := top.Node("node2")
+			first := pk.Hops[0]
+			wantSrc, wantDst := n2.TorBondMAC.String(), n2.BondMAC.String()
+			if cs.point == "tor:node1" {
+				wantSrc, wantDst = top.Node("node1").BondMAC.String(), top.Node("node1").TorBondMAC.String()
+			}
+			if first.EthSrc != wantSrc || first.EthDst != wantDst {
+				t.Errorf("injected at %s with %s > %s; want %s > %s", cs.point, first.EthSrc, first.EthDst, wantSrc, wantDst)
+			}
+		}
 	})
 
 	t.Run("serve", func(t *testing.T) {
@@ -302,6 +350,7 @@ func TestPodToService(t *testing.T) {
 			t.Fatal(err)
 		}
 		p := rep.Packets[0]
+		t.Logf("without a route at the ToR:\n%s", journey.RenderPacket(p))
 		if p.Verdict != journey.Lost || len(p.Hops) == 0 {
 			t.Fatalf("packet without a route at the ToR:\n%s", journey.RenderPacket(p))
 		}
@@ -319,6 +368,50 @@ func TestPodToService(t *testing.T) {
 		t.Logf("reconverged in %v", time.Since(begin).Round(time.Millisecond))
 		httpOK(t, c)
 	})
+}
+
+// dnatedSYN is tcp-syn-vip's SYN as node1 sends it after DNAT: to
+// 10.1.2.40:8080, TTL 63.
+func dnatedSYN(t *testing.T, top *topologies.Topology) []byte {
+	t.Helper()
+	pkts, err := fixtures.Packets("tcp-syn-vip")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pk := gopacket.NewPacket(pkts[0].Data, layers.LayerTypeEthernet, gopacket.Default)
+	eth := pk.Layer(layers.LayerTypeEthernet).(*layers.Ethernet)
+	ip := pk.Layer(layers.LayerTypeIPv4).(*layers.IPv4)
+	tcp := pk.Layer(layers.LayerTypeTCP).(*layers.TCP)
+	ip.DstIP = top.Pod("pod4").IP.AsSlice()
+	ip.TTL = 63
+	tcp.DstPort = 8080
+	if err := tcp.SetNetworkLayerForChecksum(ip); err != nil {
+		t.Fatal(err)
+	}
+	buf := gopacket.NewSerializeBuffer()
+	if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}, eth, ip, tcp, gopacket.Payload(tcp.Payload)); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// withIPID returns frame with another IPv4 ID (checksum fixed).
+func withIPID(t *testing.T, frame []byte, id uint16) []byte {
+	t.Helper()
+	f := append([]byte(nil), frame...)
+	ip := f[14:]
+	binary.BigEndian.PutUint16(ip[4:6], id)
+	binary.BigEndian.PutUint16(ip[10:12], 0)
+	hl := int(ip[0]&0x0f) * 4
+	var sum uint32
+	for i := 0; i < hl; i += 2 {
+		sum += uint32(binary.BigEndian.Uint16(ip[i:]))
+	}
+	for sum > 0xffff {
+		sum = sum&0xffff + sum>>16
+	}
+	binary.BigEndian.PutUint16(ip[10:12], ^uint16(sum))
+	return f
 }
 
 func mustEncode(t *testing.T, top *topologies.Topology) []byte {

@@ -208,3 +208,18 @@ func TestWireObservations(t *testing.T) {
 		t.Errorf("dropped: %s", got)
 	}
 }
+
+func TestInjectedFirst(t *testing.T) {
+	p := journey.Packet{Hops: []journey.Hop{
+		{Node: "tor", Point: journey.Router}, {Node: "node1", Point: journey.Wire}, {Node: "node2", Point: journey.Wire},
+		{Node: "node2", Point: journey.FromNetdev}, {Node: "node1", Point: journey.Wire},
+	}}
+	injectedFirst(&p, "node1")
+	var got []string
+	for _, h := range p.Hops {
+		got = append(got, h.Node+"/"+string(h.Point))
+	}
+	if s := strings.Join(got, " "); s != "node1/wire tor/router node2/wire node2/from-netdev node1/wire" {
+		t.Fatal(s)
+	}
+}

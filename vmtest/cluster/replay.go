@@ -84,10 +84,32 @@ func (c *Cluster) Replay(ctx context.Context, frames []Frame, opts ReplayOptions
 	all := obs
 	mu.Unlock()
 	rep.Packets, _ = journey.Merge(injected, all)
+	for i := range rep.Packets {
+		if p := plan[i].point; p.Kind == AtRouter {
+			injectedFirst(&rep.Packets[i], p.Node)
+		}
+	}
 	if err := c.addCT(ctx, rep.Packets); err != nil {
 		return rep, fmt.Errorf("replay: %w", err)
 	}
 	return rep, nil
+}
+
+// injectedFirst puts first the wire hop of a frame injected toward the ToR
+// on node's uplink. journey.Merge orders a node without egress-side points
+// (up to to-netdev) among the receiving nodes, after the router; but a frame
+// injected at the ToR's port starts on that node's wire. The node's first
+// wire hop is the injected frame (its hops are ordered by time).
+func injectedFirst(p *journey.Packet, node string) {
+	for i, h := range p.Hops {
+		if h.Node == node && h.Point == journey.Wire {
+			if i > 0 {
+				copy(p.Hops[1:i+1], p.Hops[0:i])
+				p.Hops[0] = h
+			}
+			return
+		}
+	}
 }
 
 // planned is a frame ready to inject.
