@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
-	"testing"
 	"time"
 
 	"github.com/hoplab/hoplab/topologies"
@@ -83,12 +82,22 @@ func Start(ctx context.Context, spec Spec) (*Cluster, error) {
 	return start(ctx, spec)
 }
 
+// TB is what StartT needs of a test: *testing.T, *testing.B and Ginkgo's
+// GinkgoT() all have it.
+type TB interface {
+	Helper()
+	Logf(format string, args ...any)
+	Fatalf(format string, args ...any)
+	Failed() bool
+	Cleanup(func())
+}
+
 // StartT starts a cluster for a test (or a Ginkgo suite through
 // GinkgoT()): the consoles go to the test log unless spec.ConsoleLine is
 // set, a start failure fails the test, and cleanup closes the cluster,
 // keeping its run directory (and logging its path) when the test failed or
 // HOPLAB_KEEP is set.
-func StartT(t testing.TB, spec Spec) *Cluster {
+func StartT(t TB, spec Spec) *Cluster {
 	t.Helper()
 	vmtest.HandleSignals()
 	if spec.ConsoleLine == nil {
