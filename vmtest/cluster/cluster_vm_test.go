@@ -3,9 +3,13 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
+	"encoding/json"
+	"fmt"
 	"os"
+	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -26,6 +30,53 @@ const (
 	convergeBound = 30 * time.Second
 	withdrawBound = 30 * time.Second
 )
+
+// envAttach makes the test binary the "other process" of the serve test:
+// it attaches to the current cluster, replays tcp-syn-vip through it and
+// prints the report as JSON.
+const envAttach = "HOPLAB_TEST_ATTACH"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(envAttach) != "" {
+		if err := attachAndReplay(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+func attachAndReplay() error {
+	state, err := CurrentStateFile()
+	if err != nil {
+		return err
+	}
+	r, err := Attach(state)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	top := r.Topology()
+	p, err := ParsePoint(top, "pod1")
+	if err != nil {
+		return err
+	}
+	pkts, err := fixtures.Packets("tcp-syn-vip")
+	if err != nil {
+		return err
+	}
+	if err := r.Reset(ctx); err != nil {
+		return err
+	}
+	rep, err := r.Replay(ctx, []Frame{{Data: pkts[0].Data, Point: p}}, ReplayOptions{})
+	if err != nil {
+		return err
+	}
+	return json.NewEncoder(os.Stdout).Encode(rep)
+}
 
 // startPodToService boots the reference topology on HOPLAB_SERIES (default:
 // the topology's kernel).
@@ -257,6 +308,21 @@ func TestPodToService(t *testing.T) {
 		if err := r.Close(); err != nil {
 			t.Error(err)
 		}
+
+		// Another process finds the cluster and replays through it.
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), envAttach+"=1")
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("attaching process: %v\n%s", err, stderr.String())
+		}
+		rep, err = journey.DecodeReport(bytes.NewReader(out))
+		if err != nil {
+			t.Fatalf("attaching process's report: %v\n%s", err, out)
+		}
+		checkReport(t, c.Kernel(), rep, cs)
 		if _, err := c.Node("node1").CTList(ctx(t, 10*time.Second)); err != nil {
 			t.Errorf("cluster after the remote detached: %v", err)
 		}
