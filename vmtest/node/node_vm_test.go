@@ -160,6 +160,128 @@ func TestVMPodToService(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("node1 routes: %+v", routes)
+
+	checkWatch(ctx, t, f, top, clients)
+	checkBGPStop(ctx, t, tor, clients["node2"], top.Node("node2").PodCIDR.String())
+}
+
+// checkWatch: with both nodes watched, one HTTP request gives the hops of
+// the reference journey as events on the host: pod1's eth0, from-container,
+// to-stack and to-netdev on node1; from-netdev, to-container and pod4's eth0
+// on node2.
+func checkWatch(ctx context.Context, t *testing.T, f *vmtest.Fabric, top *topologies.Topology, clients map[string]*nodeapi.Client) {
+	var mu sync.Mutex
+	seen := map[string]bool{}
+	for _, name := range []string{"node1", "node2"} {
+		f.VM(name).Agent().OnEvent(func(m *control.Message) {
+			key := ""
+			switch m.Event {
+			case nodeapi.EventDatapath:
+				var d nodeapi.DatapathEvent
+				if control.Unmarshal(m.Data, &d) != nil || d.Type != nodeapi.EventTrace {
+					return
+				}
+				key = d.Node + " " + d.Point + " " + d.Device
+			case nodeapi.EventPodPacket:
+				var p nodeapi.PodPacket
+				if control.Unmarshal(m.Data, &p) != nil {
+					return
+				}
+				key = p.Node + " " + p.Pod + ":eth0 " + p.Direction
+			default:
+				return
+			}
+			mu.Lock()
+			seen[key] = true
+			mu.Unlock()
+		})
+		w, err := clients[name].Watch(ctx, nodeapi.Watch{Datapath: true, Pods: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("%s: watching pods %v", name, w.Pods)
+	}
+	res, err := clients["node1"].Run(ctx, nodeapi.ClientAction{Pod: "pod1", Kind: nodeapi.ClientHTTP, Dst: "10.224.1.1:80", Timeout: 10 * time.Second})
+	if err != nil || !res.Outcomes[0].OK {
+		t.Fatalf("watched request: %+v %v", res, err)
+	}
+	pod1, pod4 := top.Pod("pod1"), top.Pod("pod4")
+	want := []string{
+		"node1 pod1:eth0 egress",
+		"node1 from-container " + pod1.LXCName,
+		"node1 to-stack " + pod1.LXCName,
+		"node1 to-netdev bond0",
+		"node2 from-netdev bond0",
+		"node2 to-container " + pod4.LXCName,
+		"node2 pod4:eth0 ingress",
+		"node1 to-container " + pod1.LXCName, // the reply, reverse-NATed
+		"node1 pod1:eth0 ingress",
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		mu.Lock()
+		var missing []string
+		for _, k := range want {
+			if !seen[k] {
+				missing = append(missing, k)
+			}
+		}
+		mu.Unlock()
+		if len(missing) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			mu.Lock()
+			t.Errorf("events missing: %q; seen %v", missing, seen)
+			mu.Unlock()
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for _, name := range []string{"node1", "node2"} {
+		if _, err := clients[name].Watch(ctx, nodeapi.Watch{}); err != nil {
+			t.Error(err)
+		}
+	}
+	t.Logf("journey events seen on the host: %d kinds", len(seen))
+}
+
+// checkBGPStop: bgp-stop on node2 withdraws its PodCIDR (the ToR's kernel
+// loses the route), bgp-start brings it back.
+func checkBGPStop(ctx context.Context, t *testing.T, tor, node2 *nodeapi.Client, cidr string) {
+	has := func() bool {
+		routes, err := tor.KernelRoutes(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range routes {
+			if r.Dst == cidr && r.Protocol == "bgp" {
+				return true
+			}
+		}
+		return false
+	}
+	waitFor := func(what string, want bool, limit time.Duration) time.Duration {
+		start := time.Now()
+		for has() != want {
+			if time.Since(start) > limit {
+				t.Fatalf("%s: not within %v", what, limit)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		return time.Since(start)
+	}
+	if err := node2.BGPStop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("bgp-stop on node2: ToR lost %s after %v", cidr, waitFor("withdrawal", false, 15*time.Second))
+	if _, err := node2.BGPPeers(ctx); err == nil {
+		t.Error("bgp-peers on a stopped speaker: no error")
+	}
+	if err := node2.BGPStart(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("bgp-start on node2: ToR has %s again after %v", cidr, waitFor("re-announcement", true, 30*time.Second))
 }
 
 type setupError struct {
