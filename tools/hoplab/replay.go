@@ -1,0 +1,225 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/hoplab/hoplab/tools/journey"
+	"github.com/hoplab/hoplab/tools/replayinput"
+	"github.com/hoplab/hoplab/tools/replayreport"
+	"github.com/hoplab/hoplab/topologies"
+	"github.com/hoplab/hoplab/vmtest/cluster"
+)
+
+// replayFlags are replay's options.
+type replayFlags struct {
+	topology, pcap, inject, kernel, out string
+	json, timing, keepL2, skipRefused   bool
+}
+
+func newReplayCmd(a *app) *cobra.Command {
+	var f replayFlags
+	cmd := &cobra.Command{
+		Use:   "replay --topology T --pcap FILE [--inject POINT] [--kernel SERIES|PATH] [--json] [--out DIR]",
+		Short: "Replay a capture through a topology and show every packet's journey",
+		Long: `Replay injects every packet of a pcap or pcapng capture into a running
+topology, in order, and prints one journey per packet: each hop's node,
+point, device, Ethernet/IP/L4 headers and verdict, with '*' on the fields
+that changed since the previous hop; a drop names Cilium's reason, the hop
+and the identities involved.
+
+The capture is checked first; problems are reported in one line naming the
+packet (index from 0, Wireshark's frame number in brackets). Linux cooked
+captures (tcpdump -i any) and raw-IP captures are converted to Ethernet and
+their MACs set at injection; VLAN tags are stripped; a packet tcpdump -i any
+recorded on several interfaces is replayed once. Snaplen-cut packets, IPv6
+and non-IP frames are refused (--skip-refused skips them instead). See
+docs/replay.md.
+
+A cluster started with 'hoplab vm up' is reused when it runs the same
+topology on the same kernel; otherwise the topology is booted for this
+command and torn down afterwards (also on Ctrl-C).
+
+Without --inject each packet enters at the pod owning its source address,
+else at the router port facing the node owning its destination, else at the
+router port facing the first node. POINT is a pod (pod1), a node's bond
+(node2:bond0) or the router's port facing a node (tor:node2). Ethernet
+addresses are rewritten to what that point really sends unless --keep-l2.
+
+--out DIR writes one pcapng per hop (NN-node-point-device.pcapng) and
+report.html, a self-contained page with a figure of each packet's path.`,
+		Example: `  hoplab replay --topology docs/examples/bug-report/topology.yaml --pcap docs/examples/bug-report/capture.pcap
+  hoplab replay --topology policy --pcap fixtures/data/policy-denied-port.pcap --json
+  hoplab replay --topology pod-to-service --pcap dump.pcapng --inject node2:bond0 --out /tmp/journey`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return a.replay(cmd.Context(), f)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.topology, "topology", "", "topology file or shipped topology name (default: the running cluster's)")
+	fl.StringVar(&f.pcap, "pcap", "", "capture to replay (pcap or pcapng, optionally gzipped)")
+	fl.StringVar(&f.inject, "inject", "", "injection point: POD, NODE:bond0 or ROUTER:NODE (default: per packet)")
+	fl.StringVar(&f.kernel, "kernel", "", "kernel series (5.10, 6.1, 6.12, 7.2) or /path/to/bzImage[,modules-dir] (default: the topology's)")
+	fl.BoolVar(&f.json, "json", false, "print the journey report as JSON (DESIGN.md contract)")
+	fl.StringVar(&f.out, "out", "", "write per-hop pcapng files and report.html into this directory")
+	fl.BoolVar(&f.timing, "timing", false, "keep the capture's gaps between packets")
+	fl.BoolVar(&f.keepL2, "keep-l2", false, "inject frames with their Ethernet header unchanged")
+	fl.BoolVar(&f.skipRefused, "skip-refused", false, "skip packets that cannot be replayed (IPv6, non-IP, snaplen-cut) instead of failing")
+	return cmd
+}
+
+// replayPlan is a checked capture ready to inject.
+type replayPlan struct {
+	top      *topologies.Topology
+	sel      *replayinput.Selection
+	frames   []cluster.Frame
+	injected map[int][]byte // capture index → frame as read
+	notes    []string
+}
+
+// planReplay does everything that needs no VM: topology, capture checks,
+// injection points. Its errors name the file and the packet.
+func (a *app) planReplay(f replayFlags) (*replayPlan, error) {
+	if f.pcap == "" {
+		return nil, errors.New("replay: --pcap is required")
+	}
+	top, err := a.topology(f.topology)
+	if err != nil {
+		return nil, fmt.Errorf("replay: %w", err)
+	}
+	sel, err := replayinput.Load(f.pcap, replayinput.Options{KeepL2: f.keepL2, SkipRefused: f.skipRefused})
+	if err != nil {
+		return nil, err
+	}
+	p := &replayPlan{top: top, sel: sel, injected: map[int][]byte{}}
+	var point cluster.InjectPoint
+	if f.inject != "" {
+		if point, err = cluster.ParsePoint(top, f.inject); err != nil {
+			return nil, fmt.Errorf("replay: --inject: %w", err)
+		}
+	}
+	for _, s := range sel.Skipped {
+		p.notes = append(p.notes, fmt.Sprintf("packet %d skipped: %s", s.Index, s.Reason))
+	}
+	p.notes = append(p.notes, sel.Notes...)
+	var prev time.Time
+	for i, pk := range sel.Packets {
+		pt := point
+		if pt.IsZero() {
+			if pt, err = cluster.DefaultPoint(top, pk.Data); err != nil {
+				if len(top.Nodes) == 0 {
+					return nil, fmt.Errorf("replay: %s: packet %d: %w", f.pcap, pk.Index, err)
+				}
+				pt = cluster.InjectPoint{Kind: cluster.AtRouter, Node: top.Nodes[0].Name, Router: top.Router.Name}
+				p.notes = append(p.notes, fmt.Sprintf("packet %d: neither address belongs to the topology: injected at %s", pk.Index, pt))
+			}
+		}
+		gap := time.Duration(0)
+		if i > 0 && pk.Timestamp.After(prev) {
+			gap = pk.Timestamp.Sub(prev)
+		}
+		prev = pk.Timestamp
+		p.frames = append(p.frames, cluster.Frame{Data: pk.Data, Point: pt, Gap: gap})
+		p.injected[pk.Index] = pk.Data
+	}
+	return p, nil
+}
+
+func (a *app) replay(ctx context.Context, f replayFlags) error {
+	log := a.logger()
+	p, err := a.planReplay(f)
+	if err != nil {
+		return err
+	}
+	for _, n := range p.notes {
+		log.Info(n)
+	}
+	h, release, err := a.cluster(ctx, p.top, parseKernel(f.kernel))
+	if err != nil {
+		return fmt.Errorf("replay: %w", err)
+	}
+	defer release()
+
+	// Collect the frames every hop saw, for the per-hop captures.
+	var mu sync.Mutex
+	var sightings []replayreport.Sighting
+	if f.out != "" {
+		stop, err := h.SubscribeContext(ctx, func(e cluster.Event) {
+			s := sightingsOf(e)
+			mu.Lock()
+			sightings = append(sightings, s...)
+			mu.Unlock()
+		})
+		if err != nil {
+			return fmt.Errorf("replay: %w", err)
+		}
+		defer stop()
+	}
+	start := time.Now()
+	rep, err := h.Replay(ctx, p.frames, cluster.ReplayOptions{KeepL2: f.keepL2, Timing: f.timing})
+	if err != nil {
+		return fmt.Errorf("replay: %w", err)
+	}
+	log.Debug("replayed", "packets", len(p.frames), "took", time.Since(start).Round(time.Millisecond))
+	// Journeys carry the packets' indexes in the capture.
+	for i := range rep.Packets {
+		if i < len(p.sel.Packets) {
+			rep.Packets[i].Index = p.sel.Packets[i].Index
+		}
+	}
+	if f.out != "" {
+		mu.Lock()
+		s := append([]replayreport.Sighting(nil), sightings...)
+		mu.Unlock()
+		if err := writeOut(f.out, f.pcap, rep, p, s); err != nil {
+			return fmt.Errorf("replay: %w", err)
+		}
+		log.Info("report written", "html", filepath.Join(f.out, "report.html"))
+	}
+	if f.json {
+		return writeJSON(a.stdout, rep)
+	}
+	return replayreport.WriteText(a.stdout, rep, p.top)
+}
+
+// sightingsOf turns a cluster event into the frames it shows at each hop.
+func sightingsOf(e cluster.Event) []replayreport.Sighting {
+	var frame []byte
+	orig := 0
+	switch {
+	case e.Datapath != nil:
+		frame, orig = e.Datapath.Frame, int(e.Datapath.OrigLen)
+	case e.Pod != nil:
+		frame = e.Pod.Frame
+	case e.Wire != nil:
+		frame = e.Wire.Frame
+	}
+	var out []replayreport.Sighting
+	for _, o := range e.Observations() {
+		out = append(out, replayreport.Sighting{Hop: o.Hop, Time: o.Time, Frame: frame, OrigLen: orig})
+	}
+	return out
+}
+
+// writeOut writes the per-hop captures and report.html into dir.
+func writeOut(dir, pcap string, rep journey.Report, p *replayPlan, s []replayreport.Sighting) error {
+	files, err := replayreport.WritePcaps(dir, rep, replayreport.Frames(rep, p.injected, s, time.Now()))
+	if err != nil {
+		return err
+	}
+	var b bytes.Buffer
+	err = replayreport.WriteHTML(&b, rep, replayreport.HTMLOptions{Capture: filepath.Base(pcap), Topology: p.top, Files: files, Notes: p.notes})
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, "report.html"), b.Bytes(), 0o644)
+}

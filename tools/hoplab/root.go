@@ -1,0 +1,98 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+)
+
+// app is what every command shares: the output streams and the logger.
+type app struct {
+	stdout, stderr io.Writer
+	verbose        bool
+	log            *slog.Logger
+}
+
+// exitError carries an exit status other than 1 (vm exec propagates the
+// guest command's status) without a message of its own.
+type exitError struct{ code int }
+
+func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
+
+// run executes the command line and returns the process exit status: 0 on
+// success, 1 with one line on stderr on error.
+func run(args []string, stdout, stderr io.Writer) (code int) {
+	defer func() {
+		if r := recover(); r != nil {
+			fmt.Fprintf(stderr, "hoplab: internal error: %v\n", r)
+			code = 1
+		}
+	}()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	root := newRoot(&app{stdout: stdout, stderr: stderr})
+	root.SetArgs(args)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return 0
+	}
+	var ee exitError
+	if errors.As(err, &ee) {
+		return ee.code
+	}
+	fmt.Fprintf(stderr, "hoplab: %s\n", strings.TrimSpace(err.Error()))
+	return 1
+}
+
+// newRoot builds the command tree.
+func newRoot(a *app) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "hoplab",
+		Short: "Show what happens to a packet at every hop of a Cilium-style datapath, on a given kernel",
+		Long: `hoplab runs a Cilium-style eBPF datapath and BGP in QEMU VMs on pinned
+kernels, replays packets from a capture into a topology, and shows every
+hop's rewrites, connection tracking and policy verdicts.`,
+		Example: `  hoplab replay --topology docs/examples/bug-report/topology.yaml --pcap docs/examples/bug-report/capture.pcap
+  hoplab policy trace --topology policy --src pod1 --dst pod4 --dport 9999
+  hoplab vm up pod-to-service`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRun: func(cmd *cobra.Command, _ []string) {
+			level := slog.LevelInfo
+			if a.verbose {
+				level = slog.LevelDebug
+			}
+			a.log = slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: level}))
+			slog.SetDefault(a.log)
+		},
+	}
+	root.SetOut(a.stdout)
+	root.SetErr(a.stderr)
+	root.PersistentFlags().BoolVarP(&a.verbose, "verbose", "v", false, "log debug messages")
+	root.CompletionOptions.DisableDefaultCmd = true
+	root.AddCommand(
+		newReplayCmd(a),
+		newObserveCmd(a),
+		newPolicyCmd(a),
+		newKernelsCmd(a),
+		newVMCmd(a),
+	)
+	root.AddCommand(newDumpCmds(a)...)
+	return root
+}
+
+// logger returns the app's logger (set before any command runs).
+func (a *app) logger() *slog.Logger {
+	if a.log == nil {
+		return slog.Default()
+	}
+	return a.log
+}
