@@ -190,6 +190,12 @@ type Watch struct {
 type WatchResult struct {
 	// Pods lists the pods being captured.
 	Pods []string `json:"pods,omitempty"`
+	// Dropped counts the events the previous watch (the one this request
+	// ended) dropped because the host read them too slowly, and Lost the
+	// notifications the kernel lost because the agent read them too
+	// slowly. Events are never allowed to block the agent.
+	Dropped uint64 `json:"dropped,omitempty"`
+	Lost    uint64 `json:"lost,omitempty"`
 }
 
 // Datapath event types.
