@@ -157,9 +157,17 @@ func Setup(ctx context.Context, opts Options, s nodeapi.Setup) (n *Node, res nod
 		opts: opts, log: opts.Logger.With("node", s.Node), ids: newIDs(), nodeName: s.Node,
 		pods: map[string]*pods.Pod{}, listeners: map[string]map[topologies.Listener]*workload.Listener{},
 	}
+	if top.Mode == topologies.Tunnel {
+		return nil, res, fmt.Errorf("node %s: topology %s: tunnel mode: the datapath has no VXLAN encapsulation yet", s.Node, top.Name)
+	}
 	st, err := desired(top, s.Node, n.ids)
 	if err != nil {
 		return nil, res, err
+	}
+	for _, svc := range top.Services {
+		if svc.NodePort != 0 {
+			n.log.Warn("nodePort not served: the datapath has no NodePort frontend yet", "service", svc.Name, "nodePort", svc.NodePort)
+		}
 	}
 	n.st = st
 	if n.ns, err = netns.Get(); err != nil {
@@ -350,7 +358,7 @@ func (n *Node) removePod(name string, id uint16, ip netip.Addr) error {
 // detaches and unloads the datapath and unpins its maps.
 func (n *Node) Close() error {
 	n.watchMu.Lock()
-	n.stopWatch()
+	_, _ = n.stopWatch()
 	n.watchMu.Unlock()
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -449,7 +457,6 @@ func forwardingSysctls(h *netlink.Handle) error {
 		"net.ipv4.ip_forward":              "1",
 		"net.ipv4.conf.all.rp_filter":      "0",
 		"net.ipv4.conf.default.rp_filter":  "0",
-		"net.ipv4.conf.all.accept_local":   "1",
 		"net.ipv4.conf.default.forwarding": "1",
 	}
 	links, err := h.LinkList()

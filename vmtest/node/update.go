@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"slices"
 	"sort"
+	"strings"
 
 	"github.com/hoplab/hoplab/bgp"
 	"github.com/hoplab/hoplab/datapath"
@@ -18,8 +19,26 @@ import (
 // entries first, then pods removed and added (namespace, veth, attachment,
 // endpoint, policy program), endpoints and listeners changed, old policy
 // entries removed, services and backends upserted and removed, ipcache
-// entries upserted and removed. It returns one line per change.
+// entries upserted and removed. It returns one line per change. A watch
+// capturing pods is restarted when pods came or went, so that it captures
+// the new set.
 func (n *Node) Update(ctx context.Context, u nodeapi.Update) (nodeapi.UpdateResult, error) {
+	res, err := n.update(ctx, u)
+	if err != nil || !slices.ContainsFunc(res.Changes, func(c string) bool { return strings.HasPrefix(c, "pod: ") }) {
+		return res, err
+	}
+	n.mu.Lock()
+	w := n.watch
+	n.mu.Unlock()
+	if w != nil && w.req.Pods {
+		if _, err := n.Watch(ctx, w.req); err != nil {
+			return res, err
+		}
+	}
+	return res, nil
+}
+
+func (n *Node) update(_ context.Context, u nodeapi.Update) (nodeapi.UpdateResult, error) {
 	res := nodeapi.UpdateResult{Changes: []string{}}
 	top, err := topologies.Parse(u.File, []byte(u.Topology))
 	if err != nil {

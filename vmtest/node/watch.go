@@ -25,6 +25,7 @@ type event struct {
 // a bounded queue: when the host is slow, new events are dropped and
 // counted, never blocking the datapath reader or the captures.
 type watcher struct {
+	req     nodeapi.Watch
 	queue   chan event
 	done    chan struct{}
 	wg      sync.WaitGroup
@@ -33,6 +34,7 @@ type watcher struct {
 	socks   []*packetSocket
 	dropped atomic.Uint64
 	lost    atomic.Uint64
+	abandon atomic.Bool
 }
 
 // Watch starts (or, with both fields false, stops) the event stream:
@@ -42,7 +44,7 @@ func (n *Node) Watch(_ context.Context, req nodeapi.Watch) (nodeapi.WatchResult,
 	var res nodeapi.WatchResult
 	n.watchMu.Lock()
 	defer n.watchMu.Unlock()
-	n.stopWatch()
+	res.Dropped, res.Lost = n.stopWatch()
 	if !req.Datapath && !req.Pods {
 		return res, nil
 	}
@@ -56,7 +58,7 @@ func (n *Node) Watch(_ context.Context, req nodeapi.Watch) (nodeapi.WatchResult,
 		podsNow[name] = p
 	}
 	n.mu.Unlock()
-	w := &watcher{queue: make(chan event, n.opts.EventQueue), done: make(chan struct{})}
+	w := &watcher{req: req, queue: make(chan event, n.opts.EventQueue), done: make(chan struct{})}
 	fail := func(err error) (nodeapi.WatchResult, error) {
 		w.stop()
 		return res, fmt.Errorf("node %s: watch: %w", n.name(), err)
@@ -97,22 +99,31 @@ func (n *Node) Watch(_ context.Context, req nodeapi.Watch) (nodeapi.WatchResult,
 
 // stopWatch stops the running watch, if any, outside n.mu (its goroutines
 // take n.mu).
-func (n *Node) stopWatch() {
+// It returns the watch's dropped and lost event counts.
+func (n *Node) stopWatch() (dropped, lost uint64) {
 	n.mu.Lock()
 	w := n.watch
 	n.watch = nil
 	n.mu.Unlock()
 	if w == nil {
-		return
+		return 0, 0
 	}
 	w.stop()
-	if d, l := w.dropped.Load(), w.lost.Load(); d > 0 || l > 0 {
-		n.log.Warn("events lost while watching", "dropped_slow_host", d, "lost_in_kernel", l)
+	dropped, lost = w.dropped.Load(), w.lost.Load()
+	if dropped > 0 || lost > 0 {
+		n.log.Warn("events lost while watching", "dropped_slow_host", dropped, "lost_in_kernel", lost)
 	}
+	return dropped, lost
 }
 
+// senderWait bounds how long stopping a watch waits for an event send the
+// host does not take.
+const senderWait = 2 * time.Second
+
 // stop closes the reader and sockets, waits for the goroutines, and lets
-// the sender drain what is queued.
+// the sender send what is queued, for at most senderWait: what a host that
+// does not read has not taken by then is discarded and counted (the
+// sender's goroutine ends when its last write does).
 func (w *watcher) stop() {
 	close(w.done)
 	if w.reader != nil {
@@ -123,7 +134,16 @@ func (w *watcher) stop() {
 	}
 	w.wg.Wait()
 	close(w.queue)
-	w.sender.Wait()
+	sent := make(chan struct{})
+	go func() {
+		w.sender.Wait()
+		close(sent)
+	}()
+	select {
+	case <-sent:
+	case <-time.After(senderWait):
+		w.abandon.Store(true)
+	}
 }
 
 // push queues an event, or counts it as dropped when the queue is full.
@@ -138,11 +158,10 @@ func (w *watcher) push(name string, data any) {
 func (n *Node) send(w *watcher) {
 	defer w.sender.Done()
 	for ev := range w.queue {
-		select {
-		case <-w.done:
-			// Stopped: what is still queued is discarded.
+		if w.abandon.Load() {
+			// The stop did not wait any longer: discard (and count).
+			w.dropped.Add(1)
 			continue
-		default:
 		}
 		if err := n.opts.Emit(ev.name, ev.data); err != nil {
 			n.log.Debug("emit", "event", ev.name, "err", err)
