@@ -76,6 +76,9 @@ func (c *Cluster) Replay(ctx context.Context, frames []Frame, opts ReplayOptions
 	if err != nil {
 		return rep, fmt.Errorf("replay: %w", err)
 	}
+	mu.Lock()
+	last = time.Now() // the settle time counts from the last send at least
+	mu.Unlock()
 	if err := c.settle(ctx, opts, &mu, &last); err != nil {
 		return rep, fmt.Errorf("replay: %w", err)
 	}
