@@ -163,6 +163,115 @@ func TestVMPodToService(t *testing.T) {
 
 	checkWatch(ctx, t, f, top, clients)
 	checkBGPStop(ctx, t, tor, clients["node2"], top.Node("node2").PodCIDR.String())
+	checkUpdate(ctx, t, f, top, text, tor, clients)
+}
+
+// checkUpdate: node-update on node2 with pod4's policy moved to port 9999
+// makes pod1's next request fail with a "Policy denied" drop at node2's
+// to-container; node-reset flushes node1's CT; router node-update without
+// node2 closes its session and removes its PodCIDR from the ToR's kernel.
+func checkUpdate(ctx context.Context, t *testing.T, f *vmtest.Fabric, top *topologies.Topology, text string, tor *nodeapi.Client, clients map[string]*nodeapi.Client) {
+	denied := strings.Replace(text, `port: "8080"`, `port: "9999"`, 1)
+	up, err := clients["node2"].Update(ctx, nodeapi.Update{Topology: denied, File: "pod-to-service-9999.yaml"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("node2 update: %q", up.Changes)
+	drops := make(chan nodeapi.DatapathEvent, 16)
+	f.VM("node2").Agent().OnEvent(func(m *control.Message) {
+		var d nodeapi.DatapathEvent
+		if m.Event == nodeapi.EventDatapath && control.Unmarshal(m.Data, &d) == nil && d.Type == nodeapi.EventDrop {
+			select {
+			case drops <- d:
+			default:
+			}
+		}
+	})
+	if _, err := clients["node2"].Watch(ctx, nodeapi.Watch{Datapath: true}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := clients["node1"].Run(ctx, nodeapi.ClientAction{Pod: "pod1", Kind: nodeapi.ClientTCP, Dst: "10.224.1.1:80", Timeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Outcomes[0].OK {
+		t.Errorf("connection allowed after node-update removed the policy entry: %+v", res.Outcomes[0])
+	}
+	select {
+	case d := <-drops:
+		t.Logf("node2 drop: %s on %s: %s", d.Point, d.Device, d.Summary)
+		if d.Reason != "Policy denied" || d.Point != "to-container" || d.Device != top.Pod("pod4").LXCName || d.Node != "node2" {
+			t.Errorf("drop %+v", d)
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("no drop event from node2")
+	}
+	if _, err := clients["node2"].Watch(ctx, nodeapi.Watch{}); err != nil {
+		t.Error(err)
+	}
+	m, err := clients["node2"].Metrics(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("node2 metrics: %+v", m)
+
+	rr, err := clients["node1"].Reset(ctx, nodeapi.Reset{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ct, err := clients["node1"].CTList(ctx); err != nil || len(ct) != 0 || rr.CTFlushed == 0 {
+		t.Errorf("node1 reset flushed %d; CT now %+v %v", rr.CTFlushed, ct, err)
+	}
+
+	// The ToR without node2.
+	var lines []string
+	skip := false
+	for _, l := range strings.Split(text, "\n") {
+		switch {
+		case strings.HasPrefix(l, "  - name: node2"):
+			skip = true
+			continue
+		case skip && strings.HasPrefix(l, "    "):
+			continue
+		}
+		skip = false
+		if strings.Contains(l, "pod4") {
+			continue
+		}
+		lines = append(lines, l)
+	}
+	one := strings.Join(lines, "\n")
+	one = strings.Replace(one, `backends: ["pod4:8080"]`, `backends: []`, 1)
+	rup, err := tor.Update(ctx, nodeapi.Update{Topology: one, File: "one-node.yaml"})
+	if err != nil {
+		t.Fatalf("router update: %v\n%s", err, one)
+	}
+	t.Logf("router update: %q", rup.Changes)
+	cidr := top.Node("node2").PodCIDR.String()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		routes, err := tor.KernelRoutes(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		gone := true
+		for _, r := range routes {
+			if r.Dst == cidr {
+				gone = false
+			}
+		}
+		if gone {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ToR still routes %s after removing node2: %+v", cidr, routes)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	peers, err := tor.BGPPeers(ctx)
+	if err != nil || len(peers) != 1 {
+		t.Errorf("ToR peers after update: %v %v", peers, err)
+	}
 }
 
 // checkWatch: with both nodes watched, one HTTP request gives the hops of
