@@ -18,7 +18,14 @@ import (
 // empty, the one the running cluster (hoplab vm up) serves.
 func (a *app) topology(name string) (*topologies.Topology, error) {
 	if name != "" {
-		return topologies.Open(name)
+		top, err := topologies.Open(name)
+		if err != nil {
+			return nil, err
+		}
+		for _, w := range top.Warnings {
+			a.logger().Warn(w.String())
+		}
+		return top, nil
 	}
 	path, err := cluster.CurrentStateFile()
 	if err != nil {
@@ -129,7 +136,7 @@ func (a *app) cluster(ctx context.Context, top *topologies.Topology, k kernelCho
 	}
 	vmtest.HandleSignals()
 	log.Info("booting topology", "topology", top.Name, "kernel", firstNonEmpty(k.path, k.series, top.Kernel))
-	c, err := cluster.Start(ctx, cluster.Spec{Topology: top, Series: k.series, Logger: log,
+	c, err := cluster.Start(ctx, cluster.Spec{Topology: top, Series: k.series, Logger: a.harnessLogger(),
 		ConsoleLine: func(vm, line string) { log.Debug("console", "vm", vm, "line", line) }})
 	if err != nil {
 		return nil, nil, err

@@ -89,6 +89,15 @@ hop's rewrites, connection tracking and policy verdicts.`,
 	return root
 }
 
+// harnessLogger is the logger handed to the VM harness: warnings only,
+// everything with -v (its Info lines carry full QEMU command lines).
+func (a *app) harnessLogger() *slog.Logger {
+	if a.verbose {
+		return a.logger()
+	}
+	return slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
 // logger returns the app's logger (set before any command runs).
 func (a *app) logger() *slog.Logger {
 	if a.log == nil {
