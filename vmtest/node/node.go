@@ -197,7 +197,9 @@ func Setup(ctx context.Context, opts Options, s nodeapi.Setup) (n *Node, res nod
 			return n, res, fmt.Errorf("node %s: pin path: %w", s.Node, err)
 		}
 	}
+	tLoad := time.Now()
 	n.dp, err = datapath.Load(datapath.Options{PinPath: opts.PinPath, CTEntries: opts.CTEntries, Logger: n.log})
+	loadTook := time.Since(tLoad)
 	if err != nil {
 		return n, res, fmt.Errorf("node %s: %w", s.Node, err)
 	}
@@ -220,11 +222,13 @@ func Setup(ctx context.Context, opts Options, s nodeapi.Setup) (n *Node, res nod
 			return n, res, fmt.Errorf("node %s: policy %v: %w", s.Node, k, err)
 		}
 	}
+	tPods := time.Now()
 	for _, name := range st.podNames() {
 		if err := n.addPod(name); err != nil {
 			return n, res, err
 		}
 	}
+	podsTook := time.Since(tPods)
 	if err := n.dp.AttachNetdev(opts.Uplink); err != nil {
 		return n, res, fmt.Errorf("node %s: %w", s.Node, err)
 	}
@@ -239,7 +243,8 @@ func Setup(ctx context.Context, opts Options, s nodeapi.Setup) (n *Node, res nod
 	}
 	res.Programs = programCounts(n.dp)
 	res.Took = time.Since(start)
-	n.log.Info("node set up", "pods", len(st.pods), "services", len(st.services), "took", res.Took)
+	n.log.Info("node set up", "pods", len(st.pods), "services", len(st.services), "took", res.Took,
+		"load", loadTook, "pods_took", podsTook)
 	return n, res, nil
 }
 
