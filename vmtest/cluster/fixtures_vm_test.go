@@ -1,0 +1,65 @@
+//go:build vm
+
+package cluster
+
+import (
+	"os"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/hoplab/hoplab/fixtures"
+	"github.com/hoplab/hoplab/internal/testreq"
+	"github.com/hoplab/hoplab/tools/journey"
+	"github.com/hoplab/hoplab/topologies"
+)
+
+// TestFixtures replays every fixture in every topology its expectation
+// names (each topology booted once) and compares the journeys of the
+// injected packets with the expectation.
+func TestFixtures(t *testing.T) {
+	testreq.Command(t, "qemu-system-x86_64", "apt-get install qemu-system-x86")
+	byTopology := map[string][]string{}
+	for _, name := range fixtures.Names() {
+		exp, err := fixtures.Load(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range exp.Cases {
+			byTopology[c.Topology] = append(byTopology[c.Topology], name)
+		}
+	}
+	var tops []string
+	for top := range byTopology {
+		tops = append(tops, top)
+	}
+	sort.Strings(tops)
+	for _, name := range tops {
+		t.Run(name, func(t *testing.T) {
+			top, err := topologies.Builtin(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := StartT(t, Spec{Topology: top, Series: os.Getenv("HOPLAB_SERIES"), ConsoleLine: func(string, string) {}})
+			for _, fx := range byTopology[name] {
+				t.Run(fx, func(t *testing.T) {
+					if err := c.Reset(ctx(t, 10*time.Second)); err != nil {
+						t.Fatal(err)
+					}
+					frames, cs := fixtureFrames(t, top, fx)
+					begin := time.Now()
+					rep, err := c.Replay(ctx(t, 30*time.Second), frames, ReplayOptions{})
+					if err != nil {
+						t.Fatal(err)
+					}
+					t.Logf("%d packets replayed in %v", len(frames), time.Since(begin).Round(time.Millisecond))
+					for i, want := range cs.Packets {
+						if d := journey.Diff(want, rep.Packets[i]); !d.Equal() {
+							t.Errorf("packet %d:\n%s", i, d)
+						}
+					}
+				})
+			}
+		})
+	}
+}
