@@ -197,6 +197,11 @@ func Setup(ctx context.Context, opts Options, s nodeapi.Setup) (n *Node, res nod
 			return n, res, fmt.Errorf("node %s: pin path: %w", s.Node, err)
 		}
 	}
+	// Kernels before 5.11 charge BPF maps to RLIMIT_MEMLOCK (64 KiB by
+	// default for init); later ones use memcg and this does nothing.
+	if err := unix.Setrlimit(unix.RLIMIT_MEMLOCK, &unix.Rlimit{Cur: unix.RLIM_INFINITY, Max: unix.RLIM_INFINITY}); err != nil {
+		return n, res, fmt.Errorf("node %s: raise memlock limit: %w", s.Node, err)
+	}
 	tLoad := time.Now()
 	n.dp, err = datapath.Load(datapath.Options{PinPath: opts.PinPath, CTEntries: opts.CTEntries, Logger: n.log})
 	loadTook := time.Since(tLoad)
