@@ -70,12 +70,13 @@ func Generate() ([]byte, error) {
 	for i, at := range []time.Duration{0, retrans} {
 		id := firstID + uint16(i)
 		// On lxc: as web sends it, to the service VIP.
-		lxc, err := syn(web, vip, 80, 64, id)
+		tsval := uint32(2_840_114_411) + uint32(at/time.Millisecond)
+		lxc, err := syn(web, vip, 80, 64, id, tsval)
 		if err != nil {
 			return nil, err
 		}
 		// On bond0: DNATed to the backend, routed (TTL 63).
-		bond, err := syn(web, orders, 8080, 63, id)
+		bond, err := syn(web, orders, 8080, 63, id, tsval)
 		if err != nil {
 			return nil, err
 		}
@@ -96,11 +97,11 @@ func Generate() ([]byte, error) {
 }
 
 // syn returns an IPv4 TCP SYN from web as Linux sends it (DF, MSS, SACK,
-// timestamps, window scale).
-func syn(src, dst net.IP, dport layers.TCPPort, ttl uint8, id uint16) ([]byte, error) {
+// timestamps, window scale); tsval is the TCP timestamp.
+func syn(src, dst net.IP, dport layers.TCPPort, ttl uint8, id uint16, tsval uint32) ([]byte, error) {
 	ip := &layers.IPv4{Version: 4, TTL: ttl, Id: id, Flags: layers.IPv4DontFragment, Protocol: layers.IPProtocolTCP, SrcIP: src, DstIP: dst}
 	ts := make([]byte, 8)
-	binary.BigEndian.PutUint32(ts, 2_840_114_411)
+	binary.BigEndian.PutUint32(ts, tsval)
 	tcp := &layers.TCP{SrcPort: sport, DstPort: dport, Seq: firstSeq, SYN: true, Window: 64240, Options: []layers.TCPOption{
 		{OptionType: layers.TCPOptionKindMSS, OptionLength: 4, OptionData: []byte{0x05, 0xb4}},
 		{OptionType: layers.TCPOptionKindSACKPermitted, OptionLength: 2},
