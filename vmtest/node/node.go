@@ -115,6 +115,23 @@ type Node struct {
 	routerIP  *netlink.Addr // added to lo by Setup
 }
 
+// raiseMemlock lifts RLIMIT_MEMLOCK as far as allowed: kernels before 5.11
+// charge BPF maps to it (64 KiB by default for init); later ones use memcg
+// and do not need it, so failing here is only logged (datapath.Load then
+// names the problem).
+func raiseMemlock(log *slog.Logger) {
+	if err := unix.Setrlimit(unix.RLIMIT_MEMLOCK, &unix.Rlimit{Cur: unix.RLIM_INFINITY, Max: unix.RLIM_INFINITY}); err == nil {
+		return
+	}
+	var l unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_MEMLOCK, &l); err == nil && l.Cur < l.Max {
+		l.Cur = l.Max
+		if err := unix.Setrlimit(unix.RLIMIT_MEMLOCK, &l); err != nil {
+			log.Debug("raise memlock limit", "err", err)
+		}
+	}
+}
+
 // addRouterIP puts the node's router IP (the pods' gateway) on lo as a
 // /32, as Cilium puts it on cilium_host: pods can reach their gateway and
 // the node answers for it.
@@ -197,11 +214,7 @@ func Setup(ctx context.Context, opts Options, s nodeapi.Setup) (n *Node, res nod
 			return n, res, fmt.Errorf("node %s: pin path: %w", s.Node, err)
 		}
 	}
-	// Kernels before 5.11 charge BPF maps to RLIMIT_MEMLOCK (64 KiB by
-	// default for init); later ones use memcg and this does nothing.
-	if err := unix.Setrlimit(unix.RLIMIT_MEMLOCK, &unix.Rlimit{Cur: unix.RLIM_INFINITY, Max: unix.RLIM_INFINITY}); err != nil {
-		return n, res, fmt.Errorf("node %s: raise memlock limit: %w", s.Node, err)
-	}
+	raiseMemlock(n.log)
 	tLoad := time.Now()
 	n.dp, err = datapath.Load(datapath.Options{PinPath: opts.PinPath, CTEntries: opts.CTEntries, Logger: n.log})
 	loadTook := time.Since(tLoad)
