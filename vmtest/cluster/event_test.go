@@ -16,6 +16,25 @@ import (
 	"github.com/hoplab/hoplab/vmtest/nodeapi"
 )
 
+// acking makes a TCP frame acknowledge the sequence space of s (for the
+// replies built from the injected packets' frames).
+func acking(frame []byte, s tcpSeq) []byte {
+	if !s.ok {
+		return frame
+	}
+	tcp := frame[14+int(frame[14]&0x0f)*4:]
+	binary.BigEndian.PutUint32(tcp[8:12], s.end)
+	tcp[13] |= 0x10
+	return frame
+}
+
+// withID returns frame with IPv4 ID id (checksums are not checked here).
+func withID(frame []byte, id uint16) []byte {
+	f := append([]byte(nil), frame...)
+	binary.BigEndian.PutUint16(f[14+4:], id)
+	return f
+}
+
 // hopFrame is the fixture's frame as an expected hop shows it: the hop's
 // MACs, addresses, TTL and ports patched in (wildcards keep the original).
 func hopFrame(t *testing.T, orig []byte, h journey.Hop) []byte {
@@ -141,14 +160,43 @@ func TestObservationsFromFixtures(t *testing.T) {
 					// A flow of another packet on every node: never claimed.
 					rows[n.Name] = append(rows[n.Name], ctRow(t, journey.CTEntry{Node: n.Name, Tuple: "UDP OUT 10.9.9.9:1 -> 10.9.9.8:2"}))
 				}
+				// Replies, all with IPv4 ID 0 like a kernel's SYN-ACKs.
+				for k, r := range c.Replies {
+					at := t0.Add(time.Second + time.Duration(k)*100*time.Millisecond)
+					orig := acking(withID(pkts[r.InReplyTo].Data, 0), tcpSeqOf(pkts[r.InReplyTo].Data))
+					events = append(events, eventsFor(t, top, orig, r.Journey, at)...)
+				}
 				rng.Shuffle(len(events), func(i, j int) { events[i], events[j] = events[j], events[i] })
 				var obs []journey.Observation
 				for _, e := range events {
 					obs = append(obs, e.Observations()...)
 				}
 				got, unmatched := journey.Merge(injected, obs)
-				if len(unmatched) != 0 {
-					t.Errorf("%d observations unmatched", len(unmatched))
+				var sent []tcpSeq
+				for i := range c.Packets {
+					sent = append(sent, tcpSeqOf(pkts[i].Data))
+				}
+				roots := map[rootKey]tcpSeq{}
+				for _, e := range events {
+					if e.Pod != nil && e.Pod.Direction == nodeapi.PodEgress {
+						o := e.Observations()[0]
+						roots[rootKey{o.Key, o.Time}] = tcpSeqOf(e.Pod.Frame)
+					}
+				}
+				reps := replies(got, sent, unmatched, roots)
+				if len(reps) != len(c.Replies) {
+					t.Errorf("%d replies, want %d", len(reps), len(c.Replies))
+				}
+				for k, want := range c.Replies {
+					if k >= len(reps) {
+						break
+					}
+					if reps[k].InReplyTo != want.InReplyTo || reps[k].Journey.Index != k {
+						t.Errorf("reply %d (%s): in reply to %d, index %d", k, want.What, reps[k].InReplyTo, reps[k].Journey.Index)
+					}
+					if d := journey.Diff(want.Journey, reps[k].Journey); !d.Equal() {
+						t.Errorf("reply %d (%s):\n%s", k, want.What, d)
+					}
 				}
 				for i, want := range c.Packets {
 					got[i].CT = ctEntries(got[i], rows)

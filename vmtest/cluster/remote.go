@@ -26,6 +26,8 @@ type Handle interface {
 	Kernel() string
 	// Replay replays frames (see Cluster.Replay).
 	Replay(ctx context.Context, frames []Frame, opts ReplayOptions) (journey.Report, error)
+	// Trace is Replay with the replies' journeys.
+	Trace(ctx context.Context, frames []Frame, opts ReplayOptions) (Result, error)
 	// Run runs client actions from a pod.
 	Run(ctx context.Context, a nodeapi.ClientAction) (nodeapi.ClientResult, error)
 	// Reset flushes CT and metrics everywhere.
@@ -131,9 +133,16 @@ func (r *Remote) forget(cl *control.Client) {
 
 // Replay replays frames in the serving process (see Cluster.Replay).
 func (r *Remote) Replay(ctx context.Context, frames []Frame, opts ReplayOptions) (journey.Report, error) {
-	var rep journey.Report
-	err := r.call(ctx, MethodReplay, ReplayRequest{Frames: frames, Options: opts}, &rep)
-	return rep, err
+	res, err := r.Trace(ctx, frames, opts)
+	return res.Report, err
+}
+
+// Trace replays frames in the serving process and returns the replies'
+// journeys too (see Cluster.Trace).
+func (r *Remote) Trace(ctx context.Context, frames []Frame, opts ReplayOptions) (Result, error) {
+	var res Result
+	err := r.call(ctx, MethodReplay, ReplayRequest{Frames: frames, Options: opts}, &res)
+	return res, err
 }
 
 // Run runs client actions from a pod.

@@ -2,9 +2,11 @@ package cluster
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/netip"
+	"sort"
 	"sync"
 	"time"
 
@@ -50,52 +52,217 @@ var ErrNoFrames = errors.New("no frames to replay")
 // observes of them (datapath events, pod frames, wire frames), waits until
 // the observations settle, and merges them into one journey per frame
 // (journey.Merge), with the CT entries of each packet's flow from the
-// nodes' CT maps. Replies the pods send are not part of the report.
+// nodes' CT maps. Replies the pods send are not part of the report; Trace
+// returns them too.
 func (c *Cluster) Replay(ctx context.Context, frames []Frame, opts ReplayOptions) (journey.Report, error) {
-	rep := journey.Report{Kernel: c.kernel}
+	res, err := c.Trace(ctx, frames, opts)
+	return res.Report, err
+}
+
+// Result is what Trace returns: the journey report of the injected packets
+// and the journeys of the packets the pods sent in response.
+type Result struct {
+	// Report holds one journey per injected frame.
+	Report journey.Report `json:"report"`
+	// Replies are the journeys of packets pods sent in response, in the
+	// order they were sent.
+	Replies []Reply `json:"replies"`
+}
+
+// Reply is the journey of a packet a pod sent in response to an injected
+// one (a SYN-ACK, an echo reply, a RST).
+type Reply struct {
+	// InReplyTo is the index of the injected packet answered: the last one
+	// whose flow, at some hop, is the reply's flow reversed.
+	InReplyTo int `json:"in_reply_to"`
+	// Journey is the reply's journey; its Index is the reply's ordinal.
+	Journey journey.Packet `json:"journey"`
+}
+
+// Trace is Replay that also returns the replies' journeys.
+func (c *Cluster) Trace(ctx context.Context, frames []Frame, opts ReplayOptions) (Result, error) {
+	res := Result{Report: journey.Report{Kernel: c.kernel}, Replies: []Reply{}}
 	plan, err := c.plan(frames, opts)
 	if err != nil {
-		return rep, err
+		return res, err
 	}
 	var mu sync.Mutex
 	var obs []journey.Observation
+	roots := map[rootKey]tcpSeq{}
 	last := time.Now()
 	stop, err := c.SubscribeContext(ctx, func(e Event) {
 		o := e.Observations()
 		mu.Lock()
+		if e.Pod != nil && e.Pod.Direction == nodeapi.PodEgress && len(o) == 1 && o[0].HasKey {
+			roots[rootKey{o[0].Key, o[0].Time}] = tcpSeqOf(e.Pod.Frame)
+		}
 		obs = append(obs, o...)
 		last = time.Now()
 		mu.Unlock()
 	})
 	if err != nil {
-		return rep, fmt.Errorf("replay: %w", err)
+		return res, fmt.Errorf("replay: %w", err)
 	}
 	defer stop()
 
 	injected, err := c.inject(ctx, plan, opts)
 	if err != nil {
-		return rep, fmt.Errorf("replay: %w", err)
+		return res, fmt.Errorf("replay: %w", err)
 	}
 	mu.Lock()
 	last = time.Now() // the settle time counts from the last send at least
 	mu.Unlock()
 	if err := c.settle(ctx, opts, &mu, &last); err != nil {
-		return rep, fmt.Errorf("replay: %w", err)
+		return res, fmt.Errorf("replay: %w", err)
 	}
 	stop()
 	mu.Lock()
 	all := obs
 	mu.Unlock()
-	rep.Packets, _ = journey.Merge(injected, all)
-	for i := range rep.Packets {
+	var unmatched []journey.Observation
+	res.Report.Packets, unmatched = journey.Merge(injected, all)
+	for i := range res.Report.Packets {
 		if p := plan[i].point; p.Kind == AtRouter {
-			injectedFirst(&rep.Packets[i], p.Node)
+			injectedFirst(&res.Report.Packets[i], p.Node)
 		}
 	}
-	if err := c.addCT(ctx, rep.Packets); err != nil {
-		return rep, fmt.Errorf("replay: %w", err)
+	sent := make([]tcpSeq, len(plan))
+	for i, p := range plan {
+		sent[i] = tcpSeqOf(p.data)
 	}
-	return rep, nil
+	mu.Lock()
+	rs := roots
+	mu.Unlock()
+	res.Replies = replies(res.Report.Packets, sent, unmatched, rs)
+	if err := c.addCT(ctx, res.Report.Packets); err != nil {
+		return res, fmt.Errorf("replay: %w", err)
+	}
+	return res, nil
+}
+
+// tcpSeq is what a TCP segment says about sequence space: the sequence
+// number after it (seq + payload, +1 for SYN and FIN) and its
+// acknowledgement.
+type tcpSeq struct {
+	ok       bool   // a TCP segment
+	end      uint32 // sequence number after the segment
+	consumes bool   // SYN, FIN or payload
+	ack      uint32
+	hasACK   bool
+}
+
+// tcpSeqOf reads an Ethernet + IPv4 + TCP frame's sequence fields.
+func tcpSeqOf(frame []byte) tcpSeq {
+	if len(frame) < 34 || frame[12] != 0x08 || frame[13] != 0x00 || frame[14+9] != 6 {
+		return tcpSeq{}
+	}
+	ip := frame[14:]
+	ihl := int(ip[0]&0x0f) * 4
+	total := int(binary.BigEndian.Uint16(ip[2:4]))
+	if ihl < 20 || len(ip) < ihl+20 || total < ihl+20 {
+		return tcpSeq{}
+	}
+	tcp := ip[ihl:]
+	doff := int(tcp[12]>>4) * 4
+	flags := tcp[13]
+	payload := total - ihl - doff
+	if payload < 0 {
+		payload = 0
+	}
+	seq := binary.BigEndian.Uint32(tcp[4:8])
+	s := tcpSeq{ok: true, ack: binary.BigEndian.Uint32(tcp[8:12]), hasACK: flags&0x10 != 0}
+	n := uint32(payload)
+	if flags&0x02 != 0 { // SYN
+		n++
+	}
+	if flags&0x01 != 0 { // FIN
+		n++
+	}
+	s.end, s.consumes = seq+n, n > 0
+	return s
+}
+
+// rootKey identifies a pod-egress observation (a reply's first hop).
+type rootKey struct {
+	key journey.FlowKey
+	at  time.Time
+}
+
+// replies builds the journeys of the packets pods sent in response to the
+// injected ones, from the observations no injected packet claimed: every
+// pod-egress frame starts a reply (its IPv4 ID is the pod kernel's), the
+// other observations are merged into them like into injected packets, and
+// a reply is kept when its flow reversed is the flow of an injected packet
+// at one of its hops. sent holds the injected packets' TCP sequence fields,
+// roots those of the pod-egress frames; a TCP reply answers the packet whose
+// sequence space it acknowledges.
+func replies(pkts []journey.Packet, sent []tcpSeq, unmatched []journey.Observation, roots map[rootKey]tcpSeq) []Reply {
+	var starts []journey.Observation
+	for _, o := range unmatched {
+		if o.HasKey && o.Hop.Point == journey.PodEgress {
+			starts = append(starts, o)
+		}
+	}
+	sort.SliceStable(starts, func(i, j int) bool { return starts[i].Time.Before(starts[j].Time) })
+	inj := make([]journey.Injected, len(starts))
+	for k, r := range starts {
+		inj[k] = journey.Injected{Index: k, Time: r.Time, Key: r.Key}
+	}
+	journeys, _ := journey.Merge(inj, unmatched)
+	out := []Reply{}
+	answeredOnce := map[int]bool{}
+	for k, j := range journeys {
+		to := answered(pkts, sent, starts[k].Hop, roots[rootKey{starts[k].Key, starts[k].Time}], answeredOnce)
+		if to < 0 {
+			continue
+		}
+		answeredOnce[to] = true
+		j.Index = len(out)
+		out = append(out, Reply{InReplyTo: to, Journey: j})
+	}
+	return out
+}
+
+// answered returns the index of the injected packet the reply with first
+// hop h answers, or -1: among the packets with a hop whose flow is h's
+// reversed, for TCP the one whose sequence space the reply acknowledges
+// (preferring segments that consume sequence space), else the first not
+// yet answered, else the last.
+func answered(pkts []journey.Packet, sent []tcpSeq, h journey.Hop, reply tcpSeq, done map[int]bool) int {
+	var match []int
+	for i, p := range pkts {
+		for _, ph := range p.Hops {
+			if ph.Proto == h.Proto && ph.IPSrc == h.IPDst && ph.IPDst == h.IPSrc && ph.Sport == h.Dport && ph.Dport == h.Sport {
+				match = append(match, i)
+				break
+			}
+		}
+	}
+	if len(match) == 0 {
+		return -1
+	}
+	if reply.ok && reply.hasACK {
+		best := -1
+		for _, i := range match {
+			if i < len(sent) && sent[i].ok && sent[i].end == reply.ack {
+				if sent[i].consumes {
+					return i
+				}
+				if best < 0 {
+					best = i
+				}
+			}
+		}
+		if best >= 0 {
+			return best
+		}
+	}
+	for _, i := range match {
+		if !done[i] {
+			return i
+		}
+	}
+	return match[len(match)-1]
 }
 
 // injectedFirst puts first the wire hop of a frame injected toward the ToR

@@ -21,7 +21,7 @@ import (
 // Methods and events of the cluster socket (package vmtest/control's
 // protocol).
 const (
-	// MethodReplay (ReplayRequest → journey.Report) replays frames.
+	// MethodReplay (ReplayRequest → Result) replays frames (Cluster.Trace).
 	MethodReplay = "cluster-replay"
 	// MethodRun (nodeapi.ClientAction → nodeapi.ClientResult) runs client
 	// actions from a pod.
@@ -199,7 +199,7 @@ func (s *server) call(ctx context.Context, conn *control.Conn, m *control.Messag
 		if err := control.Unmarshal(m.Params, &req); err != nil {
 			return nil, err
 		}
-		return c.Replay(ctx, req.Frames, req.Options)
+		return c.Trace(ctx, req.Frames, req.Options)
 	case MethodRun:
 		var a nodeapi.ClientAction
 		if err := control.Unmarshal(m.Params, &a); err != nil {
