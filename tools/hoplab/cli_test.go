@@ -21,6 +21,12 @@ var update = flag.Bool("update", false, "rewrite the golden files")
 func runCLI(t *testing.T, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
 	t.Setenv("XDG_RUNTIME_DIR", t.TempDir())
+	return runCLIHere(args...)
+}
+
+// runCLIHere runs the hoplab root command in-process in the test's
+// environment as it is.
+func runCLIHere(args ...string) (stdout, stderr string, code int) {
 	var o, e bytes.Buffer
 	code = run(args, &o, &e)
 	return o.String(), e.String(), code

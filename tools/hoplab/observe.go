@@ -106,6 +106,9 @@ func (a *app) observe(ctx context.Context, f observeFlags) error {
 		return fmt.Errorf("observe: %w", err)
 	}
 	defer stop()
+	if a.onObserving != nil {
+		a.onObserving()
+	}
 	if f.follow {
 		<-ctx.Done()
 		return nil

@@ -19,6 +19,8 @@ type app struct {
 	stdout, stderr io.Writer
 	verbose        bool
 	log            *slog.Logger
+	// onObserving, when set, is called once observe's stream flows (tests).
+	onObserving func()
 }
 
 // exitError carries an exit status other than 1 (vm exec propagates the
