@@ -189,3 +189,33 @@ func isTCP(frame []byte, src, dst netip.AddrPort, syn bool) bool {
 	info, err := decodeTCP(frame)
 	return err == nil && info.Src == src && info.Dst == dst && info.SYN == syn && !info.ACK
 }
+
+// TestClientKinds: every client kind from a pod, several at once: TCP and
+// UDP through the services, HTTP, and ICMP echo to the other pod.
+func TestClientKinds(t *testing.T) {
+	n, _, _ := testNode(t, "same-node.yaml", topologyText(t, "same-node"), "node1")
+	ctx := context.Background()
+	for _, a := range []nodeapi.ClientAction{
+		{Pod: "pod1", Kind: nodeapi.ClientTCP, Dst: "10.224.1.1:80", Count: 5},
+		{Pod: "pod1", Kind: nodeapi.ClientHTTP, Dst: "10.224.1.1:80", Count: 5},
+		{Pod: "pod1", Kind: nodeapi.ClientUDP, Dst: "10.224.1.1:53", Count: 5, Payload: []byte("ping?")},
+		{Pod: "pod1", Kind: nodeapi.ClientPing, Dst: "10.1.1.20", Count: 2},
+	} {
+		res, err := n.Client(ctx, a)
+		must(t, err)
+		if len(res.Outcomes) != a.Count {
+			t.Fatalf("%s: %d outcomes", a.Kind, len(res.Outcomes))
+		}
+		for _, o := range res.Outcomes {
+			if !o.OK {
+				t.Errorf("%s %s: %+v", a.Kind, a.Dst, o)
+			}
+		}
+		t.Logf("%s %s: %q in %v", a.Kind, a.Dst, res.Outcomes[0].Reply, res.Outcomes[0].RTT)
+	}
+	res, err := n.Client(ctx, nodeapi.ClientAction{Pod: "pod1", Kind: nodeapi.ClientUDP, Dst: "10.224.1.1:53", Payload: []byte("x")})
+	must(t, err)
+	if r := res.Outcomes[0].Reply; !strings.Contains(r, "hoplab pod2") {
+		t.Errorf("UDP reply %q does not name pod2", r)
+	}
+}

@@ -24,9 +24,12 @@ import (
 // the programs.
 func TestUpdatePodsAndBackends(t *testing.T) {
 	base := topologyText(t, "same-node")
-	n, _, _ := testNode(t, "same-node.yaml", base, "node1")
+	n, _, ev := testNode(t, "same-node.yaml", base, "node1")
 	ctx := context.Background()
 	progs := n.dp.FromContainer
+	if _, err := n.Watch(ctx, nodeapi.Watch{Pods: true}); err != nil {
+		t.Fatal(err)
+	}
 
 	res, err := n.Client(ctx, nodeapi.ClientAction{Pod: "pod1", Kind: nodeapi.ClientHTTP, Dst: "10.224.1.1:80"})
 	must(t, err)
@@ -96,6 +99,10 @@ func TestUpdatePodsAndBackends(t *testing.T) {
 	if !seen["pod2"] || !seen["pod3"] {
 		t.Errorf("backends reached: %v", seen)
 	}
+	ev.wait(t, "a frame captured on pod3 (the watch follows the update)", 3*time.Second, func(e any) bool {
+		p, ok := e.(nodeapi.PodPacket)
+		return ok && p.Pod == "pod3"
+	})
 
 	down, err := n.Update(ctx, nodeapi.Update{Topology: base, File: "same-node.yaml"})
 	must(t, err)
