@@ -83,15 +83,26 @@ func Listen(ns NetNS, pod, proto string, port uint16) (*Listener, error) {
 			return nil, fmt.Errorf("pod %s: listen udp/%d: %w", pod, port, err)
 		}
 		l.closer = pc
+		// The datagram's own destination (IP_PKTINFO) is the local address
+		// the answer names, as the HTTP server does for TCP.
+		p4 := ipv4.NewPacketConn(pc)
+		if err := p4.SetControlMessage(ipv4.FlagDst, true); err != nil {
+			pc.Close()
+			return nil, fmt.Errorf("pod %s: listen udp/%d: %w", pod, port, err)
+		}
 		go func() {
 			defer close(l.done)
 			buf := make([]byte, 65536)
 			for {
-				n, from, err := pc.ReadFrom(buf)
+				n, cm, from, err := p4.ReadFrom(buf)
 				if err != nil {
 					return
 				}
-				reply := Answer(pod, pc.LocalAddr(), from) + string(buf[:n])
+				local := pc.LocalAddr()
+				if cm != nil && cm.Dst != nil {
+					local = &net.UDPAddr{IP: cm.Dst, Port: int(port)}
+				}
+				reply := Answer(pod, local, from) + string(buf[:n])
 				_, _ = pc.WriteTo([]byte(reply), from)
 			}
 		}()

@@ -63,8 +63,8 @@ func TestListenersAnswerAndNameThePod(t *testing.T) {
 		t.Errorf("HTTP GET = %+v, want an answer from pod4 to 10.1.1.10", got)
 	}
 	got = UDPExchange(ctx(t), client, netip.MustParseAddrPort("10.1.1.40:5353"), []byte("ping"))
-	if !got.OK || !strings.HasPrefix(got.Reply, "hoplab pod4 ") || !strings.HasSuffix(got.Reply, "\nping") {
-		t.Errorf("UDP exchange = %+v, want pod4's answer echoing ping", got)
+	if !got.OK || !strings.HasPrefix(got.Reply, "hoplab pod4 10.1.1.40:5353 from 10.1.1.10:") || !strings.HasSuffix(got.Reply, "\nping") {
+		t.Errorf("UDP exchange = %+v, want pod4's answer naming 10.1.1.40:5353 and echoing ping", got)
 	}
 	got = Ping(ctx(t), client, netip.MustParseAddr("10.1.1.40"))
 	if !got.OK || got.Reply != "10.1.1.40" {
