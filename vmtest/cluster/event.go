@@ -66,6 +66,19 @@ func (e Event) Node() string {
 	return ""
 }
 
+// frame is the event's Ethernet frame.
+func (e Event) frame() []byte {
+	switch {
+	case e.Datapath != nil:
+		return e.Datapath.Frame
+	case e.Pod != nil:
+		return e.Pod.Frame
+	case e.Wire != nil:
+		return e.Wire.Frame
+	}
+	return nil
+}
+
 // Observations converts the event into journey observations:
 //
 //   - a datapath event is a hop at its node, point and device; a drop event's

@@ -168,22 +168,20 @@ func TestObservationsFromFixtures(t *testing.T) {
 				}
 				rng.Shuffle(len(events), func(i, j int) { events[i], events[j] = events[j], events[i] })
 				var obs []journey.Observation
+				var segs []tcpSeq
 				for _, e := range events {
-					obs = append(obs, e.Observations()...)
+					o := e.Observations()
+					for range o {
+						segs = append(segs, tcpSeqOf(e.frame()))
+					}
+					obs = append(obs, o...)
 				}
 				got, unmatched := journey.Merge(injected, obs)
 				var sent []tcpSeq
 				for i := range c.Packets {
 					sent = append(sent, tcpSeqOf(pkts[i].Data))
 				}
-				roots := map[rootKey]tcpSeq{}
-				for _, e := range events {
-					if e.Pod != nil && e.Pod.Direction == nodeapi.PodEgress {
-						o := e.Observations()[0]
-						roots[rootKey{o.Key, o.Time}] = tcpSeqOf(e.Pod.Frame)
-					}
-				}
-				reps := replies(got, sent, unmatched, roots)
+				reps := replies(got, sent, unmatched, alignSegs(obs, segs, unmatched))
 				if len(reps) != len(c.Replies) {
 					t.Errorf("%d replies, want %d", len(reps), len(c.Replies))
 				}

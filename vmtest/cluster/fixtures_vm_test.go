@@ -4,6 +4,7 @@ package cluster
 
 import (
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -48,8 +49,10 @@ func TestFixtures(t *testing.T) {
 						t.Fatal(err)
 					}
 					frames, cs := fixtureFrames(t, top, fx)
+					exp, _ := fixtures.Load(fx)
+					opts := ReplayOptions{TCPAckRewrite: slices.Contains(exp.Requires, "tcp-ack-rewrite")}
 					begin := time.Now()
-					res, err := c.Trace(ctx(t, 30*time.Second), frames, ReplayOptions{})
+					res, err := c.Trace(ctx(t, 30*time.Second), frames, opts)
 					if err != nil {
 						t.Fatal(err)
 					}
@@ -60,7 +63,9 @@ func TestFixtures(t *testing.T) {
 							t.Errorf("packet %d:\n%s", i, d)
 						}
 					}
-					exp, _ := fixtures.Load(fx)
+					for _, r := range res.Replies {
+						t.Logf("reply to %d:\n%s", r.InReplyTo, journey.RenderPacket(r.Journey))
+					}
 					if len(exp.Requires) > 0 {
 						// Replies need injector capabilities Replay lacks.
 						t.Logf("replies not compared: fixture requires %v", exp.Requires)

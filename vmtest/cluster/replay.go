@@ -31,6 +31,12 @@ type ReplayOptions struct {
 	KeepL2 bool `json:"keep_l2,omitempty"`
 	// Timing keeps the frames' gaps; otherwise they are sent back to back.
 	Timing bool `json:"timing,omitempty"`
+	// TCPAckRewrite shifts the acknowledgement numbers of a replayed
+	// client's segments after its SYN to the live server's ISN, from the
+	// SYN-ACK observed (tcpliveplay-style; fixture capability
+	// "tcp-ack-rewrite"). Frames are then sent one by one, each waiting for
+	// the SYN-ACK it needs (at most SynAckWait).
+	TCPAckRewrite bool `json:"tcp_ack_rewrite,omitempty"`
 	// Settle is how long no new observation must arrive before the
 	// journeys are complete; default DefaultSettle.
 	Settle time.Duration `json:"settle,omitempty"`
@@ -88,13 +94,24 @@ func (c *Cluster) Trace(ctx context.Context, frames []Frame, opts ReplayOptions)
 	}
 	var mu sync.Mutex
 	var obs []journey.Observation
-	roots := map[rootKey]tcpSeq{}
+	var segs []tcpSeq
+	var acks *ackTracker
+	if opts.TCPAckRewrite {
+		acks = newAckTracker(plan)
+	}
 	last := time.Now()
 	stop, err := c.SubscribeContext(ctx, func(e Event) {
+		if acks != nil && e.Pod != nil && e.Pod.Direction == nodeapi.PodIngress {
+			acks.observe(e.Pod.Frame)
+		}
+		if acks != nil && e.Wire != nil {
+			acks.observe(e.Wire.Frame)
+		}
 		o := e.Observations()
 		mu.Lock()
-		if e.Pod != nil && e.Pod.Direction == nodeapi.PodEgress && len(o) == 1 && o[0].HasKey {
-			roots[rootKey{o[0].Key, o[0].Time}] = tcpSeqOf(e.Pod.Frame)
+		seg := tcpSeqOf(e.frame())
+		for range o {
+			segs = append(segs, seg)
 		}
 		obs = append(obs, o...)
 		last = time.Now()
@@ -105,7 +122,7 @@ func (c *Cluster) Trace(ctx context.Context, frames []Frame, opts ReplayOptions)
 	}
 	defer stop()
 
-	injected, err := c.inject(ctx, plan, opts)
+	injected, err := c.inject(ctx, plan, acks)
 	if err != nil {
 		return res, fmt.Errorf("replay: %w", err)
 	}
@@ -131,9 +148,9 @@ func (c *Cluster) Trace(ctx context.Context, frames []Frame, opts ReplayOptions)
 		sent[i] = tcpSeqOf(p.data)
 	}
 	mu.Lock()
-	rs := roots
+	allSegs := segs
 	mu.Unlock()
-	res.Replies = replies(res.Report.Packets, sent, unmatched, rs)
+	res.Replies = replies(res.Report.Packets, sent, unmatched, alignSegs(all, allSegs, unmatched))
 	if err := c.addCT(ctx, res.Report.Packets); err != nil {
 		return res, fmt.Errorf("replay: %w", err)
 	}
@@ -149,6 +166,7 @@ type tcpSeq struct {
 	consumes bool   // SYN, FIN or payload
 	ack      uint32
 	hasACK   bool
+	flags    uint8
 }
 
 // tcpSeqOf reads an Ethernet + IPv4 + TCP frame's sequence fields.
@@ -170,7 +188,7 @@ func tcpSeqOf(frame []byte) tcpSeq {
 		payload = 0
 	}
 	seq := binary.BigEndian.Uint32(tcp[4:8])
-	s := tcpSeq{ok: true, ack: binary.BigEndian.Uint32(tcp[8:12]), hasACK: flags&0x10 != 0}
+	s := tcpSeq{ok: true, ack: binary.BigEndian.Uint32(tcp[8:12]), hasACK: flags&0x10 != 0, flags: flags}
 	n := uint32(payload)
 	if flags&0x02 != 0 { // SYN
 		n++
@@ -182,43 +200,92 @@ func tcpSeqOf(frame []byte) tcpSeq {
 	return s
 }
 
-// rootKey identifies a pod-egress observation (a reply's first hop).
-type rootKey struct {
-	key journey.FlowKey
-	at  time.Time
+// fingerprint tells apart the packets of one replay that share an IPv4 ID
+// (kernels send SYN-ACKs, RSTs and pure ACKs with ID 0): their TCP
+// sequence fields, which NAT leaves alone.
+type fingerprint struct {
+	proto uint8
+	id    uint16
+	seg   tcpSeq
 }
 
 // replies builds the journeys of the packets pods sent in response to the
-// injected ones, from the observations no injected packet claimed: every
-// pod-egress frame starts a reply (its IPv4 ID is the pod kernel's), the
-// other observations are merged into them like into injected packets, and
-// a reply is kept when its flow reversed is the flow of an injected packet
-// at one of its hops. sent holds the injected packets' TCP sequence fields,
-// roots those of the pod-egress frames; a TCP reply answers the packet whose
-// sequence space it acknowledges.
-func replies(pkts []journey.Packet, sent []tcpSeq, unmatched []journey.Observation, roots map[rootKey]tcpSeq) []Reply {
-	var starts []journey.Observation
-	for _, o := range unmatched {
-		if o.HasKey && o.Hop.Point == journey.PodEgress {
-			starts = append(starts, o)
+// injected ones, from the observations no injected packet claimed (segs
+// holds the TCP sequence fields of each one's frame): every pod-egress frame
+// starts a reply, the other observations with the same IPv4 ID and TCP
+// sequence fields are merged into them like into injected packets
+// (journey.Merge), and a reply is kept when its flow reversed is the flow of
+// an injected packet at one of its hops. sent holds the injected packets'
+// TCP sequence fields; a TCP reply answers the packet whose sequence space
+// it acknowledges.
+func replies(pkts []journey.Packet, sent []tcpSeq, unmatched []journey.Observation, segs []tcpSeq) []Reply {
+	type group struct {
+		roots []journey.Observation
+		rsegs []tcpSeq
+		obs   []journey.Observation
+	}
+	groups := map[fingerprint]*group{}
+	var order []fingerprint
+	for i, o := range unmatched {
+		if !o.HasKey {
+			continue
+		}
+		fp := fingerprint{o.Key.Proto, o.Key.IPID, segs[i]}
+		g := groups[fp]
+		if g == nil {
+			g = &group{}
+			groups[fp] = g
+			order = append(order, fp)
+		}
+		g.obs = append(g.obs, o)
+		if o.Hop.Point == journey.PodEgress {
+			g.roots = append(g.roots, o)
+			g.rsegs = append(g.rsegs, segs[i])
 		}
 	}
-	sort.SliceStable(starts, func(i, j int) bool { return starts[i].Time.Before(starts[j].Time) })
-	inj := make([]journey.Injected, len(starts))
-	for k, r := range starts {
-		inj[k] = journey.Injected{Index: k, Time: r.Time, Key: r.Key}
+	type reply struct {
+		root journey.Observation
+		seg  tcpSeq
+		j    journey.Packet
 	}
-	journeys, _ := journey.Merge(inj, unmatched)
+	var all []reply
+	for _, fp := range order {
+		g := groups[fp]
+		inj := make([]journey.Injected, len(g.roots))
+		for k, r := range g.roots {
+			inj[k] = journey.Injected{Index: k, Time: r.Time, Key: r.Key}
+		}
+		js, _ := journey.Merge(inj, g.obs)
+		for k, j := range js {
+			all = append(all, reply{g.roots[k], g.rsegs[k], j})
+		}
+	}
+	sort.SliceStable(all, func(i, j int) bool { return all[i].root.Time.Before(all[j].root.Time) })
 	out := []Reply{}
-	answeredOnce := map[int]bool{}
-	for k, j := range journeys {
-		to := answered(pkts, sent, starts[k].Hop, roots[rootKey{starts[k].Key, starts[k].Time}], answeredOnce)
+	done := map[int]bool{}
+	for _, r := range all {
+		to := answered(pkts, sent, r.root.Hop, r.seg, done)
 		if to < 0 {
 			continue
 		}
-		answeredOnce[to] = true
-		j.Index = len(out)
-		out = append(out, Reply{InReplyTo: to, Journey: j})
+		done[to] = true
+		r.j.Index = len(out)
+		out = append(out, Reply{InReplyTo: to, Journey: r.j})
+	}
+	return out
+}
+
+// alignSegs returns, for each unmatched observation (a subsequence of obs,
+// in order, as journey.Merge returns it), the sequence fields recorded for
+// it in segs (aligned with obs).
+func alignSegs(obs []journey.Observation, segs []tcpSeq, unmatched []journey.Observation) []tcpSeq {
+	out := make([]tcpSeq, len(unmatched))
+	j := 0
+	for i := 0; i < len(obs) && j < len(unmatched); i++ {
+		if obs[i] == unmatched[j] {
+			out[j] = segs[i]
+			j++
+		}
 	}
 	return out
 }
@@ -326,10 +393,17 @@ func (c *Cluster) plan(frames []Frame, opts ReplayOptions) ([]planned, error) {
 
 // inject sends the frames in order; consecutive frames for the same pod go
 // in one pod-inject call with their gaps.
-func (c *Cluster) inject(ctx context.Context, plan []planned, opts ReplayOptions) ([]journey.Injected, error) {
+func (c *Cluster) inject(ctx context.Context, plan []planned, acks *ackTracker) ([]journey.Injected, error) {
 	var injected []journey.Injected
 	for i := 0; i < len(plan); {
 		p := plan[i]
+		if acks != nil {
+			data, err := acks.sending(ctx, p.index, p.data)
+			if err != nil {
+				return nil, err
+			}
+			p.data = data
+		}
 		if p.point.Kind != AtPod {
 			if p.gap > 0 {
 				if err := sleep(ctx, p.gap); err != nil {
@@ -352,9 +426,14 @@ func (c *Cluster) inject(ctx context.Context, plan []planned, opts ReplayOptions
 		}
 		j := i
 		req := nodeapi.Inject{Pod: p.point.Pod}
-		for ; j < len(plan) && plan[j].point == p.point; j++ {
-			req.Frames = append(req.Frames, plan[j].data)
-			req.Gaps = append(req.Gaps, plan[j].gap)
+		if acks != nil {
+			// One by one: the next frame may need an answer to this one.
+			req.Frames, req.Gaps, j = [][]byte{p.data}, []time.Duration{p.gap}, i+1
+		} else {
+			for ; j < len(plan) && plan[j].point == p.point; j++ {
+				req.Frames = append(req.Frames, plan[j].data)
+				req.Gaps = append(req.Gaps, plan[j].gap)
+			}
 		}
 		now := time.Now()
 		if _, err := c.clients[p.point.Node].Inject(ctx, req); err != nil {
