@@ -133,8 +133,22 @@ func (l *Lab) close() error {
 	return err
 }
 
-// Reset flushes CT and metrics on every node (between specs).
+// ConvergeTimeout bounds Reset's wait for BGP convergence.
+const ConvergeTimeout = 60 * time.Second
+
+// Reset brings the cluster back to the state every spec starts from: BGP
+// converged (a spec may have stopped a speaker, and a session that flapped
+// is waited for and logged) and CT and metrics flushed on every node.
 func (l *Lab) Reset(ctx context.Context) error {
+	start := time.Now()
+	cctx, cancel := context.WithTimeout(ctx, ConvergeTimeout)
+	defer cancel()
+	if err := l.Cluster.WaitConverged(cctx); err != nil {
+		return fmt.Errorf("lab: reset: %w", err)
+	}
+	if d := time.Since(start); d > time.Second {
+		ginkgo.GinkgoWriter.Printf("lab %s: waited %v for BGP to converge before the spec\n", l.Topology.Name, d.Round(time.Millisecond))
+	}
 	if err := l.Cluster.Reset(ctx); err != nil {
 		return fmt.Errorf("lab: reset: %w", err)
 	}
