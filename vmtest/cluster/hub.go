@@ -30,10 +30,15 @@ type hub struct {
 	watchMu sync.Mutex // serialises watch/unwatch calls
 }
 
+// maxQueue is the most events a subscriber may have pending; more are
+// dropped (and counted) rather than held without bound.
+const maxQueue = 1 << 16
+
 type subscriber struct {
-	fn     func(Event)
-	mu     sync.Mutex
-	queue  []Event
+	fn      func(Event)
+	mu      sync.Mutex
+	queue   []Event
+	dropped uint64
 	wake   chan struct{}
 	done   chan struct{}
 	closed bool
@@ -94,7 +99,11 @@ func (h *hub) publish(e Event) {
 
 func (s *subscriber) push(e Event) {
 	s.mu.Lock()
-	if !s.closed {
+	switch {
+	case s.closed:
+	case len(s.queue) >= maxQueue:
+		s.dropped++
+	default:
 		s.queue = append(s.queue, e)
 	}
 	s.mu.Unlock()
@@ -163,6 +172,9 @@ func (h *hub) subscribe(ctx context.Context, fn func(Event)) (stop func(), err e
 
 func (h *hub) unsubscribe(s *subscriber) {
 	s.stop()
+	if s.dropped > 0 {
+		h.log.Warn("slow subscriber: events dropped", "dropped", s.dropped)
+	}
 	h.watchMu.Lock()
 	defer h.watchMu.Unlock()
 	h.mu.Lock()
@@ -206,7 +218,10 @@ func (h *hub) watch(ctx context.Context, on bool) error {
 		h.untap = nil
 	}
 	err := c.eachNode(ctx, func(ctx context.Context, cl *nodeapi.Client) error {
-		_, err := cl.Watch(ctx, nodeapi.Watch{Datapath: on, Pods: on})
+		r, err := cl.Watch(ctx, nodeapi.Watch{Datapath: on, Pods: on})
+		if err == nil && (r.Dropped > 0 || r.Lost > 0) {
+			h.log.Warn("node events dropped while watched: journeys may miss hops", "node", cl.Name, "dropped", r.Dropped, "lost", r.Lost)
+		}
 		return err
 	})
 	if err != nil {
