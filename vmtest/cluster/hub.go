@@ -39,9 +39,9 @@ type subscriber struct {
 	mu      sync.Mutex
 	queue   []Event
 	dropped uint64
-	wake   chan struct{}
-	done   chan struct{}
-	closed bool
+	wake    chan struct{}
+	done    chan struct{}
+	closed  bool
 }
 
 func newHub(log *slog.Logger) *hub {
