@@ -43,3 +43,38 @@ lint:
 .PHONY: fixtures
 fixtures:
 	$(GO) run ./fixtures/gen
+
+# ---- e2e: the life-of-a-packet suites (issue 5) -----------------------------
+# `make e2e` boots each topology in QEMU on the default kernel (KERNEL=6.12
+# picks another catalogue series), runs the Ginkgo suites under e2e/ with
+# JUnit and JSON reports, keeps the artifacts of a failed run in the printed
+# directory, and prints a summary per suite. E2E_LABELS is a Ginkgo label
+# filter (journey, reply, same-node, policy, drops, client, bond, bgp,
+# fixture); E2E_VMTEST=1 also runs the harness's own VM tests (vmtest/...).
+# `make e2e-matrix` runs the suites on every catalogue series in turn.
+E2E_DEPS   = qemu-system-x86 kmod xz-utils zstd ca-certificates
+KERNEL    ?=
+E2E_LABELS ?=
+E2E_VMTEST ?=
+E2E_FLAGS  = $(if $(KERNEL),-kernel $(KERNEL)) $(if $(E2E_LABELS),-label-filter '$(E2E_LABELS)')
+
+.PHONY: e2e e2e-matrix deps-e2e e2e-vmtest
+
+deps-e2e:
+	@tools/ensure-deps.sh $(E2E_DEPS)
+
+## e2e: the e2e suites on one kernel (KERNEL=series), ≤ 5 minutes under TCG once the kernel is cached.
+e2e: deps-e2e
+	$(GO) build ./...
+	$(if $(E2E_VMTEST),$(MAKE) e2e-vmtest)
+	$(GO) run ./e2e/runner $(E2E_FLAGS)
+
+## e2e-vmtest: the harness's VM tests (QEMU lifecycle, fabric, cluster) on the same kernel.
+e2e-vmtest: deps-e2e
+	HOPLAB_SERIES=$(KERNEL) $(GO) test -tags vm -count=1 -timeout 20m ./vmtest/...
+
+## e2e-matrix: the e2e suites on every catalogue kernel in turn, with a table per kernel.
+e2e-matrix: deps-e2e
+	$(GO) build ./...
+	$(GO) run ./e2e/runner -matrix $(if $(E2E_LABELS),-label-filter '$(E2E_LABELS)')
+# ---- end of e2e --------------------------------------------------------------

@@ -27,6 +27,13 @@ const (
 	EnvArtifacts = "HOPLAB_E2E_ARTIFACTS"
 )
 
+// Report entries Start adds (ginkgo.AddReportEntry) to its BeforeSuite or
+// BeforeAll node, for the e2e runner's summary.
+const (
+	ReportKernel  = "hoplab-kernel"  // the guests' kernel release
+	ReportStartup = "hoplab-startup" // boot, setup and BGP convergence
+)
+
 // StartTimeout bounds booting, setting up and converging a topology.
 const StartTimeout = 3 * time.Minute
 
@@ -82,6 +89,8 @@ func Start(name string) (*Lab, error) {
 	tm := c.Timings()
 	ginkgo.GinkgoWriter.Printf("lab %s up on %s in %v (boot %v, setup %v, converge %v)\n", top.Name, c.Kernel(),
 		time.Since(start).Round(time.Millisecond), tm.Boot.Round(time.Millisecond), tm.Setup.Round(time.Millisecond), tm.Converge.Round(time.Millisecond))
+	ginkgo.AddReportEntry(ReportKernel, c.Kernel())
+	ginkgo.AddReportEntry(ReportStartup, time.Since(start).Round(time.Millisecond).String())
 	ginkgo.DeferCleanup(l.close)
 	return l, nil
 }

@@ -1,0 +1,129 @@
+// Command runner is `make e2e` and `make e2e-matrix`: it fetches the guest
+// kernel through the harness's cache (package vmtest/kernels), runs the e2e
+// suites with Ginkgo (JUnit and JSON reports, artifacts in a directory it
+// prints), and prints a summary per suite: specs, passed, failed, wall time.
+// With -matrix it does so for every catalogue series in turn and ends with a
+// table per kernel.
+//
+//	go run ./e2e/runner [-kernel 6.12] [-matrix] [-label-filter bgp] [-artifacts DIR] [SUITE...]
+//
+// The suites are the packages under e2e/ that hold Ginkgo suites (default:
+// all of them). Artifacts of a run that failed (VM consoles, journeys of
+// every replay, the VMs' run directories, the reports) are kept; after a
+// run that passed only the reports are. HOPLAB_KEEP keeps everything.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/hoplab/hoplab/vmtest/kernels"
+)
+
+// Suites are the e2e suite packages, in the order they run.
+var Suites = []string{"./e2e/podtoservice", "./e2e/samenode", "./e2e/policy", "./e2e/nobackend", "./e2e/multibackend"}
+
+func main() {
+	var (
+		kernel  = flag.String("kernel", os.Getenv("HOPLAB_SERIES"), "kernel series to boot (default: the topologies', "+kernels.DefaultSeries+")")
+		matrix  = flag.Bool("matrix", false, "run the suites on every catalogue series in turn")
+		labels  = flag.String("label-filter", "", "Ginkgo label filter (journey, reply, same-node, policy, drops, client, bond, bgp, fixture)")
+		art     = flag.String("artifacts", "", "artifacts directory (default: a new directory under $TMPDIR/hoplab-e2e)")
+		timeout = flag.Duration("timeout", 20*time.Minute, "bound of one run of the suites")
+	)
+	flag.Parse()
+	suites := flag.Args()
+	if len(suites) == 0 {
+		suites = Suites
+	}
+	// Ctrl-C reaches Ginkgo and the suites through the process group;
+	// they tear their VMs down. The runner waits for them.
+	signal.Ignore(syscall.SIGINT)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
+	defer stop()
+
+	series := []string{*kernel}
+	if *matrix {
+		series = kernels.Series
+	}
+	root := *art
+	if root == "" {
+		var err error
+		if root, err = newArtifactsDir(); err != nil {
+			fmt.Fprintln(os.Stderr, "e2e:", err)
+			os.Exit(2)
+		}
+	}
+	var results []Result
+	failed := false
+	for _, s := range series {
+		dir := root
+		if *matrix {
+			dir = filepath.Join(root, s)
+		}
+		r := run(ctx, RunSpec{Series: s, Suites: suites, LabelFilter: *labels, Dir: dir, Timeout: *timeout})
+		results = append(results, r)
+		PrintSuites(os.Stdout, r)
+		if !r.OK() {
+			failed = true
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	if *matrix {
+		PrintMatrix(os.Stdout, results)
+	}
+	if failed {
+		fmt.Printf("\ne2e FAILED: artifacts (consoles, journeys, VM run directories, reports) in %s\n", root)
+		os.Exit(1)
+	}
+	fmt.Printf("\ne2e passed: reports (JUnit, JSON) in %s\n", root)
+}
+
+func newArtifactsDir() (string, error) {
+	base := filepath.Join(os.TempDir(), "hoplab-e2e")
+	if err := os.MkdirAll(base, 0o755); err != nil {
+		return "", fmt.Errorf("artifacts: %w", err)
+	}
+	dir, err := os.MkdirTemp(base, time.Now().UTC().Format("20060102-150405-"))
+	if err != nil {
+		return "", fmt.Errorf("artifacts: %w", err)
+	}
+	return dir, nil
+}
+
+// run fetches the kernel of spec.Series and runs the suites on it.
+func run(ctx context.Context, spec RunSpec) Result {
+	r := Result{Series: spec.Series, Dir: spec.Dir}
+	if r.Series == "" {
+		r.Series = kernels.DefaultSeries
+	}
+	start := time.Now()
+	k, err := kernels.Fetch(ctx, r.Series, "", kernels.Options{Logger: slog.Default()})
+	if err != nil {
+		r.Err = fmt.Errorf("fetch kernel %s: %w", r.Series, err)
+		return r
+	}
+	r.Release = k.Version
+	r.Fetch = time.Since(start)
+	r.Suites, r.Err = runGinkgo(ctx, spec)
+	r.Wall = time.Since(start)
+	if r.OK() && os.Getenv("HOPLAB_KEEP") == "" {
+		// Passed: keep the reports, drop consoles and journeys.
+		_ = os.RemoveAll(filepath.Join(spec.Dir, "suites"))
+	}
+	return r
+}
+
+// errNoReport is returned when Ginkgo wrote no JSON report (it could not
+// build or start the suites).
+var errNoReport = errors.New("ginkgo wrote no report")
