@@ -61,25 +61,25 @@ func group(use, short string, subs ...*cobra.Command) *cobra.Command {
 // metrics, bgp (policy get is under policy).
 func newDumpCmds(a *app) []*cobra.Command {
 	return []*cobra.Command{
-		group("ct", "Connection tracking", dumpCmd(a, "list --node N", "List a node's CT entries like 'cilium bpf ct list global'",
+		group("ct", "Dump connection tracking entries (ct list)", dumpCmd(a, "list --node N", "List a node's CT entries like 'cilium bpf ct list global'",
 			"List dumps the node's connection-tracking map: tuple, expiry, packet and byte counters, flags, reverse-NAT and source identity.", cobra.NoArgs,
 			func(ctx context.Context, cl *nodeapi.Client, _ []string) ([]nodeapi.CTRow, error) {
 				return cl.CTList(ctx)
 			},
 			nodeapi.FormatCT)),
-		group("lb", "Load balancing", dumpCmd(a, "list --node N", "List a node's services and backends like 'cilium bpf lb list'",
+		group("lb", "Dump services and backends (lb list)", dumpCmd(a, "list --node N", "List a node's services and backends like 'cilium bpf lb list'",
 			"List dumps the node's service map: each frontend with its backends.", cobra.NoArgs,
 			func(ctx context.Context, cl *nodeapi.Client, _ []string) ([]nodeapi.ServiceRow, error) {
 				return cl.LBList(ctx)
 			},
 			nodeapi.FormatLB)),
-		group("endpoint", "Endpoints", dumpCmd(a, "list --node N", "List a node's endpoints like 'cilium endpoint list'",
+		group("endpoint", "Dump endpoints (endpoint list)", dumpCmd(a, "list --node N", "List a node's endpoints like 'cilium endpoint list'",
 			"List dumps the node's endpoints: id, policy enforcement, identity, labels, IP and interface.", cobra.NoArgs,
 			func(ctx context.Context, cl *nodeapi.Client, _ []string) ([]nodeapi.EndpointRow, error) {
 				return cl.EndpointList(ctx)
 			},
 			nodeapi.FormatEndpoints)),
-		group("ipcache", "The ipcache", dumpCmd(a, "list --node N", "List a node's ipcache like 'cilium bpf ipcache list'",
+		group("ipcache", "Dump the ipcache (ipcache list)", dumpCmd(a, "list --node N", "List a node's ipcache like 'cilium bpf ipcache list'",
 			"List dumps the node's ipcache: prefix to identity (and tunnel endpoint).", cobra.NoArgs,
 			func(ctx context.Context, cl *nodeapi.Client, _ []string) ([]nodeapi.IPCacheRow, error) {
 				return cl.IPCacheList(ctx)
@@ -91,7 +91,7 @@ func newDumpCmds(a *app) []*cobra.Command {
 				return cl.Metrics(ctx)
 			},
 			nodeapi.FormatMetrics),
-		group("bgp", "BGP state",
+		group("bgp", "Dump BGP sessions and routes (bgp peers, bgp routes)",
 			dumpCmd(a, "routes --node N", "Show a speaker's BGP routes like 'cilium bgp routes'",
 				"Routes dumps the speaker's RIB: prefixes, next hops, AS paths, best paths.", cobra.NoArgs,
 				func(ctx context.Context, cl *nodeapi.Client, _ []string) (bgp.RouteList, error) {

@@ -50,8 +50,18 @@ func run(args []string, stdout, stderr io.Writer) (code int) {
 	if errors.As(err, &ee) {
 		return ee.code
 	}
+	if ctx.Err() != nil {
+		// Ctrl-C or SIGTERM: whatever failed, it failed because of it.
+		fmt.Fprintf(stderr, "hoplab: interrupted (%s)\n", firstLine(err.Error()))
+		return 130
+	}
 	fmt.Fprintf(stderr, "hoplab: %s\n", strings.TrimSpace(err.Error()))
 	return 1
+}
+
+func firstLine(s string) string {
+	s, _, _ = strings.Cut(strings.TrimSpace(s), "\n")
+	return s
 }
 
 // newRoot builds the command tree.
@@ -80,14 +90,20 @@ hop's rewrites, connection tracking and policy verdicts.`,
 	root.SetErr(a.stderr)
 	root.PersistentFlags().BoolVarP(&a.verbose, "verbose", "v", false, "log debug messages")
 	root.CompletionOptions.DisableDefaultCmd = true
-	root.AddCommand(
-		newReplayCmd(a),
-		newObserveCmd(a),
-		newPolicyCmd(a),
-		newKernelsCmd(a),
-		newVMCmd(a),
+	root.AddGroup(
+		&cobra.Group{ID: "journeys", Title: "Journeys:"},
+		&cobra.Group{ID: "state", Title: "Datapath state of the running cluster:"},
+		&cobra.Group{ID: "lab", Title: "Lab:"},
 	)
-	root.AddCommand(newDumpCmds(a)...)
+	add := func(id string, cmds ...*cobra.Command) {
+		for _, c := range cmds {
+			c.GroupID = id
+			root.AddCommand(c)
+		}
+	}
+	add("journeys", newReplayCmd(a), newObserveCmd(a), newPolicyCmd(a))
+	add("state", newDumpCmds(a)...)
+	add("lab", newVMCmd(a), newKernelsCmd(a))
 	return root
 }
 

@@ -118,7 +118,7 @@ func newVMDownCmd(a *app) *cobra.Command {
 			}
 			deadline := time.Now().Add(timeout)
 			for time.Now().Before(deadline) {
-				if syscall.Kill(st.PID, 0) != nil {
+				if !running(st.PID) {
 					fmt.Fprintf(a.stdout, "stopped cluster of pid %d\n", st.PID)
 					return nil
 				}
@@ -129,6 +129,23 @@ func newVMDownCmd(a *app) *cobra.Command {
 	}
 	cmd.Flags().DurationVar(&timeout, "timeout", 30*time.Second, "how long to wait for the holder to exit")
 	return cmd
+}
+
+// running reports whether process pid exists and has not exited (a zombie
+// waiting for its parent to reap it has exited).
+func running(pid int) bool {
+	if syscall.Kill(pid, 0) != nil {
+		return false
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	s := string(b)
+	if i := strings.LastIndexByte(s, ')'); i >= 0 && len(s) > i+2 {
+		return s[i+2] != 'Z'
+	}
+	return true
 }
 
 func newVMExecCmd(a *app) *cobra.Command {
