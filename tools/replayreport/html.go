@@ -84,7 +84,7 @@ func WriteHTML(w io.Writer, rep journey.Report, opts HTMLOptions) error {
 			pg.Lost++
 		}
 		pv := packetView{Index: p.Index, Verdict: string(p.Verdict), Reason: p.DropReason, DeliveredTo: p.DeliveredTo,
-			DropLine: DropLine(p, opts.Topology), Fig: layout(p, router), CT: p.CT}
+			DropLine: DropLine(p, opts.Topology) + LostLine(p), Fig: layout(p, router), CT: p.CT}
 		for i, h := range p.Hops {
 			var prev *journey.Hop
 			if i > 0 {

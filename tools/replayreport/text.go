@@ -24,6 +24,9 @@ func WriteText(w io.Writer, rep journey.Report, top *topologies.Topology) error 
 		if line := DropLine(p, top); line != "" {
 			b.WriteString("  " + line + "\n")
 		}
+		if line := LostLine(p); line != "" {
+			b.WriteString("  " + line + "\n")
+		}
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
@@ -45,6 +48,20 @@ func DropLine(p journey.Packet, top *topologies.Topology) string {
 		s += fmt.Sprintf("; src %s %s -> dst %s %s", h.IPSrc, identity(top, h.Node, h.IPSrc), h.IPDst, identity(top, h.Node, h.IPDst))
 	}
 	return s
+}
+
+// LostLine says where a lost packet was last seen ("" for packets that
+// were not lost).
+func LostLine(p journey.Packet) string {
+	if p.Verdict != journey.Lost {
+		return ""
+	}
+	if len(p.Hops) == 0 {
+		return "lost: never observed after injection"
+	}
+	i := len(p.Hops) - 1
+	h := p.Hops[i]
+	return fmt.Sprintf("lost: last seen at hop %02d, %s %s %s; no hop reported a drop (no route, or discarded by a kernel)", i, h.Node, h.Point, dashIfEmpty(h.Device))
 }
 
 // DropHop is the index of the first dropping hop, or -1.

@@ -74,3 +74,16 @@ func TestDropLineNamesHopReasonAndIdentities(t *testing.T) {
 		t.Error("a delivered packet has a drop line")
 	}
 }
+
+func TestLostLineNamesLastHop(t *testing.T) {
+	p := journey.Packet{Verdict: journey.Lost, Hops: []journey.Hop{{Node: "worker-a", Point: journey.Wire, Device: "worker-a-0"}}}
+	if got, want := LostLine(p), "lost: last seen at hop 00, worker-a wire worker-a-0; "; !strings.HasPrefix(got, want) {
+		t.Errorf("got %q, want prefix %q", got, want)
+	}
+	if LostLine(journey.Packet{Verdict: journey.Lost}) != "lost: never observed after injection" {
+		t.Error("lost without hops")
+	}
+	if LostLine(journey.Packet{Verdict: journey.Dropped}) != "" {
+		t.Error("a dropped packet has a lost line")
+	}
+}
