@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"testing"
@@ -334,9 +335,17 @@ func TestBugReportExample(t *testing.T) {
 	if err := os.WriteFile(fixed, bytes.Replace(text, []byte("tier: front-end"), []byte("tier: frontend"), 1), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	stdout, errOut, code = runCLI(t, "replay", "--topology", fixed, "--pcap", "../../docs/examples/bug-report/capture.pcap")
+	// With --timing the retransmission goes 1.002 s after the first SYN,
+	// as in the capture.
+	stdout, errOut, code = runCLI(t, "-v", "replay", "--timing", "--topology", fixed, "--pcap", "../../docs/examples/bug-report/capture.pcap")
 	if code != 0 {
 		t.Fatalf("fixed topology: exit %d: %s", code, errOut)
+	}
+	took := regexp.MustCompile(`msg=replayed packets=2 took=([0-9.a-zµ]+)`).FindStringSubmatch(errOut)
+	if took == nil {
+		t.Errorf("no replay duration in the debug log")
+	} else if d, err := time.ParseDuration(took[1]); err != nil || d < time.Second {
+		t.Errorf("--timing replay took %s, want at least the capture's 1.002 s gap", took[1])
 	}
 	if strings.Count(stdout, ": DELIVERED to orders") != 2 {
 		t.Errorf("with the label fixed, both SYNs should reach orders:\n%s", stdout)
