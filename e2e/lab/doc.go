@@ -9,9 +9,10 @@
 // Environment:
 //
 //	HOPLAB_SERIES          kernel series to boot (default: the topology's)
-//	HOPLAB_E2E_ARTIFACTS   directory for consoles, journeys and the kept run
-//	                       directory's path (default: none, consoles go to
-//	                       GinkgoWriter)
+//	HOPLAB_E2E_ARTIFACTS   directory for the VMs' consoles, the harness's log,
+//	                       every journey report and the kept run directory's
+//	                       path (default: none; consoles go to GinkgoWriter,
+//	                       the harness logs with slog's default logger)
 //	HOPLAB_KEEP            keep the VMs' run directory even when every spec
 //	                       passed (see package vmtest)
 package lab

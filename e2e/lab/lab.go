@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -46,6 +47,7 @@ type Lab struct {
 
 	artifacts string // this suite's artifacts directory, or ""
 	console   *os.File
+	harness   *os.File // the harness's log, in the artifacts directory
 	mu        sync.Mutex
 	failed    bool
 	seq       int
@@ -75,8 +77,15 @@ func Start(name string) (*Lab, error) {
 		if l.console, err = os.Create(filepath.Join(l.artifacts, "console.log")); err != nil {
 			return nil, fmt.Errorf("lab: console log: %w", err)
 		}
+		if l.harness, err = os.Create(filepath.Join(l.artifacts, "harness.log")); err != nil {
+			l.closeConsole()
+			return nil, fmt.Errorf("lab: harness log: %w", err)
+		}
 	}
 	spec := cluster.Spec{Topology: top, Series: Series(), ConsoleLine: l.consoleLine}
+	if l.harness != nil {
+		spec.Logger = slog.New(slog.NewTextHandler(l.harness, nil))
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), StartTimeout)
 	defer cancel()
 	start := time.Now()
@@ -89,8 +98,8 @@ func Start(name string) (*Lab, error) {
 	tm := c.Timings()
 	ginkgo.GinkgoWriter.Printf("lab %s up on %s in %v (boot %v, setup %v, converge %v)\n", top.Name, c.Kernel(),
 		time.Since(start).Round(time.Millisecond), tm.Boot.Round(time.Millisecond), tm.Setup.Round(time.Millisecond), tm.Converge.Round(time.Millisecond))
-	ginkgo.AddReportEntry(ReportKernel, c.Kernel())
-	ginkgo.AddReportEntry(ReportStartup, time.Since(start).Round(time.Millisecond).String())
+	ginkgo.AddReportEntry(ReportKernel, c.Kernel(), ginkgo.ReportEntryVisibilityNever)
+	ginkgo.AddReportEntry(ReportStartup, time.Since(start).Round(time.Millisecond).String(), ginkgo.ReportEntryVisibilityNever)
 	ginkgo.DeferCleanup(l.close)
 	return l, nil
 }
@@ -113,6 +122,10 @@ func (l *Lab) closeConsole() {
 	if l.console != nil {
 		l.console.Close()
 		l.console = nil
+	}
+	if l.harness != nil {
+		l.harness.Close()
+		l.harness = nil
 	}
 }
 
