@@ -106,16 +106,31 @@ func (a *app) observe(ctx context.Context, f observeFlags) error {
 		return fmt.Errorf("observe: %w", err)
 	}
 	defer stop()
+	a.logger().Debug("observing", "state", r.State().Dir, "node", f.node, "verdict", filter.verdict)
 	if a.onObserving != nil {
 		a.onObserving()
 	}
-	if f.follow {
-		<-ctx.Done()
-		return nil
+	var end <-chan time.Time
+	if !f.follow {
+		end = time.After(f.duration)
 	}
-	select {
-	case <-ctx.Done():
-	case <-time.After(f.duration):
+	// The stream has no end of its own: watch the holder of the cluster.
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	holder := r.State().PID
+wait:
+	for {
+		select {
+		case <-ctx.Done():
+			break wait
+		case <-end:
+			break wait
+		case <-tick.C:
+			if !running(holder) {
+				stop()
+				return fmt.Errorf("observe: the cluster stopped (pid %d is gone)", holder)
+			}
+		}
 	}
 	stop()
 	mu.Lock()

@@ -123,6 +123,40 @@ wait:
 		t.Errorf("%d QEMU children of vm up, want 3", len(qemus))
 	}
 
+	// A follower in its own process, ended by vm down.
+	obs := exec.Command(bin, "-v", "observe", "--follow")
+	var obsOut bytes.Buffer
+	obs.Stdout = &obsOut
+	obsPipe, err := obs.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := obs.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { obs.Process.Kill(); obs.Wait() })
+	// Wait for its "observing" debug line: the stream flows from then on.
+	var obsErr strings.Builder
+	obsReady := make(chan struct{})
+	obsRead := make(chan struct{})
+	go func() {
+		defer close(obsRead)
+		sc := bufio.NewScanner(obsPipe)
+		once := false
+		for sc.Scan() {
+			obsErr.WriteString(sc.Text() + "\n")
+			if !once && strings.Contains(sc.Text(), "msg=observing") {
+				once = true
+				close(obsReady)
+			}
+		}
+	}()
+	select {
+	case <-obsReady:
+	case <-time.After(30 * time.Second):
+		t.Fatal("observe never started streaming")
+	}
+
 	out, errOut, code := runBin(t, bin, "endpoint", "list", "--node", "node2")
 	if code != 0 || !strings.Contains(out, "pod4") {
 		t.Errorf("endpoint list: exit %d\n%s%s", code, out, errOut)
@@ -159,6 +193,19 @@ wait:
 		if running(pid) {
 			t.Errorf("QEMU %d survived vm down", pid)
 		}
+	}
+	obsDone := make(chan error, 1)
+	go func() { <-obsRead; obsDone <- obs.Wait() }()
+	select {
+	case err := <-obsDone:
+		if err == nil || !strings.Contains(obsErr.String(), "observe: the cluster stopped") {
+			t.Errorf("observe --follow ended with %v: %s", err, obsErr.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Errorf("observe --follow still runs after vm down")
+	}
+	if !strings.Contains(obsOut.String(), "to-container DROPPED (Policy denied, TCP Flags: SYN)") {
+		t.Errorf("observe --follow did not show the replayed drop:\n%s", obsOut.String())
 	}
 	_, errOut, code = runBin(t, bin, "ct", "list", "--node", "node1")
 	if code != 1 || !strings.Contains(errOut, "no running cluster") {
