@@ -26,10 +26,16 @@ const convergePoll = 200 * time.Millisecond
 func (c *Cluster) WaitConverged(ctx context.Context) error {
 	tick := time.NewTicker(convergePoll)
 	defer tick.Stop()
+	var missing []string
+	var err error
 	for {
-		missing, err := c.converged(ctx)
-		if err == nil && len(missing) == 0 {
+		m, e := c.converged(ctx)
+		if e == nil && len(m) == 0 {
 			return nil
+		}
+		if ctx.Err() == nil || (missing == nil && err == nil) {
+			// The answer of a poll the deadline did not cut short.
+			missing, err = m, e
 		}
 		select {
 		case <-ctx.Done():
