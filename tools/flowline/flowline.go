@@ -1,15 +1,3 @@
-// Package flowline renders datapath trace and drop events as Hubble-style
-// flow lines, the way `hubble observe` prints them:
-//
-//	Nov 23 10:31:15.123 node1 pod1:40000 (ID:38586) -> 10.224.1.1:80 (ID:2) from-container FORWARDED (TCP Flags: SYN)
-//	Nov 23 10:31:15.131 node2 pod3:40030 (ID:63713) -> pod4:8080 (ID:19216) to-container DROPPED (Policy denied, TCP Flags: SYN)
-//
-// Fields: the event's time (guest clock, milliseconds), the node that
-// emitted it, source and destination — a pod's name when the address is a
-// pod's, a node's name for its uplink address, else the address — with the
-// port and the security identity the datapath resolved (from the topology's
-// ipcache when the event carries none), the observation point, the verdict
-// with the drop reason, and the L4 summary (TCP flags, UDP, ICMP type).
 package flowline
 
 import (
@@ -30,8 +18,11 @@ const TimeLayout = "Jan _2 15:04:05.000"
 
 // Verdicts of a flow line.
 const (
+	// Forwarded is the verdict of a trace event: the program passed the
+	// packet on.
 	Forwarded = "FORWARDED"
-	Dropped   = "DROPPED"
+	// Dropped is the verdict of a drop event; the reason follows it.
+	Dropped = "DROPPED"
 )
 
 // Verdict returns the flow verdict of an event: DROPPED for drop events,

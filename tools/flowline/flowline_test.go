@@ -18,6 +18,12 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the golden files")
 
+// goldenFixtures are the fixtures whose flow lines are golden; fixtures
+// added later do not break this test until they are added here (and the
+// golden file regenerated with -update).
+var goldenFixtures = []string{"captured-http-get", "icmp-echo", "no-backend", "policy-denied-egress", "policy-denied-identity",
+	"policy-denied-port", "tcp-handshake", "tcp-syn-vip", "ttl-1", "udp-service"}
+
 // datapathPoints are the points the datapath emits events at.
 var datapathPoints = map[journey.Point]bool{
 	journey.FromContainer: true, journey.ToStack: true, journey.ToNetdev: true,
@@ -31,7 +37,7 @@ func TestFlowLinesGolden(t *testing.T) {
 	base := time.Date(2026, 11, 23, 10, 31, 15, 123e6, time.UTC)
 	var b strings.Builder
 	n := 0
-	for _, name := range fixtures.Names() {
+	for _, name := range goldenFixtures {
 		exp, err := fixtures.Load(name)
 		if err != nil {
 			t.Fatal(err)
