@@ -37,8 +37,9 @@ type ReplayOptions struct {
 	// "tcp-ack-rewrite"). Frames are then sent one by one, each waiting for
 	// the SYN-ACK it needs (at most SynAckWait).
 	TCPAckRewrite bool `json:"tcp_ack_rewrite,omitempty"`
-	// Settle is how long no new observation must arrive before the
-	// journeys are complete; default DefaultSettle.
+	// Settle is how long no new observation of the injected packets'
+	// addresses may arrive before the journeys are complete; default
+	// DefaultSettle.
 	Settle time.Duration `json:"settle,omitempty"`
 	// Deadline bounds the wait for observations to settle; default
 	// DefaultReplayDeadline.
@@ -99,6 +100,14 @@ func (c *Cluster) Trace(ctx context.Context, frames []Frame, opts ReplayOptions)
 	if opts.TCPAckRewrite {
 		acks = newAckTracker(plan)
 	}
+	// Only observations of the injected packets' addresses (either way)
+	// delay the settling: BGP keepalives and other pods' traffic do not.
+	addrs := map[netip.Addr]bool{}
+	for _, p := range plan {
+		if p.key.Src.IsValid() {
+			addrs[p.key.Src.Addr()], addrs[p.key.Dst.Addr()] = true, true
+		}
+	}
 	last := time.Now()
 	stop, err := c.SubscribeContext(ctx, func(e Event) {
 		if acks != nil && e.Pod != nil && e.Pod.Direction == nodeapi.PodIngress {
@@ -114,7 +123,12 @@ func (c *Cluster) Trace(ctx context.Context, frames []Frame, opts ReplayOptions)
 			segs = append(segs, seg)
 		}
 		obs = append(obs, o...)
-		last = time.Now()
+		for _, x := range o {
+			if x.HasKey && (addrs[x.Key.Src.Addr()] || addrs[x.Key.Dst.Addr()]) {
+				last = time.Now()
+				break
+			}
+		}
 		mu.Unlock()
 	})
 	if err != nil {
