@@ -213,6 +213,39 @@ func TestPodToService(t *testing.T) {
 		checkReport(t, c.Kernel(), rep, cs)
 	})
 
+	t.Run("foreign-macs", func(t *testing.T) {
+		// A user's capture carries their cluster's MACs: rewritten at
+		// injection, the journey is the reference one; with KeepL2 the
+		// foreign MACs reach from-container.
+		frames, cs := fixtureFrames(t, top, "tcp-syn-vip")
+		foreign := append([]byte(nil), frames[0].Data...)
+		copy(foreign[0:12], []byte{0x02, 0xaa, 0xbb, 0xcc, 0xdd, 0x01, 0x02, 0xaa, 0xbb, 0xcc, 0xdd, 0x02})
+		frames[0].Data = foreign
+		if err := c.Reset(ctx(t, 10*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		rep, err := c.Replay(ctx(t, 30*time.Second), frames, ReplayOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkReport(t, c.Kernel(), rep, cs)
+		if err := c.Reset(ctx(t, 10*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		rep, err = c.Replay(ctx(t, 30*time.Second), frames, ReplayOptions{KeepL2: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, h := range rep.Packets[0].Hops {
+			if h.Point == journey.PodEgress || h.Point == journey.FromContainer {
+				if h.EthSrc != "02:aa:bb:cc:dd:02" || h.EthDst != "02:aa:bb:cc:dd:01" {
+					t.Errorf("KeepL2: %s saw %s > %s", h.Point, h.EthSrc, h.EthDst)
+				}
+			}
+		}
+		t.Logf("KeepL2 with foreign MACs: %s\n%s", rep.Packets[0].Verdict, journey.RenderPacket(rep.Packets[0]))
+	})
+
 	t.Run("inject-points", func(t *testing.T) {
 		// The reference SYN as it is after node1's DNAT, entering node2 from
 		// the wire, and entering the ToR from node1's uplink.
