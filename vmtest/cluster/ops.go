@@ -33,6 +33,11 @@ func (c *Cluster) WaitConverged(ctx context.Context) error {
 		if e == nil && len(m) == 0 {
 			return nil
 		}
+		for _, vm := range c.fabric.VMs() {
+			if err := vm.Err(); err != nil {
+				return fmt.Errorf("%w: %w", ErrNotConverged, err) // a VM died: no use waiting
+			}
+		}
 		if ctx.Err() == nil || (missing == nil && err == nil) {
 			// The answer of a poll the deadline did not cut short.
 			missing, err = m, e
