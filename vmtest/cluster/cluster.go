@@ -94,7 +94,7 @@ type TB interface {
 
 // StartT starts a cluster for a test (or a Ginkgo suite through
 // GinkgoT()): the consoles go to the test log unless spec.ConsoleLine is
-// set, a start failure fails the test, and cleanup closes the cluster,
+// set, each VM's QEMU command line is logged, a start failure fails the test, and cleanup closes the cluster,
 // keeping its run directory (and logging its path) when the test failed or
 // HOPLAB_KEEP is set.
 func StartT(t TB, spec Spec) *Cluster {
@@ -106,6 +106,9 @@ func StartT(t TB, spec Spec) *Cluster {
 	c, err := Start(context.Background(), spec)
 	if err != nil {
 		t.Fatalf("start cluster: %v", err)
+	}
+	for _, vm := range c.Fabric().VMs() {
+		t.Logf("%s: to reproduce by hand: %s", vm.Name(), vm.ReproCmdline())
 	}
 	tm := c.Timings()
 	t.Logf("cluster %s up on %s: boot %v, setup %v, converge %v (run dir %s)", c.Topology().Name, c.Kernel(),
