@@ -44,7 +44,9 @@ const SocketName = "cluster.sock"
 
 // ReplayRequest is MethodReplay's request.
 type ReplayRequest struct {
-	Frames  []Frame       `json:"frames"`
+	// Frames are the frames to replay, each with its point.
+	Frames []Frame `json:"frames"`
+	// Options are Replay's options.
 	Options ReplayOptions `json:"options"`
 }
 
