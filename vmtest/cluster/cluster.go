@@ -64,7 +64,8 @@ type Cluster struct {
 	top     *topologies.Topology
 	clients map[string]*nodeapi.Client
 
-	obs *hub
+	obs      *hub
+	replayMu sync.Mutex
 
 	closeOnce sync.Once
 	closeErr  error

@@ -86,8 +86,12 @@ type Reply struct {
 	Journey journey.Packet `json:"journey"`
 }
 
-// Trace is Replay that also returns the replies' journeys.
+// Trace is Replay that also returns the replies' journeys. Replays of one
+// cluster run one at a time (the same capture replayed twice at once
+// would have its observations claimed by either).
 func (c *Cluster) Trace(ctx context.Context, frames []Frame, opts ReplayOptions) (Result, error) {
+	c.replayMu.Lock()
+	defer c.replayMu.Unlock()
 	res := Result{Report: journey.Report{Kernel: c.kernel}, Replies: []Reply{}}
 	plan, err := c.plan(frames, opts)
 	if err != nil {
