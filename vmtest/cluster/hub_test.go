@@ -46,7 +46,7 @@ func TestSubscriberOrderAndBound(t *testing.T) {
 }
 
 func TestHubAgentEvents(t *testing.T) {
-	h := newHub(slog.Default())
+	h := newHub(slog.New(slog.DiscardHandler))
 	var mu sync.Mutex
 	var got []Event
 	s := &subscriber{wake: make(chan struct{}, 1), done: make(chan struct{}), fn: func(e Event) {
