@@ -171,6 +171,10 @@ type Wire struct {
 
 	cut      [2]atomic.Bool // cut[s]: frames sent by s are dropped
 	counters [2]dirCounters
+	// inflight is read-locked by send from before a frame's delivery until
+	// its counters, pcap record and taps are done; Counters write-locks it,
+	// so a frame that has arrived at its peer is always counted.
+	inflight sync.RWMutex
 
 	pcapMu   sync.Mutex
 	pcapFile *os.File
@@ -276,8 +280,13 @@ func (w *Wire) forward(from Side) {
 	}
 }
 
-// send delivers frame, sent by from, to the other side.
+// send delivers frame, sent by from, to the other side. The frame's
+// counters, pcap record and taps are done before [Wire.Counters] can
+// return, even though delivery comes first (its outcome decides whether
+// the frame counts as dropped).
 func (w *Wire) send(from Side, frame []byte, injected bool) error {
+	w.inflight.RLock()
+	defer w.inflight.RUnlock()
 	f := Frame{From: from, Time: time.Now(), Data: frame, Injected: injected}
 	var err error
 	if w.cut[from].Load() {
@@ -340,8 +349,11 @@ func (w *Wire) Restore() { w.cut[A].Store(false); w.cut[B].Store(false) }
 // IsCut reports whether frames sent by s are dropped.
 func (w *Wire) IsCut(s Side) bool { return w.cut[s].Load() }
 
-// Counters returns the wire's counters.
+// Counters returns the wire's counters. It waits for the frames being
+// forwarded, so every frame a peer has received is counted.
 func (w *Wire) Counters() Counters {
+	w.inflight.Lock()
+	defer w.inflight.Unlock()
 	return Counters{FromA: w.counters[A].load(), FromB: w.counters[B].load()}
 }
 
@@ -392,8 +404,9 @@ func openCapture(r io.Reader) (packetSource, error) {
 }
 
 // Tap calls f for every frame the wire sees, forwarded, injected or
-// dropped, on the forwarding goroutine (f must not block). The returned
-// function removes the tap.
+// dropped, on the forwarding goroutine (f must not block nor call
+// [Wire.Counters]); a frame's taps are done before Counters returns. The
+// returned function removes the tap.
 func (w *Wire) Tap(f func(Frame)) (remove func()) {
 	w.tapMu.Lock()
 	id := w.nextID
