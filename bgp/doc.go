@@ -31,9 +31,11 @@
 //
 // # Timers
 //
-// [Peer] timers default to a connect retry of 1 s, a hold time of 9 s and a
-// keepalive of 3 s, so sessions come up within a couple of seconds in a test
-// topology; GoBGP never dials before a random delay of 1–2 s. A peer that
+// [Peer] timers default to a connect retry of 1 s, so sessions come up within
+// a couple of seconds in a test topology (GoBGP never dials before a random
+// delay of 1–2 s), and to a hold time of 30 s with a keepalive of 10 s: guests
+// under TCG on a loaded 2-core host were seen to stall long enough to expire
+// a 9 s hold timer. A peer that
 // stops cleanly (Stop, RemovePeer) sends a Cease and its routes go at once; a
 // silent peer is taken down when the hold time expires. After a session has
 // dropped, GoBGP keeps the neighbour Idle for 5 s (a constant in GoBGP v3)

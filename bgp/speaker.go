@@ -34,9 +34,9 @@ const (
 	// DefaultConnectRetry is the delay between connection attempts.
 	DefaultConnectRetry = 1 * time.Second
 	// DefaultHoldTime is the proposed hold time.
-	DefaultHoldTime = 9 * time.Second
+	DefaultHoldTime = 30 * time.Second
 	// DefaultKeepalive is the keepalive interval.
-	DefaultKeepalive = 3 * time.Second
+	DefaultKeepalive = 10 * time.Second
 )
 
 // DefaultPort is the BGP port, used when a listen or peer port is zero.
