@@ -107,7 +107,9 @@ func (c *Client) Close() error {
 
 // Call sends a request for method with params and decodes the response's
 // result into result (which may be nil). An error from the agent is a
-// [*RemoteError].
+// [*RemoteError]. Every error's text starts with the method's name
+// ("bgp-peers: <cause>"); callers add their own context, not the method
+// again.
 func (c *Client) Call(ctx context.Context, method string, params, result any) error {
 	raw, err := Marshal(params)
 	if err != nil {

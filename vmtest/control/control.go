@@ -97,9 +97,11 @@ type RemoteError struct {
 	Message string
 }
 
-// Error implements error.
+// Error implements error: "method: message". It is the only place that
+// names the method of a failed request, so layers above add only their
+// own context (the VM's name).
 func (e *RemoteError) Error() string {
-	return fmt.Sprintf("agent %s: %s", e.Method, e.Message)
+	return fmt.Sprintf("%s: %s", e.Method, e.Message)
 }
 
 // Is makes errors.Is(err, ErrUnknownMethod) true for unknown methods.

@@ -87,7 +87,7 @@ func fakeAgent(t *testing.T, rw io.ReadWriter) {
 		case "hang":
 			continue
 		default:
-			resp.Error = ErrUnknownMethod.Error() + ` "` + m.Method + `"`
+			resp.Error = ErrUnknownMethod.Error()
 		}
 		_ = c.Write(resp)
 	}
@@ -112,6 +112,9 @@ func TestClientCalls(t *testing.T) {
 	if !errors.As(err, &re) || !errors.Is(err, ErrUnknownMethod) {
 		t.Fatalf("unknown method error = %v", err)
 	}
+	if got, want := err.Error(), "bgp-peers: unknown method"; got != want {
+		t.Fatalf("error text %q, want %q (the method named once)", got, want)
+	}
 	select {
 	case m := <-events:
 		if m.Event != EventLog {
@@ -124,6 +127,8 @@ func TestClientCalls(t *testing.T) {
 	defer cancel()
 	if err := cl.Call(tctx, "hang", nil, nil); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("hanging call = %v", err)
+	} else if got, want := err.Error(), "hang: "+context.DeadlineExceeded.Error(); got != want {
+		t.Fatalf("hanging call's error text %q, want %q", got, want)
 	}
 	guest.Close()
 	<-cl.Done()

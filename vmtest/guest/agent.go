@@ -131,7 +131,8 @@ func (a *Agent) dispatch(ctx context.Context, c *control.Conn, m *control.Messag
 	a.mu.RUnlock()
 	resp := &control.Message{ID: m.ID}
 	if h == nil {
-		resp.Error = fmt.Sprintf("%s %q", control.ErrUnknownMethod, m.Method)
+		// The host's error names the method already.
+		resp.Error = control.ErrUnknownMethod.Error()
 	} else {
 		res, err := h(ctx, m.Params)
 		if err == nil {

@@ -36,7 +36,7 @@ func newUDPTable() *udpTable { return &udpTable{ls: make(map[int]*udpListener)} 
 
 func (t *udpTable) listen(_ context.Context, p control.UDPListen) (control.UDPListener, error) {
 	if len(p.Ports) == 0 {
-		return control.UDPListener{}, errors.New("udp-listen: no ports")
+		return control.UDPListener{}, errors.New("no ports")
 	}
 	l := &udpListener{
 		changed: make(chan struct{}),
@@ -49,7 +49,7 @@ func (t *udpTable) listen(_ context.Context, p control.UDPListen) (control.UDPLi
 			for _, c := range l.conns {
 				c.Close()
 			}
-			return control.UDPListener{}, fmt.Errorf("udp-listen: %w", err)
+			return control.UDPListener{}, fmt.Errorf("listen: %w", err)
 		}
 		l.conns = append(l.conns, c)
 	}
@@ -116,7 +116,7 @@ func (t *udpTable) stats(ctx context.Context, p control.UDPStats) (control.UDPCo
 	}
 	t.mu.Unlock()
 	if l == nil {
-		return control.UDPCounters{}, fmt.Errorf("udp-stats: no listener %d", p.ID)
+		return control.UDPCounters{}, fmt.Errorf("no listener %d", p.ID)
 	}
 	if p.Stop {
 		defer func() {
@@ -161,15 +161,15 @@ func udpSend(ctx context.Context, p control.UDPSend) (control.UDPSent, error) {
 	for i, f := range p.Flows {
 		host, port, err := net.SplitHostPort(f.Dst)
 		if err != nil {
-			return res, fmt.Errorf("udp-send: %w", err)
+			return res, fmt.Errorf("flow %d: %w", i, err)
 		}
 		pn, err := strconv.Atoi(port)
 		if err != nil {
-			return res, fmt.Errorf("udp-send: port %q: %w", port, err)
+			return res, fmt.Errorf("flow %d: port %q: %w", i, port, err)
 		}
 		c, err := net.DialUDP("udp", &net.UDPAddr{Port: f.SrcPort}, &net.UDPAddr{IP: net.ParseIP(host), Port: pn})
 		if err != nil {
-			return res, fmt.Errorf("udp-send: %w", err)
+			return res, fmt.Errorf("flow %d: %w", i, err)
 		}
 		conns[i] = c
 	}

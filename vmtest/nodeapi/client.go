@@ -31,8 +31,10 @@ func (c *Client) call(ctx context.Context, method string, params, result any) er
 	if params == nil {
 		params = struct{}{}
 	}
+	// The Caller's error already starts with the method's name
+	// (control.Client.Call's contract): add only the VM's.
 	if err := c.c.Call(ctx, method, params, result); err != nil {
-		return fmt.Errorf("%s: %s: %w", c.Name, method, err)
+		return fmt.Errorf("%s: %w", c.Name, err)
 	}
 	return nil
 }
