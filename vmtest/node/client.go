@@ -89,6 +89,12 @@ func (n *Node) Client(ctx context.Context, req nodeapi.ClientAction) (nodeapi.Cl
 // socket in the pod's namespace, so they cross the veth into the lxc
 // device's tc ingress exactly like the pod's own traffic. Gaps, when
 // given, are the pauses before each frame.
+//
+// With req.SuppressRST the pod's eth0 drops the TCP RSTs the pod's kernel
+// sends on the frames' flows (it has no socket for them) from before the
+// first frame on, and keeps dropping them on the flows of every following
+// injection with the flag; an injection without it, or MethodReset, ends
+// the suppression. Injected RSTs are always sent.
 func (n *Node) Inject(ctx context.Context, req nodeapi.Inject) (nodeapi.Injected, error) {
 	var res nodeapi.Injected
 	p, err := n.pod(req.Pod)
@@ -108,6 +114,14 @@ func (n *Node) Inject(ctx context.Context, req nodeapi.Inject) (nodeapi.Injected
 		if i < len(req.Gaps) && (req.Gaps[i] < 0 || req.Gaps[i] > MaxGap) {
 			return res, fmt.Errorf("pod %s: packet %d: gap %v outside 0..%v", req.Pod, i, req.Gaps[i], MaxGap)
 		}
+	}
+	if req.SuppressRST {
+		err = n.suppressRST(req.Pod, p, req.Frames)
+	} else {
+		err = n.stopRST(req.Pod, true)
+	}
+	if err != nil {
+		return res, err
 	}
 	s, err := openPacketSocket(p, false)
 	if err != nil {

@@ -256,6 +256,9 @@ func reasonName(r datapath.DropReason) string {
 // Metrics reports them.
 func (n *Node) Reset(_ context.Context, r nodeapi.Reset) (nodeapi.ResetResult, error) {
 	var res nodeapi.ResetResult
+	if err := n.stopAllRST(true); err != nil {
+		return res, fmt.Errorf("node %s: %w", n.name(), err)
+	}
 	if !r.KeepCT {
 		entries, err := n.dp.CT.Entries()
 		if err != nil {

@@ -113,6 +113,9 @@ type Node struct {
 	devices   sync.Map // ifindex (uint32) -> name
 	closed    bool
 	routerIP  *netlink.Addr // added to lo by Setup
+
+	rstMu sync.Mutex
+	rst   map[string]*rstFilter // by pod: pod-inject's RST suppression
 }
 
 // raiseMemlock lifts RLIMIT_MEMLOCK as far as allowed: kernels before 5.11
@@ -363,6 +366,7 @@ func (n *Node) removePod(name string, id uint16, ip netip.Addr) error {
 		errs = append(errs, l.Close())
 	}
 	delete(n.listeners, name)
+	errs = append(errs, n.stopRST(name, false))
 	if err := n.dp.Endpoints.Delete(ip); err != nil && !errors.Is(err, datapath.ErrNotFound) {
 		errs = append(errs, err)
 	}
@@ -400,6 +404,7 @@ func (n *Node) Close() error {
 		}
 		delete(n.listeners, name)
 	}
+	errs = append(errs, n.stopAllRST(false))
 	names := make([]string, 0, len(n.pods))
 	for name := range n.pods {
 		names = append(names, name)

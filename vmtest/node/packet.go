@@ -22,7 +22,7 @@ func htons(v uint16) uint16 { return v<<8 | v>>8 }
 
 // openPacketSocket opens an AF_PACKET socket in p's namespace bound to its
 // eth0, receiving every protocol when recv is set and nothing otherwise
-// (for sending).
+// (for sending; such a socket marks its packets with injectMark).
 func openPacketSocket(p *pods.Pod, recv bool) (*packetSocket, error) {
 	var fd int
 	proto := uint16(0)
@@ -34,6 +34,12 @@ func openPacketSocket(p *pods.Pod, recv bool) (*packetSocket, error) {
 		fd, err = unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, int(proto))
 		if err != nil {
 			return fmt.Errorf("packet socket: %w", err)
+		}
+		if !recv {
+			if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_MARK, injectMark); err != nil {
+				unix.Close(fd)
+				return fmt.Errorf("mark packet socket: %w", err)
+			}
 		}
 		if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: proto, Ifindex: p.PodIndex}); err != nil {
 			unix.Close(fd)

@@ -168,6 +168,12 @@ type Inject struct {
 	Frames [][]byte `json:"frames"`
 	// Gaps, when set, holds the pause before each frame (replay --timing).
 	Gaps []time.Duration `json:"gaps,omitempty"`
+	// SuppressRST drops the TCP RSTs the pod's kernel sends on the frames'
+	// flows, which it has no socket for (fixture capability
+	// "client-rst-suppression"): from before the first frame until an
+	// injection into the pod without it, or MethodReset. Flows accumulate
+	// over consecutive injections with it. Injected RSTs are still sent.
+	SuppressRST bool `json:"suppress_rst,omitempty"`
 }
 
 // Injected is MethodInject's response.
