@@ -43,8 +43,9 @@
 // packet at one of its hops; a TCP reply answers the packet whose sequence
 // space it acknowledges. ReplayOptions.TCPAckRewrite shifts the acks of a
 // replayed client to the live server's ISN (fixture capability
-// "tcp-ack-rewrite"); suppressing the RST the injecting pod's kernel sends
-// ("client-rst-suppression") needs the node role and is not done.
+// "tcp-ack-rewrite"); ReplayOptions.SuppressRST drops the RSTs the
+// injecting pod's kernel sends on the injected flows, which it has no
+// socket for ("client-rst-suppression").
 //
 // # Another process
 //

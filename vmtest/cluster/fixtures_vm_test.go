@@ -16,6 +16,10 @@ import (
 	"github.com/hoplab/hoplab/topologies"
 )
 
+// replayCapabilities are the fixture capabilities (Expectation.Requires)
+// ReplayOptions provide.
+var replayCapabilities = map[string]bool{"tcp-ack-rewrite": true, "client-rst-suppression": true}
+
 // TestFixtures replays every fixture in every topology its expectation
 // names (each topology booted once) and compares the journeys of the
 // injected packets with the expectation.
@@ -50,7 +54,10 @@ func TestFixtures(t *testing.T) {
 					}
 					frames, cs := fixtureFrames(t, top, fx)
 					exp, _ := fixtures.Load(fx)
-					opts := ReplayOptions{TCPAckRewrite: slices.Contains(exp.Requires, "tcp-ack-rewrite")}
+					opts := ReplayOptions{
+						TCPAckRewrite: slices.Contains(exp.Requires, "tcp-ack-rewrite"),
+						SuppressRST:   slices.Contains(exp.Requires, "client-rst-suppression"),
+					}
 					begin := time.Now()
 					res, err := c.Trace(ctx(t, 30*time.Second), frames, opts)
 					if err != nil {
@@ -66,10 +73,10 @@ func TestFixtures(t *testing.T) {
 					for _, r := range res.Replies {
 						t.Logf("reply to %d:\n%s", r.InReplyTo, journey.RenderPacket(r.Journey))
 					}
-					if len(exp.Requires) > 0 {
-						// Replies need injector capabilities Replay lacks.
-						t.Logf("replies not compared: fixture requires %v", exp.Requires)
-						return
+					for _, r := range exp.Requires {
+						if !replayCapabilities[r] {
+							t.Fatalf("fixture requires %q, which Trace lacks", r)
+						}
 					}
 					for _, want := range cs.Replies {
 						var tried []string

@@ -37,6 +37,12 @@ type ReplayOptions struct {
 	// "tcp-ack-rewrite"). Frames are then sent one by one, each waiting for
 	// the SYN-ACK it needs (at most SynAckWait).
 	TCPAckRewrite bool `json:"tcp_ack_rewrite,omitempty"`
+	// SuppressRST drops the TCP RSTs an injecting pod's kernel sends on the
+	// injected flows, which it has no socket for (it would reset the
+	// conversation the capture replays: fixture capability
+	// "client-rst-suppression"; nodeapi.Inject.SuppressRST). The
+	// suppression ends when the replay does.
+	SuppressRST bool `json:"suppress_rst,omitempty"`
 	// Settle is how long no new observation of the injected packets'
 	// addresses may arrive before the journeys are complete; default
 	// DefaultSettle.
@@ -140,7 +146,10 @@ func (c *Cluster) Trace(ctx context.Context, frames []Frame, opts ReplayOptions)
 	}
 	defer stop()
 
-	injected, err := c.inject(ctx, plan, acks)
+	if opts.SuppressRST {
+		defer c.endRSTSuppression(plan)
+	}
+	injected, err := c.inject(ctx, plan, acks, opts.SuppressRST)
 	if err != nil {
 		return res, fmt.Errorf("replay: %w", err)
 	}
@@ -410,8 +419,9 @@ func (c *Cluster) plan(frames []Frame, opts ReplayOptions) ([]planned, error) {
 }
 
 // inject sends the frames in order; consecutive frames for the same pod go
-// in one pod-inject call with their gaps.
-func (c *Cluster) inject(ctx context.Context, plan []planned, acks *ackTracker) ([]journey.Injected, error) {
+// in one pod-inject call with their gaps. suppressRST asks the pods to drop
+// their kernels' RSTs on the injected flows.
+func (c *Cluster) inject(ctx context.Context, plan []planned, acks *ackTracker, suppressRST bool) ([]journey.Injected, error) {
 	var injected []journey.Injected
 	for i := 0; i < len(plan); {
 		p := plan[i]
@@ -443,7 +453,7 @@ func (c *Cluster) inject(ctx context.Context, plan []planned, acks *ackTracker) 
 			continue
 		}
 		j := i
-		req := nodeapi.Inject{Pod: p.point.Pod}
+		req := nodeapi.Inject{Pod: p.point.Pod, SuppressRST: suppressRST}
 		if acks != nil {
 			// One by one: the next frame may need an answer to this one.
 			req.Frames, req.Gaps, j = [][]byte{p.data}, []time.Duration{p.gap}, i+1
@@ -466,6 +476,24 @@ func (c *Cluster) inject(ctx context.Context, plan []planned, acks *ackTracker) 
 		i = j
 	}
 	return injected, nil
+}
+
+// endRSTSuppression ends the RST suppression of the pods plan injected
+// from: an empty injection without SuppressRST removes a pod's filter. It
+// runs even when the replay failed or was cancelled.
+func (c *Cluster) endRSTSuppression(plan []planned) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	done := map[InjectPoint]bool{}
+	for _, p := range plan {
+		if p.point.Kind != AtPod || done[p.point] {
+			continue
+		}
+		done[p.point] = true
+		if _, err := c.clients[p.point.Node].Inject(ctx, nodeapi.Inject{Pod: p.point.Pod}); err != nil {
+			c.log.Warn("end rst suppression", "pod", p.point.Pod, "err", err)
+		}
+	}
 }
 
 func sleep(ctx context.Context, d time.Duration) error {
