@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 )
 
@@ -99,8 +100,12 @@ type RemoteError struct {
 
 // Error implements error: "method: message". It is the only place that
 // names the method of a failed request, so layers above add only their
-// own context (the VM's name).
+// own context (the VM's name). A message that starts with the method
+// already (a relay passing on a Client's error) is not prefixed again.
 func (e *RemoteError) Error() string {
+	if strings.HasPrefix(e.Message, e.Method+": ") {
+		return e.Message
+	}
 	return fmt.Sprintf("%s: %s", e.Method, e.Message)
 }
 

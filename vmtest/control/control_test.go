@@ -136,3 +136,20 @@ func TestClientCalls(t *testing.T) {
 		t.Fatalf("Ping after close = %v", err)
 	}
 }
+
+// TestRemoteErrorNamesMethodOnce: the method prefixes the agent's message
+// once, also when a relay passed on an error that names it already.
+func TestRemoteErrorNamesMethodOnce(t *testing.T) {
+	for _, c := range []struct {
+		e    RemoteError
+		want string
+	}{
+		{RemoteError{Method: "bgp-peers", Message: "speaker not running"}, "bgp-peers: speaker not running"},
+		{RemoteError{Method: "bgp-peers", Message: "bgp-peers: control connection closed"}, "bgp-peers: control connection closed"},
+		{RemoteError{Method: "bgp-peers", Message: "bgp-peersX: y"}, "bgp-peers: bgp-peersX: y"},
+	} {
+		if got := c.e.Error(); got != c.want {
+			t.Errorf("%+v: %q, want %q", c.e, got, c.want)
+		}
+	}
+}
