@@ -288,7 +288,11 @@ func (vm *VM) render(devs []Device, repro bool) (*Cmdline, error) {
 	if o.Initramfs != "" {
 		c.Add("-initrd", o.Initramfs)
 	}
-	c.Add("-append", strings.Join(append([]string{DefaultAppend}, o.Append...), " "))
+	appendArgs := []string{DefaultAppend}
+	if vm.accel != AccelKVM {
+		appendArgs = append(appendArgs, TCGAppend)
+	}
+	c.Add("-append", strings.Join(append(appendArgs, o.Append...), " "))
 	for _, d := range devs {
 		if err := d.Render(c); err != nil {
 			return nil, err
