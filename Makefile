@@ -4,7 +4,7 @@ GOFLAGS  ?=
 BENCHTIME ?= 20000x
 
 # Debian packages each job needs.
-TEST_DEPS = clang llvm iproute2
+TEST_DEPS = clang llvm iproute2 'chromium|chromium-browser'
 GEN_DEPS  = clang llvm libbpf-dev
 
 .PHONY: all build test generate bench lint deps-test deps-gen
@@ -39,10 +39,11 @@ lint:
 	$(GO) vet ./...
 	@if command -v clang >/dev/null; then $(MAKE) generate && git diff --exit-code -- datapath; fi
 
-## fixtures: regenerate the pcap fixtures and their expectations (fixtures/data); git diff stays clean.
+## fixtures: regenerate the pcap fixtures and their expectations (fixtures/data) and the bug-report example's capture; git diff stays clean.
 .PHONY: fixtures
 fixtures:
 	$(GO) run ./fixtures/gen
+	$(GO) run ./docs/examples/bug-report/gen
 
 # ---- e2e: the life-of-a-packet suites (issue 5) -----------------------------
 # `make e2e` boots each topology in QEMU on the default kernel (KERNEL=6.12

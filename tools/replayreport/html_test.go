@@ -19,7 +19,14 @@ import (
 // headless Chromium, and checks that the screenshot is not blank and that
 // the DOM holds every hop's device name.
 func TestHTMLInChromium(t *testing.T) {
-	chromium := testreq.Command(t, "chromium", "apt-get install -y chromium")
+	// Debian ships /usr/bin/chromium, Ubuntu chromium-browser.
+	name := "chromium"
+	if _, err := exec.LookPath(name); err != nil {
+		if _, err := exec.LookPath("chromium-browser"); err == nil {
+			name = "chromium-browser"
+		}
+	}
+	chromium := testreq.Command(t, name, "apt-get install -y chromium (Debian) or chromium-browser (Ubuntu)")
 	for _, name := range []string{"tcp-syn-vip", "policy-denied-port"} {
 		t.Run(name, func(t *testing.T) {
 			rep, top, frames := expected(t, name)
