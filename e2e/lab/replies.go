@@ -85,6 +85,17 @@ func (l *Lab) ReplayWithReplies(ctx context.Context, frames []cluster.Frame, opt
 	return rep, replies, events, nil
 }
 
+// Trace is cluster.Cluster.Trace (Replay with the replies' journeys), with
+// the result written to the artifacts directory.
+func (l *Lab) Trace(ctx context.Context, frames []cluster.Frame, opts cluster.ReplayOptions) (cluster.Result, error) {
+	res, err := l.Cluster.Trace(ctx, frames, opts)
+	if err != nil {
+		return res, fmt.Errorf("lab: trace: %w", err)
+	}
+	l.save("trace", res)
+	return res, nil
+}
+
 // Replies returns the journeys of the packets pods sent among obs that are
 // not the injected frames: every pod-egress observation no injected frame
 // claims starts a reply, and the other unclaimed observations are merged
