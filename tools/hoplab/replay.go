@@ -23,6 +23,10 @@ import (
 type replayFlags struct {
 	topology, pcap, inject, kernel, out string
 	json, timing, keepL2, skipRefused   bool
+	// live lets injecting pods' kernels reset the injected flows (they
+	// hold no socket for them); ackRewrite shifts a replayed client's
+	// acknowledgement numbers to the live server's sequence space.
+	live, ackRewrite bool
 }
 
 func newReplayCmd(a *app) *cobra.Command {
@@ -54,6 +58,13 @@ router port facing the first node. POINT is a pod (pod1), a node's bond
 (node2:bond0) or the router's port facing a node (tor:node2). Ethernet
 addresses are rewritten to what that point really sends unless --keep-l2.
 
+A pod's kernel holds no socket for the flows injected in its name and would
+answer a server's SYN-ACK with a RST: those RSTs are dropped on the pod's
+eth0 for the replay's duration (--live keeps them). --ack-rewrite also
+shifts the acknowledgement numbers of a replayed TCP client to the live
+server's sequence space (waiting for each SYN-ACK), so a captured handshake
+and request play out against the real server.
+
 --out DIR writes one pcapng per hop (NN-node-point-device.pcapng) and
 report.html, a self-contained page with a figure of each packet's path.`,
 		Example: `  hoplab replay --topology docs/examples/bug-report/topology.yaml --pcap docs/examples/bug-report/capture.pcap
@@ -73,6 +84,8 @@ report.html, a self-contained page with a figure of each packet's path.`,
 	fl.StringVar(&f.out, "out", "", "write per-hop pcapng files and report.html into this directory")
 	fl.BoolVar(&f.timing, "timing", false, "keep the capture's gaps between packets")
 	fl.BoolVar(&f.keepL2, "keep-l2", false, "inject frames with their Ethernet header unchanged")
+	fl.BoolVar(&f.live, "live", false, "let injecting pods' kernels reset the replayed TCP flows")
+	fl.BoolVar(&f.ackRewrite, "ack-rewrite", false, "shift replayed TCP clients' ack numbers to the live server's (after its SYN-ACK)")
 	fl.BoolVar(&f.skipRefused, "skip-refused", false, "skip packets that cannot be replayed (IPv6, non-IP, snaplen-cut) instead of failing")
 	return cmd
 }
@@ -165,7 +178,8 @@ func (a *app) replay(ctx context.Context, f replayFlags) error {
 		defer stop()
 	}
 	start := time.Now()
-	rep, err := h.Replay(ctx, p.frames, cluster.ReplayOptions{KeepL2: f.keepL2, Timing: f.timing})
+	rep, err := h.Replay(ctx, p.frames, cluster.ReplayOptions{KeepL2: f.keepL2, Timing: f.timing,
+		SuppressRST: !f.live, TCPAckRewrite: f.ackRewrite})
 	if err != nil {
 		return fmt.Errorf("replay: %w", err)
 	}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -100,6 +101,9 @@ func TestReplayFixturesCLI(t *testing.T) {
 					args := []string{"replay", "--topology", name, "--pcap", filepath.Join("..", "..", "fixtures", "data", fx+".pcap"), "--json"}
 					if cs.Inject != "" {
 						args = append(args, "--inject", cs.Inject)
+					}
+					if exp, err := fixtures.Load(fx); err == nil && slices.Contains(exp.Requires, "tcp-ack-rewrite") {
+						args = append(args, "--ack-rewrite")
 					}
 					begin := time.Now()
 					out, errOut, code := runCLIHere(args...)
