@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
-	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -25,40 +24,18 @@ import (
 	"github.com/hoplab/hoplab/vmtest/nodeapi"
 )
 
-// fixtureCases groups the fixture cases by topology.
-func fixtureCases(t *testing.T) (map[string][]string, []string) {
-	t.Helper()
-	by := map[string][]string{}
-	for _, name := range fixtures.Names() {
-		exp, err := fixtures.Load(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, c := range exp.Cases {
-			by[c.Topology] = append(by[c.Topology], name)
-		}
-	}
-	var tops []string
-	for n := range by {
-		tops = append(tops, n)
-	}
-	sort.Strings(tops)
-	return by, tops
-}
-
+// caseOf returns the fixture's case for a topology.
 func caseOf(t *testing.T, fixture, topology string) fixtures.Case {
 	t.Helper()
 	exp, err := fixtures.Load(fixture)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, c := range exp.Cases {
-		if c.Topology == topology {
-			return c
-		}
+	c, err := exp.Case(topology)
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatalf("fixture %s has no case for %s", fixture, topology)
-	return fixtures.Case{}
+	return c
 }
 
 // serve starts a cluster for the topology and serves it as `hoplab vm up`
@@ -86,11 +63,15 @@ func serve(t *testing.T, name string) *cluster.Cluster {
 func TestReplayFixturesCLI(t *testing.T) {
 	testreq.Command(t, "qemu-system-x86_64", "apt-get install -y qemu-system-x86")
 	t.Setenv("XDG_RUNTIME_DIR", t.TempDir())
-	by, tops := fixtureCases(t)
-	for _, name := range tops {
+	groups, err := fixtures.ByTopology()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range groups {
+		name := g.Topology
 		t.Run(name, func(t *testing.T) {
 			c := serve(t, name)
-			for _, fx := range by[name] {
+			for _, fx := range g.Fixtures {
 				t.Run(fx, func(t *testing.T) {
 					ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 					defer cancel()

@@ -5,7 +5,6 @@ package cluster
 import (
 	"os"
 	"slices"
-	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -25,29 +24,19 @@ var replayCapabilities = map[string]bool{"tcp-ack-rewrite": true, "client-rst-su
 // injected packets with the expectation.
 func TestFixtures(t *testing.T) {
 	testreq.Command(t, "qemu-system-x86_64", "apt-get install qemu-system-x86")
-	byTopology := map[string][]string{}
-	for _, name := range fixtures.Names() {
-		exp, err := fixtures.Load(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, c := range exp.Cases {
-			byTopology[c.Topology] = append(byTopology[c.Topology], name)
-		}
+	groups, err := fixtures.ByTopology()
+	if err != nil {
+		t.Fatal(err)
 	}
-	var tops []string
-	for top := range byTopology {
-		tops = append(tops, top)
-	}
-	sort.Strings(tops)
-	for _, name := range tops {
+	for _, g := range groups {
+		name := g.Topology
 		t.Run(name, func(t *testing.T) {
 			top, err := topologies.Builtin(name)
 			if err != nil {
 				t.Fatal(err)
 			}
 			c := StartT(t, Spec{Topology: top, Series: os.Getenv("HOPLAB_SERIES"), ConsoleLine: func(string, string) {}})
-			for _, fx := range byTopology[name] {
+			for _, fx := range g.Fixtures {
 				t.Run(fx, func(t *testing.T) {
 					if err := c.Reset(ctx(t, 10*time.Second)); err != nil {
 						t.Fatal(err)
