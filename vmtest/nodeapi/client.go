@@ -144,3 +144,9 @@ func (c *Client) KernelRoutes(ctx context.Context) ([]KernelRoute, error) {
 	var r []KernelRoute
 	return r, c.call(ctx, MethodKernelRoutes, nil, &r)
 }
+
+// TCList calls MethodTCList.
+func (c *Client) TCList(ctx context.Context) ([]TCFilterRow, error) {
+	var r []TCFilterRow
+	return r, c.call(ctx, MethodTCList, nil, &r)
+}

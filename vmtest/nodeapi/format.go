@@ -150,6 +150,17 @@ func FormatMetrics(w io.Writer, rows []MetricRow) error {
 	return tw.Flush()
 }
 
+// FormatTC writes the programs at the tc hooks like `bpftool net show`'s
+// tc section: device, clsact hook, program, id and tag.
+func FormatTC(w io.Writer, rows []TCFilterRow) error {
+	tw := table(w)
+	fmt.Fprintln(tw, "DEVICE\tHOOK\tPROGRAM\tID\tTAG")
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%s\tclsact/%s\t%s\t%d\t%s\n", r.Device, r.Hook, r.Program, r.ID, r.Tag)
+	}
+	return tw.Flush()
+}
+
 // FormatBGPPeers writes the sessions like `cilium bgp peers`.
 func FormatBGPPeers(w io.Writer, peers bgp.PeerList) error {
 	_, err := io.WriteString(w, strings.TrimRight(peers.String(), "\n")+"\n")

@@ -62,6 +62,11 @@ var (
 		{Prefix: netip.MustParsePrefix("10.1.2.0/24"), NextHop: netip.MustParseAddr("10.255.2.12"), ASPath: []uint32{65002},
 			Best: true, Peer: netip.MustParseAddr("10.255.2.12"), Age: 59 * time.Second, Installed: true},
 	}
+	tcRows = []TCFilterRow{
+		{Device: "bond0", Hook: TCIngress, Program: "from-netdev", ID: 41, Tag: "4d0e3b7a1c9f2e68"},
+		{Device: "bond0", Hook: TCEgress, Program: "to-netdev", ID: 42, Tag: "b15a0c2e9d73f146"},
+		{Device: "lxc35598c", Hook: TCIngress, Program: "from-container", ID: 37, Tag: "8e2f61d04ab9c735"},
+	}
 	kernelRoutes = []KernelRoute{
 		{Dst: "10.1.1.10/32", Device: "lxc7485d3", Protocol: "boot"},
 		{Dst: "10.1.2.0/24", Gateway: "10.255.1.1", Device: "bond0", Protocol: "bgp"},
@@ -80,6 +85,7 @@ func TestFormatGolden(t *testing.T) {
 		"bgp-peers":     func(w io.Writer) error { return FormatBGPPeers(w, peers) },
 		"bgp-routes":    func(w io.Writer) error { return FormatBGPRoutes(w, routes) },
 		"kernel-routes": func(w io.Writer) error { return FormatKernelRoutes(w, kernelRoutes) },
+		"tc":            func(w io.Writer) error { return FormatTC(w, tcRows) },
 	} {
 		t.Run(name, func(t *testing.T) {
 			var buf bytes.Buffer
@@ -115,5 +121,9 @@ func TestFormatEmpty(t *testing.T) {
 	buf.Reset()
 	if err := FormatMetrics(&buf, nil); err != nil || buf.String() != "REASON  DIRECTION  PACKETS  BYTES\n" {
 		t.Errorf("empty metrics: %q %v", buf.String(), err)
+	}
+	buf.Reset()
+	if err := FormatTC(&buf, nil); err != nil || buf.String() != "DEVICE  HOOK  PROGRAM  ID  TAG\n" {
+		t.Errorf("empty tc: %q %v", buf.String(), err)
 	}
 }

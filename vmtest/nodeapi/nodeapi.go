@@ -66,6 +66,9 @@ const (
 	MethodBGPStart = "bgp-start"
 	// MethodKernelRoutes (empty → []KernelRoute) lists the main routing table.
 	MethodKernelRoutes = "kernel-routes"
+	// MethodTCList (empty → []TCFilterRow) lists the BPF programs attached
+	// at the tc hooks of every device of the node's namespace.
+	MethodTCList = "tc-list"
 )
 
 // Events the node role emits while watched.
@@ -234,9 +237,22 @@ type DatapathEvent struct {
 	// Frame holds the packet's first bytes (at most 128); OrigLen its length.
 	Frame   []byte `json:"frame"`
 	OrigLen uint32 `json:"orig_len"`
+	// CTState is the connection-tracking verdict a trace carries (CTNew,
+	// CTEstablished, CTReply, CTRelated); empty for drops and for traces
+	// of points that do no CT lookup (from-container, from-netdev,
+	// to-netdev).
+	CTState string `json:"ct_state,omitempty"`
 	// Summary is the datapath's one-line text of the event.
 	Summary string `json:"summary"`
 }
+
+// Connection-tracking verdicts of DatapathEvent.CTState.
+const (
+	CTNew         = "new"
+	CTEstablished = "established"
+	CTReply       = "reply"
+	CTRelated     = "related"
+)
 
 // Pod packet directions.
 const (
@@ -339,6 +355,27 @@ type MetricRow struct {
 	Direction string `json:"direction"` // INGRESS, EGRESS
 	Packets   uint64 `json:"packets"`
 	Bytes     uint64 `json:"bytes"`
+}
+
+// tc hooks of TCFilterRow.
+const (
+	TCIngress = "ingress"
+	TCEgress  = "egress"
+)
+
+// TCFilterRow is one BPF program attached at a device's tc hook, like a
+// line of `bpftool net show`.
+type TCFilterRow struct {
+	// Device is the device's name ("lxc7485d3", "bond0").
+	Device string `json:"device"`
+	// Hook is TCIngress or TCEgress (the clsact parent).
+	Hook string `json:"hook"`
+	// Program is the program's name in the journey vocabulary
+	// ("from-container", "from-netdev", "to-netdev").
+	Program string `json:"program"`
+	// ID is the kernel's program id and Tag its hex tag.
+	ID  uint32 `json:"id"`
+	Tag string `json:"tag"`
 }
 
 // KernelRoute is one route of the guest's main table.
