@@ -42,6 +42,7 @@ func init() {
 	guest.Handle(nodeapi.MethodBGPRoutes, guest.Typed(agentBGPRoutes))
 	guest.Handle(nodeapi.MethodBGPStop, guest.Typed(agentBGPStop))
 	guest.Handle(nodeapi.MethodBGPStart, guest.Typed(agentBGPStart))
+	guest.Handle(nodeapi.MethodTCList, guest.Typed(withNode(noParams((*Node).TCList))))
 	guest.Handle(nodeapi.MethodKernelRoutes, guest.Typed(func(context.Context, empty) ([]nodeapi.KernelRoute, error) {
 		return KernelRoutes(nil)
 	}))

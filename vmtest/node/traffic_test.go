@@ -62,7 +62,10 @@ func TestSameNodeServiceThenPolicyRemoved(t *testing.T) {
 		d, ok := e.(nodeapi.DatapathEvent)
 		return ok && d.Type == nodeapi.EventTrace && d.Point == "to-container" && d.Device == pod2.LXCName
 	}).(nodeapi.DatapathEvent)
-	t.Logf("event: %s %s %s", tc.Point, tc.Device, tc.Summary)
+	t.Logf("event: %s %s %s (ct %q)", tc.Point, tc.Device, tc.Summary, tc.CTState)
+	if fc.CTState != "" || tc.CTState != nodeapi.CTNew {
+		t.Errorf("CT states: from-container %q, want none (no CT lookup); pod2's first to-container %q, want %q", fc.CTState, tc.CTState, nodeapi.CTNew)
+	}
 	if tc.Node != "node1" || tc.DstIdentity != uint32(pod2.Identity) || tc.SrcIdentity != uint32(pod1.Identity) {
 		t.Errorf("to-container event %+v", tc)
 	}

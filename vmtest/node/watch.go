@@ -213,6 +213,7 @@ func (n *Node) datapathEvent(ev datapath.Event, now time.Time) nodeapi.DatapathE
 		}
 		out.IfIndex = e.IfIndex
 		out.SrcIdentity, out.DstIdentity = uint32(e.SrcIdentity), uint32(e.DstIdentity)
+		out.CTState = ctState(e.Reason)
 	case *datapath.DropNotify:
 		out.Type = nodeapi.EventDrop
 		out.Reason, out.Code = e.Reason.String(), uint8(e.Reason)
@@ -232,6 +233,23 @@ func (n *Node) datapathEvent(ev datapath.Event, now time.Time) nodeapi.DatapathE
 	}
 	out.Device = n.deviceName(out.IfIndex)
 	return out
+}
+
+// ctState is the CT verdict of a trace's reason in nodeapi's vocabulary,
+// "" for TraceReasonUnknown (points without a CT lookup) and values the
+// datapath does not define.
+func ctState(r datapath.TraceReason) string {
+	switch r {
+	case datapath.TraceReasonPolicy:
+		return nodeapi.CTNew
+	case datapath.TraceReasonCTEstablished:
+		return nodeapi.CTEstablished
+	case datapath.TraceReasonCTReply:
+		return nodeapi.CTReply
+	case datapath.TraceReasonCTRelated:
+		return nodeapi.CTRelated
+	}
+	return ""
 }
 
 // Source file ids of drop notifications (FILE_BPF_* in bpf/lib/common.h).

@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -21,7 +22,7 @@ func TestAgentMethods(t *testing.T) {
 		nodeapi.MethodCTList, nodeapi.MethodLBList, nodeapi.MethodEndpointList, nodeapi.MethodPolicyGet,
 		nodeapi.MethodIPCacheList, nodeapi.MethodMetrics,
 		nodeapi.MethodBGPPeers, nodeapi.MethodBGPRoutes, nodeapi.MethodBGPStop, nodeapi.MethodBGPStart,
-		nodeapi.MethodKernelRoutes,
+		nodeapi.MethodKernelRoutes, nodeapi.MethodTCList,
 	} {
 		if !slices.Contains(have, m) {
 			t.Errorf("method %s not registered (have %v)", m, have)
@@ -81,5 +82,32 @@ func TestDropPoints(t *testing.T) {
 		if ev.Type != nodeapi.EventDrop || ev.Point != c.point || ev.Device != c.device || ev.Reason != c.drop.Reason.String() || ev.Node != "node1" {
 			t.Errorf("%v: %+v, want %s on %s", c.drop.Reason, ev, c.point, c.device)
 		}
+	}
+}
+
+// TestCTState: a trace's CT verdict becomes DatapathEvent.CTState in
+// nodeapi's vocabulary; points without a CT lookup (TraceReasonUnknown),
+// undefined reasons and drops have none.
+func TestCTState(t *testing.T) {
+	n := &Node{nodeName: "node1"}
+	for reason, want := range map[datapath.TraceReason]string{
+		datapath.TraceReasonPolicy:        nodeapi.CTNew,
+		datapath.TraceReasonCTEstablished: nodeapi.CTEstablished,
+		datapath.TraceReasonCTReply:       nodeapi.CTReply,
+		datapath.TraceReasonCTRelated:     nodeapi.CTRelated,
+		datapath.TraceReasonUnknown:       "",
+		datapath.TraceReason(7):           "",
+	} {
+		ev := n.datapathEvent(&datapath.TraceNotify{ObsPoint: datapath.TraceToStack, Reason: reason}, time.Now())
+		if ev.Type != nodeapi.EventTrace || ev.CTState != want {
+			t.Errorf("reason %v: type %s, CTState %q, want %q", reason, ev.Type, ev.CTState, want)
+		}
+		if want != "" && !strings.Contains(ev.Summary, "ct="+want) {
+			t.Errorf("reason %v: CTState %q disagrees with the summary %q", reason, ev.CTState, ev.Summary)
+		}
+	}
+	ev := n.datapathEvent(&datapath.DropNotify{Reason: datapath.DropPolicy, File: fileBPFNetdev}, time.Now())
+	if ev.CTState != "" {
+		t.Errorf("drop: CTState %q, want none", ev.CTState)
 	}
 }
