@@ -12,6 +12,7 @@ import (
 	"github.com/hoplab/hoplab/e2e/lab"
 	"github.com/hoplab/hoplab/tools/journey"
 	"github.com/hoplab/hoplab/vmtest/cluster"
+	"github.com/hoplab/hoplab/vmtest/nodeapi"
 )
 
 var _ = Describe("pod1 → Service 10.224.1.1:80, backend pod4:8080 on node2 (the reference journey)", Ordered, ContinueOnFailure, Label("journey"), func() {
@@ -86,8 +87,17 @@ var _ = Describe("pod1 → Service 10.224.1.1:80, backend pod4:8080 on node2 (th
 			WithEth(pod4.LXCMAC.String(), pod4.MAC.String()), WithIPs("10.1.1.10", "10.1.2.40"), WithPorts(40000, 8080), WithTTL(61), Forwarded()))
 	})
 
-	It("nothing runs on pod4's lxc egress hook: the only program that sees the packet on pod4's lxc is the tail-called to-container", func() {
+	It("nothing runs on pod4's lxc egress hook: the only program that sees the packet on pod4's lxc is the tail-called to-container", func(ctx SpecContext) {
 		pod4 := l.Topology.Pod("pod4")
+		progs, err := l.Cluster.Node("node2").TCList(ctx)
+		Expect(err).NotTo(HaveOccurred())
+		var onHooks []string
+		for _, p := range progs {
+			if p.Device == pod4.LXCName {
+				onHooks = append(onHooks, p.Hook+":"+p.Program)
+			}
+		}
+		Expect(onHooks).To(Equal([]string{nodeapi.TCIngress + ":from-container"}), "programs at the tc hooks of %s: %+v", pod4.LXCName, progs)
 		var onLXC []string
 		for _, e := range events {
 			if d := e.Datapath; d != nil && d.Node == "node2" && d.Device == pod4.LXCName {

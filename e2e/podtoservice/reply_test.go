@@ -91,11 +91,11 @@ var _ = Describe("pod4 → pod1, the reply path of pod1 → Service 10.224.1.1:8
 			Expect(len(evs)).To(BeNumerically(">=", 3), "pod1's packets of %s at node1's to-stack", out)
 			var states []string
 			for _, e := range evs {
-				states = append(states, lab.CTState(e))
+				states = append(states, e.CTState)
 			}
-			Expect(states[0]).To(Equal("new"), "first packet: %s", evs[0].Summary)
+			Expect(states[0]).To(Equal(nodeapi.CTNew), "first packet: %s", evs[0].Summary)
 			for i, s := range states[1:] {
-				Expect(s).To(Equal("established"), "packet %d: %s", i+1, evs[i+1].Summary)
+				Expect(s).To(Equal(nodeapi.CTEstablished), "packet %d: %s", i+1, evs[i+1].Summary)
 			}
 		})
 
@@ -103,7 +103,7 @@ var _ = Describe("pod4 → pod1, the reply path of pod1 → Service 10.224.1.1:8
 			evs := lab.DatapathEvents(events, "node1", journey.ToContainer, in)
 			Expect(len(evs)).To(BeNumerically(">=", 2), "pod4's packets of %s at node1's to-container", in)
 			for _, e := range evs {
-				Expect(lab.CTState(e)).To(Equal("reply"), e.Summary)
+				Expect(e.CTState).To(Equal(nodeapi.CTReply), e.Summary)
 			}
 		})
 

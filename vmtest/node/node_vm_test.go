@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -160,10 +161,40 @@ func TestVMPodToService(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("node1 routes: %+v", routes)
+	checkTCList(ctx, t, top, clients)
 
 	checkWatch(ctx, t, f, top, clients)
 	checkBGPStop(ctx, t, tor, clients["node2"], top.Node("node2").PodCIDR.String())
 	checkUpdate(ctx, t, f, top, text, tor, clients)
+}
+
+// checkTCList: through the agent, each node's tc-list shows from-container
+// at every lxc's ingress, from-netdev and to-netdev at bond0's, and
+// nothing else (no lxc egress program: to-container is tail-called).
+func checkTCList(ctx context.Context, t *testing.T, top *topologies.Topology, clients map[string]*nodeapi.Client) {
+	for _, n := range top.Nodes {
+		rows, err := clients[n.Name].TCList(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, r := range rows {
+			if r.ID == 0 || len(r.Tag) != 16 {
+				t.Errorf("%s: %+v: no program id or tag", n.Name, r)
+			}
+			got = append(got, r.Device+" "+r.Hook+" "+r.Program)
+		}
+		want := []string{"bond0 ingress from-netdev", "bond0 egress to-netdev"}
+		for _, p := range top.PodsOn(n.Name) {
+			want = append(want, p.LXCName+" ingress from-container")
+		}
+		slices.Sort(got)
+		slices.Sort(want)
+		if !slices.Equal(got, want) {
+			t.Errorf("%s tc-list %q, want %q", n.Name, got, want)
+		}
+		t.Logf("%s tc-list: %q", n.Name, got)
+	}
 }
 
 // checkUpdate: node-update on node2 with pod4's policy moved to port 9999
