@@ -278,9 +278,13 @@ func (vm *VM) render(devs []Device, repro bool) (*Cmdline, error) {
 		c.Add("-cpu", "host")
 	} else {
 		// RDRAND seeds the kernel's random pool at once: without it the
-		// agent's first getrandom blocks for seconds under TCG. Not "max":
-		// 6.12 double-faults in one boot of three with it under QEMU 7.2 TCG.
-		c.Add("-cpu", "qemu64,+rdrand")
+		// agent's first getrandom blocks for seconds under TCG. No CX16:
+		// QEMU 7.2's TCG corrupts EFLAGS around a per-CPU cmpxchg16b
+		// interrupted on a busy host, and 6.12's SLUB fast path (which uses
+		// it when present) double-faulted in a third of boots; without
+		// the flag the kernel takes its emulated path. Not "max": 6.12
+		// double-faults with it too.
+		c.Add("-cpu", "qemu64,+rdrand,-cx16")
 	}
 	c.Add("-m", strconv.Itoa(o.MemoryMiB), "-smp", strconv.Itoa(o.CPUs),
 		"-nographic", "-nodefaults", "-no-user-config", "-no-reboot",
