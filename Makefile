@@ -70,9 +70,9 @@ e2e: deps-e2e
 	$(if $(E2E_VMTEST),$(MAKE) e2e-vmtest)
 	$(GO) run ./e2e/runner $(E2E_FLAGS)
 
-## e2e-vmtest: the harness's VM tests (QEMU lifecycle, fabric, cluster) on the same kernel.
+## e2e-vmtest: the VM tests of the harness, node agent, cluster and CLI (QEMU lifecycle, fabric, BGP, replay) on the same kernel.
 e2e-vmtest: deps-e2e
-	HOPLAB_SERIES=$(KERNEL) $(GO) test -tags vm -count=1 -timeout 20m ./vmtest/...
+	HOPLAB_SERIES=$(KERNEL) $(GO) test -tags vm -count=1 -timeout 30m ./vmtest/... ./tools/...
 
 ## e2e-matrix: the e2e suites on every catalogue kernel in turn, with a table per kernel.
 e2e-matrix: deps-e2e
