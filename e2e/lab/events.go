@@ -1,25 +1,10 @@
 package lab
 
 import (
-	"regexp"
-
 	"github.com/hoplab/hoplab/tools/journey"
 	"github.com/hoplab/hoplab/vmtest/cluster"
 	"github.com/hoplab/hoplab/vmtest/nodeapi"
 )
-
-var ctState = regexp.MustCompile(`\bct=([a-z]+)`)
-
-// CTState is the connection-tracking verdict a trace event carries ("new",
-// "established", "reply", "related"), from the datapath's one-line text of
-// the event, or "" when it has none.
-func CTState(e nodeapi.DatapathEvent) string {
-	m := ctState.FindStringSubmatch(e.Summary)
-	if m == nil {
-		return ""
-	}
-	return m[1]
-}
 
 // DatapathEvents returns the datapath events among events that node emitted
 // at point for packets of flow (journey.FlowKey without the IPv4 ID: proto,

@@ -129,18 +129,6 @@ func TestReplies(t *testing.T) {
 	}
 }
 
-func TestCTState(t *testing.T) {
-	for summary, want := range map[string]string{
-		"FORWARDED (to-stack) 10.1.1.10:40000 -> 10.1.2.40:8080 TCP SYN identity 38586 -> 0 ct=new ifindex=5": "new",
-		"FORWARDED (to-container) ... ct=reply ifindex=6":                                                     "reply",
-		"DROPPED (Policy denied) 10.1.1.10:40000 -> 10.1.2.40:9999 TCP SYN identity 1 -> 2 file=3 line=4":     "",
-	} {
-		if got := CTState(nodeapi.DatapathEvent{Summary: summary}); got != want {
-			t.Errorf("CTState(%q) = %q, want %q", summary, got, want)
-		}
-	}
-}
-
 func TestEventFilters(t *testing.T) {
 	l := testLab(t)
 	syn, err := l.Frame(Packet{From: "pod1", To: netip.MustParseAddrPort("10.1.2.40:8080"), Sport: 40000, ID: 7})
