@@ -126,6 +126,17 @@ type Outcome struct {
 	RTT time.Duration `json:"rtt"`
 }
 
+// dial connects from inside the pod's network namespace; the socket keeps
+// the namespace it was created in.
+func dial(ctx context.Context, ns NetNS, network string, dst netip.AddrPort) (c net.Conn, err error) {
+	err = ns.Do(func() (err error) {
+		var d net.Dialer
+		c, err = d.DialContext(ctx, network, dst.String())
+		return err
+	})
+	return c, err
+}
+
 func fail(start time.Time, err error) Outcome {
 	return Outcome{Error: err.Error(), RTT: time.Since(start)}
 }
@@ -133,12 +144,7 @@ func fail(start time.Time, err error) Outcome {
 // TCPConnect opens a TCP connection from the pod to dst and closes it.
 func TCPConnect(ctx context.Context, ns NetNS, dst netip.AddrPort) Outcome {
 	start := time.Now()
-	var c net.Conn
-	err := ns.Do(func() (err error) {
-		var d net.Dialer
-		c, err = d.DialContext(ctx, "tcp4", dst.String())
-		return err
-	})
+	c, err := dial(ctx, ns, "tcp4", dst)
 	if err != nil {
 		return fail(start, err)
 	}
@@ -149,12 +155,7 @@ func TCPConnect(ctx context.Context, ns NetNS, dst netip.AddrPort) Outcome {
 // HTTPGet fetches http://dst/ from the pod over a fresh connection.
 func HTTPGet(ctx context.Context, ns NetNS, dst netip.AddrPort) Outcome {
 	start := time.Now()
-	var c net.Conn
-	err := ns.Do(func() (err error) {
-		var d net.Dialer
-		c, err = d.DialContext(ctx, "tcp4", dst.String())
-		return err
-	})
+	c, err := dial(ctx, ns, "tcp4", dst)
 	if err != nil {
 		return fail(start, err)
 	}
@@ -187,12 +188,7 @@ func HTTPGet(ctx context.Context, ns NetNS, dst netip.AddrPort) Outcome {
 // UDPExchange sends payload from the pod to dst and waits for one reply.
 func UDPExchange(ctx context.Context, ns NetNS, dst netip.AddrPort, payload []byte) Outcome {
 	start := time.Now()
-	var c net.Conn
-	err := ns.Do(func() (err error) {
-		var d net.Dialer
-		c, err = d.DialContext(ctx, "udp4", dst.String())
-		return err
-	})
+	c, err := dial(ctx, ns, "udp4", dst)
 	if err != nil {
 		return fail(start, err)
 	}
