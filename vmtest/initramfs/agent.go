@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/hoplab/hoplab/internal/filelock"
 )
 
 // AgentPackage is the import path of hoplab's guest agent.
@@ -45,7 +47,7 @@ func BuildAgent(ctx context.Context, pkg string) (string, error) {
 	if err := os.MkdirAll(outDir, 0o755); err != nil {
 		return "", fmt.Errorf("build agent: %w", err)
 	}
-	unlock, err := lockFile(ctx, filepath.Join(outDir, ".lock"))
+	unlock, err := filelock.Lock(ctx, filepath.Join(outDir, ".lock"))
 	if err != nil {
 		return "", err
 	}

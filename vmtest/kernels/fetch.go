@@ -15,6 +15,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/hoplab/hoplab/internal/filelock"
 )
 
 // Kernel is a kernel ready to boot: its image, optionally an uncompressed
@@ -153,7 +155,7 @@ func Fetch(ctx context.Context, series, flavour string, opts Options) (*Kernel, 
 	if k, ok := loadCached(filepath.Join(f.cacheDir, entry.dirName()), want); ok {
 		return k, nil
 	}
-	unlock, err := lockFile(ctx, filepath.Join(f.cacheDir, ".locks", entry.Series+"-"+entry.Flavour+".lock"))
+	unlock, err := filelock.Lock(ctx, filepath.Join(f.cacheDir, ".locks", entry.Series+"-"+entry.Flavour+".lock"))
 	if err != nil {
 		return nil, err
 	}
@@ -298,7 +300,7 @@ func (f *fetcher) downloadAll(ctx context.Context, entry Entry) ([]string, error
 // updateLock replaces entry in the lock file, re-reading it under a file
 // lock so concurrent updates of different kernels do not clobber each other.
 func (f *fetcher) updateLock(ctx context.Context, entry Entry) error {
-	unlock, err := lockFile(ctx, filepath.Join(f.cacheDir, ".locks", "lockfile.lock"))
+	unlock, err := filelock.Lock(ctx, filepath.Join(f.cacheDir, ".locks", "lockfile.lock"))
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,6 @@
 //go:build unix
 
-package kernels
+package filelock
 
 import (
 	"context"
@@ -11,9 +11,9 @@ import (
 	"time"
 )
 
-// lockFile takes an exclusive flock on path (created if needed), waiting
+// Lock takes an exclusive flock on path (created if needed), waiting
 // until ctx is done. The returned func releases it.
-func lockFile(ctx context.Context, path string) (func(), error) {
+func Lock(ctx context.Context, path string) (func(), error) {
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("lock %s: %w", path, err)
