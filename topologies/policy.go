@@ -10,7 +10,7 @@ import (
 // carries them over; the zero value is invalid.
 type Direction uint8
 
-// Directions.
+// Directions (checked against the datapath's in vmtest/node).
 const (
 	Ingress Direction = 1
 	Egress  Direction = 2
