@@ -25,10 +25,10 @@ func HopFromPacket(node string, point Point, device string, frame []byte) Hop {
 	switch ip := pkt.NetworkLayer().(type) {
 	case *layers.IPv4:
 		h.IPSrc, h.IPDst, h.TTL = ip.SrcIP.String(), ip.DstIP.String(), ip.TTL
-		h.Proto = protoName(ip.Protocol)
+		h.Proto = ProtoName(ip.Protocol)
 	case *layers.IPv6:
 		h.IPSrc, h.IPDst, h.TTL = ip.SrcIP.String(), ip.DstIP.String(), ip.HopLimit
-		h.Proto = protoName(ip.NextHeader)
+		h.Proto = ProtoName(ip.NextHeader)
 	default:
 		h.Proto = strings.ToLower(eth.EthernetType.String())
 		return h
@@ -44,8 +44,9 @@ func HopFromPacket(node string, point Point, device string, frame []byte) Hop {
 	return h
 }
 
-// protoName is the lower-case name Hop.Proto uses.
-func protoName(p layers.IPProtocol) string {
+// ProtoName is the lower-case name Hop.Proto uses for an IP protocol
+// ("tcp", "udp", "icmp"; the number for protocols without a name).
+func ProtoName(p layers.IPProtocol) string {
 	switch p {
 	case layers.IPProtocolTCP:
 		return "tcp"
@@ -77,7 +78,7 @@ type FlowKey struct {
 
 // String renders the key as "tcp 10.1.1.10:40000 > 10.224.1.1:80 id 0x1234".
 func (k FlowKey) String() string {
-	return fmt.Sprintf("%s %s > %s id 0x%04x", protoName(layers.IPProtocol(k.Proto)), k.Src, k.Dst, k.IPID)
+	return fmt.Sprintf("%s %s > %s id 0x%04x", ProtoName(layers.IPProtocol(k.Proto)), k.Src, k.Dst, k.IPID)
 }
 
 // vxlanPorts are the UDP ports whose payload is looked into for the inner
