@@ -114,20 +114,7 @@ func (p *PolicyMap) Entries() ([]PolicyRule, error) {
 	if err := it.Err(); err != nil {
 		return nil, fmt.Errorf("list policy: %w", err)
 	}
-	sort.Slice(out, func(i, j int) bool {
-		a, b := out[i].Key, out[j].Key
-		switch {
-		case a.Endpoint != b.Endpoint:
-			return a.Endpoint < b.Endpoint
-		case a.Direction != b.Direction:
-			return a.Direction < b.Direction
-		case a.Identity != b.Identity:
-			return a.Identity < b.Identity
-		case a.Port != b.Port:
-			return a.Port < b.Port
-		}
-		return a.Proto < b.Proto
-	})
+	sort.Slice(out, func(i, j int) bool { return out[i].Key.Less(out[j].Key) })
 	return out, nil
 }
 

@@ -18,6 +18,22 @@ type PolicyKey struct {
 	Proto     Proto
 }
 
+// Less orders policy keys by endpoint, direction, identity, port and
+// protocol: the order of listings.
+func (k PolicyKey) Less(o PolicyKey) bool {
+	switch {
+	case k.Endpoint != o.Endpoint:
+		return k.Endpoint < o.Endpoint
+	case k.Direction != o.Direction:
+		return k.Direction < o.Direction
+	case k.Identity != o.Identity:
+		return k.Identity < o.Identity
+	case k.Port != o.Port:
+		return k.Port < o.Port
+	}
+	return k.Proto < o.Proto
+}
+
 // L3L4Key allows (or denies) identity on port/proto.
 func L3L4Key(ep uint16, dir Direction, id Identity, port uint16, proto Proto) PolicyKey {
 	return PolicyKey{Endpoint: ep, Direction: dir, Identity: id, Port: port, Proto: proto}

@@ -141,3 +141,23 @@ func TestPolicyDenyEntry(t *testing.T) {
 		t.Fatalf("drops %v", d)
 	}
 }
+
+// TestPolicyKeyLess: listings order keys by endpoint, direction, identity,
+// port, then protocol.
+func TestPolicyKeyLess(t *testing.T) {
+	ordered := []PolicyKey{
+		L3L4Key(1, Ingress, 300, 80, ProtoTCP),
+		L3L4Key(1, Ingress, 300, 80, ProtoUDP),
+		L3L4Key(1, Ingress, 300, 443, ProtoTCP),
+		L3L4Key(1, Ingress, 400, 0, ProtoTCP),
+		L3L4Key(1, Egress, 0, 0, ProtoTCP),
+		L3L4Key(2, Ingress, 0, 0, ProtoTCP),
+	}
+	for i := range ordered {
+		for j := range ordered {
+			if got, want := ordered[i].Less(ordered[j]), i < j; got != want {
+				t.Errorf("%+v.Less(%+v) = %v, want %v", ordered[i], ordered[j], got, want)
+			}
+		}
+	}
+}

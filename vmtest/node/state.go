@@ -171,20 +171,7 @@ func sortedPolicy(m map[datapath.PolicyKey]bool) []datapath.PolicyKey {
 	for k := range m {
 		out = append(out, k)
 	}
-	sort.Slice(out, func(i, j int) bool {
-		a, b := out[i], out[j]
-		switch {
-		case a.Endpoint != b.Endpoint:
-			return a.Endpoint < b.Endpoint
-		case a.Direction != b.Direction:
-			return a.Direction < b.Direction
-		case a.Identity != b.Identity:
-			return a.Identity < b.Identity
-		case a.Port != b.Port:
-			return a.Port < b.Port
-		}
-		return a.Proto < b.Proto
-	})
+	sort.Slice(out, func(i, j int) bool { return out[i].Less(out[j]) })
 	return out
 }
 
