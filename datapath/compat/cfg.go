@@ -9,6 +9,33 @@ type backEdge struct {
 	fromFunc string
 }
 
+// insnIndex locates a program's instructions: raw[i] is instruction i's raw
+// offset and funcs[i] the symbol of the function holding it; index maps a
+// raw offset back to i and symbols each function to its first instruction.
+type insnIndex struct {
+	raw     []int
+	funcs   []string
+	index   map[int]int
+	symbols map[string]int
+}
+
+func newInsnIndex(insns asm.Instructions) insnIndex {
+	n := len(insns)
+	x := insnIndex{raw: make([]int, n), funcs: make([]string, n), index: make(map[int]int, n), symbols: map[string]int{}}
+	fn := ""
+	for iter := insns.Iterate(); iter.Next(); {
+		i := iter.Index
+		x.raw[i] = int(iter.Offset)
+		x.index[x.raw[i]] = i
+		if sym := iter.Ins.Symbol(); sym != "" {
+			fn = sym
+			x.symbols[sym] = i
+		}
+		x.funcs[i] = fn
+	}
+	return x
+}
+
 // backEdges walks the control flow graph from the entry point depth-first,
 // as 4.19's check_cfg does (following BPF-to-BPF calls into the callee), and
 // returns the edges it rejects. A backward jump that does not close a cycle
@@ -19,21 +46,8 @@ func backEdges(insns asm.Instructions) []backEdge {
 	if n == 0 {
 		return nil
 	}
-	raw := make([]int, n)       // index -> raw offset
-	funcs := make([]string, n)  // index -> enclosing symbol
-	index := make(map[int]int)  // raw offset -> index
-	symbols := map[string]int{} // symbol -> index
-	fn := ""
-	for iter := insns.Iterate(); iter.Next(); {
-		i := iter.Index
-		raw[i] = int(iter.Offset)
-		index[raw[i]] = i
-		if sym := iter.Ins.Symbol(); sym != "" {
-			fn = sym
-			symbols[sym] = i
-		}
-		funcs[i] = fn
-	}
+	x := newInsnIndex(insns)
+	raw, funcs, index, symbols := x.raw, x.funcs, x.index, x.symbols
 
 	succ := func(i int) []int {
 		ins := &insns[i]

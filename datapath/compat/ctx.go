@@ -66,21 +66,8 @@ func ctxAccesses(p *ebpf.ProgramSpec, size int, kernel string) []Violation {
 	if n == 0 {
 		return nil
 	}
-	raw := make([]int, n)
-	funcs := make([]string, n)
-	index := make(map[int]int)
-	symbols := map[string]int{}
-	fn := ""
-	for iter := insns.Iterate(); iter.Next(); {
-		i := iter.Index
-		raw[i] = int(iter.Offset)
-		index[raw[i]] = i
-		if sym := iter.Ins.Symbol(); sym != "" {
-			fn = sym
-			symbols[sym] = i
-		}
-		funcs[i] = fn
-	}
+	x := newInsnIndex(insns)
+	raw, funcs, index, symbols := x.raw, x.funcs, x.index, x.symbols
 
 	// in[i] is the set of registers holding the context on every path to
 	// i; allRegs marks instructions not reached yet (the meet is AND).
