@@ -28,10 +28,10 @@ func TestBootLoadsModules(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	targets := vmTargets(t)
+	targets := kernels.TestTargets()
 	for _, tg := range targets {
-		t.Run(tg.series+"-"+tg.flavour, func(t *testing.T) {
-			k, err := kernels.Fetch(ctx, tg.series, tg.flavour, kernels.Options{Quiet: true})
+		t.Run(tg.Series+"-"+tg.Flavour, func(t *testing.T) {
+			k, err := kernels.Fetch(ctx, tg.Series, tg.Flavour, kernels.Options{Quiet: true})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -115,35 +115,4 @@ func TestMeasureCompression(t *testing.T) {
 		}
 		t.Logf("%s: %d-byte initramfs built in %v, boot to poweroff %v", c, st.Size(), build.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
 	}
-}
-
-// vmTarget names a catalogue kernel.
-type vmTarget struct{ series, flavour string }
-
-// vmTargets returns the kernels a vm test covers: the default one, or
-// those in HOPLAB_TEST_KERNELS ("6.1/cloud,7.2/generic" or "all"), or all
-// with HOPLAB_FETCH_ALL=1.
-func vmTargets(t *testing.T) []vmTarget {
-	spec := os.Getenv("HOPLAB_TEST_KERNELS")
-	if os.Getenv("HOPLAB_FETCH_ALL") != "" {
-		spec = "all"
-	}
-	switch spec {
-	case "":
-		return []vmTarget{{kernels.DefaultSeries, kernels.DefaultFlavour}}
-	case "all":
-		var out []vmTarget
-		for _, s := range kernels.Series {
-			for _, f := range kernels.Flavours {
-				out = append(out, vmTarget{s, f})
-			}
-		}
-		return out
-	}
-	var out []vmTarget
-	for _, k := range strings.Split(spec, ",") {
-		s, f, _ := strings.Cut(strings.TrimSpace(k), "/")
-		out = append(out, vmTarget{s, f})
-	}
-	return out
 }

@@ -6,7 +6,6 @@ import (
 	"context"
 	"os"
 	"reflect"
-	"strings"
 	"testing"
 	"time"
 )
@@ -18,11 +17,11 @@ import (
 func TestFetchDefaultKernel(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
-	targets := vmTargets(t)
+	targets := TestTargets()
 	for _, tg := range targets {
-		t.Run(tg.series+"-"+tg.flavour, func(t *testing.T) {
+		t.Run(tg.Series+"-"+tg.Flavour, func(t *testing.T) {
 			start := time.Now()
-			k, err := Fetch(ctx, tg.series, tg.flavour, Options{Quiet: true})
+			k, err := Fetch(ctx, tg.Series, tg.Flavour, Options{Quiet: true})
 			if err != nil {
 				t.Fatalf("Fetch: %v", err)
 			}
@@ -57,7 +56,7 @@ func TestFetchDefaultKernel(t *testing.T) {
 			}
 			// A second Fetch is a cache hit.
 			start = time.Now()
-			if _, err := Fetch(ctx, tg.series, tg.flavour, Options{Quiet: true}); err != nil {
+			if _, err := Fetch(ctx, tg.Series, tg.Flavour, Options{Quiet: true}); err != nil {
 				t.Fatal(err)
 			}
 			if d := time.Since(start); d > time.Second {
@@ -99,35 +98,4 @@ func TestAptResolverAgreesWithLock(t *testing.T) {
 			}
 		})
 	}
-}
-
-// vmTarget names a catalogue kernel.
-type vmTarget struct{ series, flavour string }
-
-// vmTargets returns the kernels a vm test covers: the default one, or
-// those in HOPLAB_TEST_KERNELS ("6.1/cloud,7.2/generic" or "all"), or all
-// with HOPLAB_FETCH_ALL=1.
-func vmTargets(t *testing.T) []vmTarget {
-	spec := os.Getenv("HOPLAB_TEST_KERNELS")
-	if os.Getenv("HOPLAB_FETCH_ALL") != "" {
-		spec = "all"
-	}
-	switch spec {
-	case "":
-		return []vmTarget{{DefaultSeries, DefaultFlavour}}
-	case "all":
-		var out []vmTarget
-		for _, s := range Series {
-			for _, f := range Flavours {
-				out = append(out, vmTarget{s, f})
-			}
-		}
-		return out
-	}
-	var out []vmTarget
-	for _, k := range strings.Split(spec, ",") {
-		s, f, _ := strings.Cut(strings.TrimSpace(k), "/")
-		out = append(out, vmTarget{s, f})
-	}
-	return out
 }
