@@ -57,21 +57,11 @@ type Lab struct {
 // topology's own.
 func Series() string { return os.Getenv(EnvSeries) }
 
-// StartAttempts is how many times Start boots a topology whose guests'
-// clocks do not keep time (see ErrClock) before it gives up.
-const StartAttempts = 3
-
 // Start boots the topology called name (a shipped topology's name or a
 // path) for the calling suite and registers its teardown with
 // ginkgo.DeferCleanup: call it from a BeforeAll or BeforeSuite. The VMs'
 // run directory is kept, and its path written to the artifacts directory,
 // when any spec of the suite failed.
-//
-// A cluster whose guests' clocks do not keep time (ErrClock: a TSC
-// miscalibrated under TCG makes a guest's clock run several times too
-// fast, so BGP hold timers expire and sessions flap) is closed, with its
-// run directory kept, and booted again, up to StartAttempts times; each
-// such reboot is reported on GinkgoWriter and in the harness log.
 func Start(name string) (*Lab, error) {
 	vmtest.HandleSignals()
 	top, err := topologies.Open(name)
@@ -99,30 +89,12 @@ func Start(name string) (*Lab, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), StartTimeout)
 	defer cancel()
 	start := time.Now()
-	for attempt := 1; ; attempt++ {
-		c, err := cluster.Start(ctx, spec)
-		if err != nil {
-			l.closeConsole()
-			return nil, fmt.Errorf("lab: start %s: %w", top.Name, err)
-		}
-		l.Cluster = c
-		err = l.checkClocks(ctx)
-		if err == nil {
-			break
-		}
-		c.Fabric().KeepArtifacts()
-		c.Close()
-		msg := fmt.Sprintf("lab %s: boot %d of %d unusable, VM run directory kept in %s: %v", top.Name, attempt, StartAttempts, c.Fabric().Dir(), err)
-		ginkgo.GinkgoWriter.Println(msg)
-		if spec.Logger != nil {
-			spec.Logger.Warn(msg)
-		}
-		if attempt == StartAttempts {
-			l.closeConsole()
-			return nil, fmt.Errorf("lab: start %s: %d boots: %w", top.Name, attempt, err)
-		}
+	c, err := cluster.Start(ctx, spec)
+	if err != nil {
+		l.closeConsole()
+		return nil, fmt.Errorf("lab: start %s: %w", top.Name, err)
 	}
-	c := l.Cluster
+	l.Cluster = c
 	tm := c.Timings()
 	ginkgo.GinkgoWriter.Printf("lab %s up on %s in %v (boot %v, setup %v, converge %v)\n", top.Name, c.Kernel(),
 		time.Since(start).Round(time.Millisecond), tm.Boot.Round(time.Millisecond), tm.Setup.Round(time.Millisecond), tm.Converge.Round(time.Millisecond))
