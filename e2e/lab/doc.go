@@ -2,7 +2,7 @@
 // boots the topology in VMs once (Start, from a BeforeAll or BeforeSuite),
 // resets CT and metrics between specs (Lab.Reset), replays fixtures at the
 // injection point their expectation names (Lab.Fixture, Lab.Replay), collects
-// the journeys of the pods' replies (Lab.ReplayWithReplies), and keeps what a
+// the journeys of the pods' replies (Lab.Trace), and keeps what a
 // failing run needs: the run directory of the VMs, the consoles and every
 // journey report, under the artifacts directory.
 //

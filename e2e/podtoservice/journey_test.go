@@ -28,7 +28,11 @@ var _ = Describe("pod1 → Service 10.224.1.1:80, backend pod4:8080 on node2 (th
 		Expect(l.Reset(ctx)).To(Succeed())
 		frames, _, err := l.Fixture("tcp-syn-vip")
 		Expect(err).NotTo(HaveOccurred())
-		rep, _, evs, err := l.ReplayWithReplies(ctx, frames, cluster.ReplayOptions{})
+		var rep journey.Report
+		evs, err := l.Observe(ctx, func() (err error) {
+			rep, err = l.Replay(ctx, frames, cluster.ReplayOptions{})
+			return err
+		})
 		Expect(err).NotTo(HaveOccurred())
 		Expect(rep.Packets).To(HaveLen(1))
 		j, events = rep.Packets[0], evs

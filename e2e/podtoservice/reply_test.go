@@ -21,16 +21,16 @@ var _ = Describe("pod4 → pod1, the reply path of pod1 → Service 10.224.1.1:8
 		l := theLab()
 		frames, _, err := l.Fixture("tcp-syn-vip")
 		Expect(err).NotTo(HaveOccurred())
-		_, replies, _, err := l.ReplayWithReplies(ctx, frames, cluster.ReplayOptions{})
+		res, err := l.Trace(ctx, frames, cluster.ReplayOptions{})
 		Expect(err).NotTo(HaveOccurred())
 		var synack journey.Packet
-		for _, r := range replies {
-			if len(r.Hops) > 0 && r.Hops[0].Device == "pod4:eth0" {
-				synack = r
+		for _, r := range res.Replies {
+			if len(r.Journey.Hops) > 0 && r.Journey.Hops[0].Device == "pod4:eth0" {
+				synack = r.Journey
 				break
 			}
 		}
-		Expect(synack.Hops).NotTo(BeEmpty(), "no packet from pod4 among %d replies", len(replies))
+		Expect(synack.Hops).NotTo(BeEmpty(), "no packet from pod4 among %d replies", len(res.Replies))
 		pod1, n1, n2 := l.Topology.Pod("pod1"), l.Topology.Node("node1"), l.Topology.Node("node2")
 		Expect(synack).To(HaveHop(journey.PodEgress, OnNode("node2"), WithIPs("10.1.2.40", "10.1.1.10"), WithPorts(8080, 40000), WithTTL(64)))
 		Expect(synack).To(HaveHop(journey.ToNetdev, OnNode("node2"), WithDevice("bond0"), WithEth(n2.BondMAC.String(), n2.TorBondMAC.String()), WithTTL(63)))
