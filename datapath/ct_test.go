@@ -87,3 +87,24 @@ func TestUnsupportedL4AndFragments(t *testing.T) {
 		t.Errorf("fragment metric %+v", m)
 	}
 }
+
+// TestMetricsReset: Reset zeroes the counters, and counting starts again.
+func TestMetricsReset(t *testing.T) {
+	dp := loadDatapath(t)
+	gre := fromPod(pod1, pod4IP, 8080).bytes(t)
+	gre[14+9] = 47
+	run(t, dp.FromContainer, gre, nil).assertVerdict(t, tcActShot)
+	if m := metric(t, dp, DropCTUnknownProto, Egress); m.Packets != 1 {
+		t.Fatalf("before reset: %+v", m)
+	}
+	must(t, dp.Metrics.Reset())
+	all, err := dp.Metrics.All()
+	must(t, err)
+	if len(all) != 0 {
+		t.Errorf("after reset: %v", all)
+	}
+	run(t, dp.FromContainer, gre, nil).assertVerdict(t, tcActShot)
+	if m := metric(t, dp, DropCTUnknownProto, Egress); m.Packets != 1 || m.Bytes != uint64(len(gre)) {
+		t.Errorf("after reset and one more drop: %+v, want 1 packet of %d bytes", m, len(gre))
+	}
+}

@@ -69,3 +69,23 @@ func (m *Metrics) All() (map[MetricKey]MetricValue, error) {
 	}
 	return out, nil
 }
+
+// Reset zeroes every counter on every CPU. Packets counted while it runs
+// may survive it.
+func (m *Metrics) Reset() error {
+	cpus, err := ebpf.PossibleCPU()
+	if err != nil {
+		return fmt.Errorf("metrics reset: %w", err)
+	}
+	zero := make([]lxcMetricsValue, cpus)
+	all, err := m.All()
+	if err != nil {
+		return fmt.Errorf("metrics reset: %w", err)
+	}
+	for k := range all {
+		if err := m.m.Update(metricsIndex(k.Reason, k.Direction), zero, ebpf.UpdateExist); err != nil {
+			return fmt.Errorf("metrics reset %v/%v: %w", k.Reason, k.Direction, err)
+		}
+	}
+	return nil
+}

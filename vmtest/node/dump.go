@@ -222,18 +222,11 @@ func (n *Node) Metrics(context.Context) ([]nodeapi.MetricRow, error) {
 	if err != nil {
 		return nil, fmt.Errorf("node %s: %w", n.name(), err)
 	}
-	n.mu.Lock()
-	base := n.metrics
-	n.mu.Unlock()
 	out := []nodeapi.MetricRow{}
 	for k, v := range all {
-		b := base[k]
-		if v.Packets <= b.Packets {
-			continue
-		}
 		out = append(out, nodeapi.MetricRow{
 			Reason: reasonName(k.Reason), Code: uint8(k.Reason), Direction: strings.ToUpper(k.Direction.String()),
-			Packets: v.Packets - b.Packets, Bytes: v.Bytes - b.Bytes,
+			Packets: v.Packets, Bytes: v.Bytes,
 		})
 	}
 	sort.Slice(out, func(i, j int) bool {
@@ -252,8 +245,7 @@ func reasonName(r datapath.DropReason) string {
 	return r.String()
 }
 
-// Reset flushes the CT table (unless KeepCT) and zeroes the metrics as
-// Metrics reports them.
+// Reset flushes the CT table (unless KeepCT) and zeroes the metrics.
 func (n *Node) Reset(_ context.Context, r nodeapi.Reset) (nodeapi.ResetResult, error) {
 	var res nodeapi.ResetResult
 	if err := n.stopAllRST(true); err != nil {
@@ -270,12 +262,8 @@ func (n *Node) Reset(_ context.Context, r nodeapi.Reset) (nodeapi.ResetResult, e
 			}
 		}
 	}
-	all, err := n.dp.Metrics.All()
-	if err != nil {
+	if err := n.dp.Metrics.Reset(); err != nil {
 		return res, fmt.Errorf("node %s: %w", n.name(), err)
 	}
-	n.mu.Lock()
-	n.metrics = all
-	n.mu.Unlock()
 	return res, nil
 }

@@ -108,7 +108,6 @@ type Node struct {
 	listeners map[string]map[topologies.Listener]*workload.Listener
 	speaker   *bgp.Speaker
 	bgpCfg    *bgp.NodeConfig
-	metrics   map[datapath.MetricKey]datapath.MetricValue // baseline of Reset
 	watch     *watcher
 	devices   sync.Map // ifindex (uint32) -> name
 	closed    bool
