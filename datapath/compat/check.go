@@ -45,6 +45,10 @@ const (
 	// atomics other than add, kfunc calls, cpu=v4 instructions, newer
 	// ld_imm64 pseudo sources).
 	RuleISA Rule = "isa"
+	// RulePktStackOffset: a packet pointer moved by a scalar reloaded
+	// from the stack with no bound since, which kernels before 5.10 reject
+	// (they do not keep the bounds of spilled scalars).
+	RulePktStackOffset Rule = "pkt-stack-offset"
 )
 
 // Violation is one reason a program or map would not load on a kernel.
@@ -204,6 +208,9 @@ func checkProgram(p *ebpf.ProgramSpec, k Kernel) []Violation {
 
 	if size, ok := k.CtxSizes[p.Type]; ok {
 		out = append(out, ctxAccesses(p, size, k.Name)...)
+	}
+	if !k.SpilledScalarBounds && skbContext(p.Type) {
+		out = append(out, pktStackOffsets(p)...)
 	}
 	if !k.BoundedLoops {
 		for _, e := range backEdges(p.Instructions) {

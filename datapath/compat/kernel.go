@@ -64,6 +64,11 @@ type Kernel struct {
 	// loads and moves, signed division, unconditional byte swap, 32-bit
 	// jump offsets (6.6).
 	ISAv4 bool
+	// SpilledScalarBounds is whether the verifier remembers the bounds of
+	// a scalar spilled to the stack (5.10; constants since 5.3). Without
+	// it a reloaded offset cannot move a packet pointer until it is
+	// bounded again.
+	SpilledScalarBounds bool
 }
 
 // Linux 4.19, derived from include/uapi/linux/bpf.h at tag v4.19 (enums are
@@ -92,6 +97,12 @@ type Kernel struct {
 //     from insn %d to %d"), and check_map_func_compatibility rejects
 //     bpf_tail_call when subprog_cnt > 1 ("tail_calls are not allowed in
 //     programs with bpf-to-bpf calls").
+//   - kernel/bpf/verifier.c check_stack_write spills only pointers
+//     (is_spillable_regtype); any other register is written as STACK_MISC,
+//     and check_stack_read of STACK_MISC gives an unknown scalar, so an
+//     offset that went through the stack fails adjust_ptr_min_max_vals
+//     ("math between pkt pointer and register with unbounded min value is
+//     not allowed"). Seen on a real 4.19.304 with hoplab_to_container.
 var linux419 = Kernel{
 	Name:             "4.19",
 	MaxInsns:         4096,

@@ -41,20 +41,41 @@
 #define IPPROTO_TCP 6
 #define IPPROTO_UDP 17
 
+/* Direct packet access reaches at most this far; a larger offset goes
+ * through bpf_skb_load_bytes.
+ */
+#define PKT_DIRECT_MAX_OFF 0x3ff
+
+/* pkt_off_opaque hides a value from the compiler, so that a bound checked
+ * on it afterwards is really emitted and sits right before the use.
+ */
+#define pkt_off_opaque(v) asm volatile("" : "+r"(v))
+
 /* skb_copy_bytes copies len bytes at off into to: straight from the linear
  * packet data when it is there (direct packet access, 4.7), else through
- * bpf_skb_load_bytes, which also reaches paged data. off must be bounded
- * (the verifier tracks it) and len a constant.
+ * bpf_skb_load_bytes, which also reaches paged data. len is a constant.
+ *
+ * 4.19's verifier forgets the bounds of a scalar spilled to the stack, and
+ * clang spills offsets such as l4_off across helper calls: a reloaded
+ * offset added to skb->data fails with "math between pkt pointer and
+ * register with unbounded min value is not allowed". So the offset is
+ * re-bounded here, after any reload: the compare with PKT_DIRECT_MAX_OFF
+ * cannot be folded away (pkt_off_opaque) and bounds the register that the
+ * pointer arithmetic uses. datapath/compat's pkt-stack-offset rule checks
+ * the objects for this.
  */
 #define skb_copy_bytes(skb, off, to, len)                                           \
 	({                                                                          \
-		void *__data = (void *)(long)(skb)->data;                           \
-		void *__end = (void *)(long)(skb)->data_end;                        \
+		__u64 __off = (off);                                                \
+		void *__data, *__end;                                               \
 		int __ret = 0;                                                      \
-		if (__data + (off) + (len) <= __end)                                \
-			__builtin_memcpy((to), __data + (off), (len));              \
+		pkt_off_opaque(__off);                                              \
+		__data = (void *)(long)(skb)->data;                                 \
+		__end = (void *)(long)(skb)->data_end;                              \
+		if (__off <= PKT_DIRECT_MAX_OFF && __data + __off + (len) <= __end) \
+			__builtin_memcpy((to), __data + __off, (len));              \
 		else                                                                \
-			__ret = bpf_skb_load_bytes((skb), (off), (to), (len)) < 0 ? -1 : 0; \
+			__ret = bpf_skb_load_bytes((skb), __off, (to), (len)) < 0 ? -1 : 0; \
 		__ret;                                                              \
 	})
 
