@@ -92,7 +92,7 @@ func Load(opts Options) (*Datapath, error) {
 	}
 	d := &Datapath{log: log}
 	if err := lxcSpec.LoadAndAssign(&d.lxc, collOpts); err != nil {
-		return nil, fmt.Errorf("load bpf_lxc: %w", verifierDetail(err))
+		return nil, newLoadError("bpf_lxc", err)
 	}
 
 	netdevSpec, err := loadNetdev()
@@ -125,7 +125,7 @@ func Load(opts Options) (*Datapath, error) {
 	}
 	if err := netdevSpec.LoadAndAssign(&d.netdev, &ebpf.CollectionOptions{MapReplacements: shared}); err != nil {
 		d.lxc.Close()
-		return nil, fmt.Errorf("load bpf_netdev: %w", verifierDetail(err))
+		return nil, newLoadError("bpf_netdev", err)
 	}
 
 	if err := m.HoplabCallsLxc.Put(uint32(CallIPv4EgressPolicy), d.lxc.TailIpv4EgressPolicy); err != nil {
@@ -170,15 +170,6 @@ func useCoarseClock(log *slog.Logger, spec *ebpf.CollectionSpec) {
 			}
 		}
 	}
-}
-
-// verifierDetail adds the verifier log's tail to a load error.
-func verifierDetail(err error) error {
-	var ve *ebpf.VerifierError
-	if errors.As(err, &ve) {
-		return fmt.Errorf("%w\n%+v", err, ve)
-	}
-	return err
 }
 
 // Programs returns every program by its C function name, tail-call stages

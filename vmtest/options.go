@@ -19,9 +19,11 @@ const (
 	// DefaultReadyTimeout bounds the wait for the agent's ready event.
 	DefaultReadyTimeout = 60 * time.Second
 	// DefaultAppend is the kernel command line every VM gets: the console
-	// on ttyS0, a panic ends QEMU at once (with -no-reboot), and no crypto
-	// self-tests (half a second under TCG).
-	DefaultAppend = "console=ttyS0 panic=-1 oops=panic quiet loglevel=4 cryptomgr.notests 8250.nr_uarts=1 i8042.noaux i8042.nokbd i8042.nopnp no_timer_check"
+	// on ttyS0, a panic ends QEMU at once (with -no-reboot), no crypto
+	// self-tests (half a second under TCG), and no bond0 made by a bonding
+	// driver built into the kernel (the harness creates its bonds; a
+	// loaded module gets max_bonds=0 as a module parameter instead).
+	DefaultAppend = "console=ttyS0 panic=-1 oops=panic quiet loglevel=4 cryptomgr.notests 8250.nr_uarts=1 i8042.noaux i8042.nokbd i8042.nopnp no_timer_check bonding.max_bonds=0"
 	// TCGAppend is added under TCG: the kernel calibrates its TSC against
 	// the PIT while the vCPU thread competes for the host's cores, and on a
 	// busy host it sometimes gets it several times wrong, so the guest's

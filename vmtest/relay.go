@@ -93,7 +93,7 @@ func (r *Relay) serve(c net.Conn) {
 			if err := r.vm.Call(ctx, m.Method, m.Params, &res); err != nil {
 				var re *control.RemoteError
 				if errors.As(err, &re) {
-					resp.Error = re.Message
+					resp.Error, resp.Files = re.Message, re.Files
 				} else {
 					resp.Error = err.Error()
 				}

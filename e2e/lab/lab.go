@@ -82,7 +82,7 @@ func Start(name string) (*Lab, error) {
 			return nil, fmt.Errorf("lab: harness log: %w", err)
 		}
 	}
-	spec := cluster.Spec{Topology: top, Series: Series(), ConsoleLine: l.consoleLine}
+	spec := cluster.Spec{Topology: top, Series: Series(), ConsoleLine: l.consoleLine, ArtifactsDir: l.artifacts}
 	if l.harness != nil {
 		spec.Logger = slog.New(slog.NewTextHandler(l.harness, nil))
 	}

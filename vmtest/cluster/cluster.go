@@ -32,6 +32,11 @@ type Spec struct {
 	// ConvergeTimeout bounds the wait for BGP convergence; default
 	// [DefaultConvergeTimeout].
 	ConvergeTimeout time.Duration
+	// ArtifactsDir, when set, also receives the diagnostics of a failed
+	// node setup (a verifier log per rejected program, under the node's
+	// name); they are always written to the run directory, which a failed
+	// Start keeps.
+	ArtifactsDir string
 }
 
 // DefaultConvergeTimeout bounds Start's wait for BGP convergence.

@@ -6,6 +6,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -129,6 +133,9 @@ func (c *Cluster) setup(ctx context.Context, text string, noBGP bool) error {
 			r, err := c.clients[n.Name].Setup(ctx, nodeapi.Setup{Topology: text, File: t.File, Node: n.Name, NoBGP: noBGP})
 			if err != nil {
 				errs[i+1] = fmt.Errorf("node setup: %w", err)
+				if paths := c.saveDiagnostics(n.Name, err); len(paths) > 0 {
+					errs[i+1] = fmt.Errorf("node setup: %w (kept: %s)", err, strings.Join(paths, ", "))
+				}
 				return
 			}
 			c.log.Info("node set up", "node", n.Name, "endpoints", len(r.Endpoints), "guest", r.Took.Round(time.Millisecond))
@@ -136,4 +143,49 @@ func (c *Cluster) setup(ctx context.Context, text string, noBGP bool) error {
 	}
 	wg.Wait()
 	return errors.Join(errs...)
+}
+
+// saveDiagnostics writes the diagnostic files that came with a node's error
+// (see control.DiagnosticFiles) to <run dir>/<node>/ and, when set, to
+// <ArtifactsDir>/<node>/, and returns the paths of the first copy (the
+// artifacts' when set).
+func (c *Cluster) saveDiagnostics(node string, err error) []string {
+	files := control.DiagnosticFiles(err)
+	if len(files) == 0 {
+		return nil
+	}
+	var dirs []string
+	if c.spec.ArtifactsDir != "" {
+		dirs = append(dirs, filepath.Join(c.spec.ArtifactsDir, node))
+	}
+	dirs = append(dirs, filepath.Join(c.fabric.Dir(), node))
+	var first []string
+	for _, dir := range dirs {
+		var paths []string
+		for _, name := range sortedNames(files) {
+			p := filepath.Join(dir, filepath.Base(name))
+			err := os.MkdirAll(dir, 0o755)
+			if err == nil {
+				err = os.WriteFile(p, []byte(files[name]), 0o644)
+			}
+			if err != nil {
+				c.log.Warn("keep diagnostics", "node", node, "err", err)
+				continue
+			}
+			paths = append(paths, p)
+		}
+		if first == nil {
+			first = paths
+		}
+	}
+	return first
+}
+
+func sortedNames(m map[string]string) []string {
+	names := make([]string, 0, len(m))
+	for n := range m {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
 }

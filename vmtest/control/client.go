@@ -141,7 +141,7 @@ func (c *Client) Call(ctx context.Context, method string, params, result any) er
 	select {
 	case m := <-ch:
 		if m.Error != "" {
-			return &RemoteError{Method: method, Message: m.Error}
+			return &RemoteError{Method: method, Message: m.Error, Files: m.Files}
 		}
 		if err := Unmarshal(m.Result, result); err != nil {
 			return fmt.Errorf("%s: decode result: %w", method, err)

@@ -74,6 +74,10 @@ type Message struct {
 	Result json.RawMessage `json:"result,omitempty"`
 	// Error is the text of a failed response.
 	Error string `json:"error,omitempty"`
+	// Files are diagnostics that come with a failed response, by file
+	// name (a verifier log per rejected program); the host keeps them
+	// with the run's artifacts.
+	Files map[string]string `json:"files,omitempty"`
 	// Event names an event.
 	Event string `json:"event,omitempty"`
 	// Data holds the event's payload.
@@ -96,6 +100,51 @@ type RemoteError struct {
 	Method string
 	// Message is the agent's error text.
 	Message string
+	// Files are the diagnostics that came with the error (see
+	// [Message.Files]).
+	Files map[string]string
+}
+
+// Diagnostic is an error that carries files worth keeping with the
+// artifacts (see [Message.Files]).
+type Diagnostic interface {
+	error
+	DiagnosticFiles() map[string]string
+}
+
+// DiagnosticFiles collects the files of every [Diagnostic] and
+// [RemoteError] in err's tree (errors.Join included); nil when none.
+func DiagnosticFiles(err error) map[string]string {
+	var out map[string]string
+	var walk func(error)
+	walk = func(err error) {
+		if err == nil {
+			return
+		}
+		var files map[string]string
+		switch e := err.(type) {
+		case *RemoteError:
+			files = e.Files
+		case Diagnostic:
+			files = e.DiagnosticFiles()
+		}
+		for name, text := range files {
+			if out == nil {
+				out = map[string]string{}
+			}
+			out[name] = text
+		}
+		switch u := err.(type) {
+		case interface{ Unwrap() []error }:
+			for _, e := range u.Unwrap() {
+				walk(e)
+			}
+		case interface{ Unwrap() error }:
+			walk(u.Unwrap())
+		}
+	}
+	walk(err)
+	return out
 }
 
 // Error implements error: "method: message". It is the only place that

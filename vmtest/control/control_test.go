@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"strings"
@@ -86,6 +87,9 @@ func fakeAgent(t *testing.T, rw io.ReadWriter) {
 			resp.Result, _ = Marshal(Uname{Release: "6.1.0-test"})
 		case "hang":
 			continue
+		case "node-setup":
+			resp.Error = "load bpf_lxc: program p: verifier: nope"
+			resp.Files = map[string]string{"verifier-p.log": "0: (b7) r0 = 0\nnope\n"}
 		default:
 			resp.Error = ErrUnknownMethod.Error()
 		}
@@ -151,5 +155,27 @@ func TestRemoteErrorNamesMethodOnce(t *testing.T) {
 		if got := c.e.Error(); got != c.want {
 			t.Errorf("%+v: %q, want %q", c.e, got, c.want)
 		}
+	}
+}
+
+// The files of a failed response reach the caller's RemoteError, and
+// DiagnosticFiles finds them through wrapping and errors.Join.
+func TestRemoteErrorCarriesFiles(t *testing.T) {
+	host, guest := net.Pipe()
+	go fakeAgent(t, guest)
+	cl := NewClient(host)
+	defer cl.Close()
+	err := cl.Call(context.Background(), "node-setup", nil, nil)
+	var re *RemoteError
+	if !errors.As(err, &re) || re.Files["verifier-p.log"] != "0: (b7) r0 = 0\nnope\n" {
+		t.Fatalf("err = %v, files %v", err, re)
+	}
+	joined := errors.Join(errors.New("router setup: fine"), fmt.Errorf("node setup: %w", err))
+	files := DiagnosticFiles(joined)
+	if len(files) != 1 || files["verifier-p.log"] == "" {
+		t.Errorf("DiagnosticFiles(joined) = %v", files)
+	}
+	if files := DiagnosticFiles(errors.New("plain")); files != nil {
+		t.Errorf("DiagnosticFiles(plain) = %v, want nil", files)
 	}
 }

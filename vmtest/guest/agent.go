@@ -140,6 +140,7 @@ func (a *Agent) dispatch(ctx context.Context, c *control.Conn, m *control.Messag
 		}
 		if err != nil {
 			resp.Error = err.Error()
+			resp.Files = control.DiagnosticFiles(err)
 			a.log.Debug("request failed", "method", m.Method, "err", err)
 		}
 	}

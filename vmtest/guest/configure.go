@@ -161,7 +161,7 @@ func configureBond(c control.Bond) error {
 	if mode == netlink.BOND_MODE_802_3AD {
 		b.LacpRate = netlink.BOND_LACP_RATE_FAST
 	}
-	if err := netlink.LinkAdd(b); err != nil {
+	if err := addBond(b); err != nil {
 		return fmt.Errorf("add: %w", err)
 	}
 	bl, err := netlink.LinkByName(c.Name)
@@ -192,6 +192,28 @@ func configureBond(c control.Bond) error {
 		}
 	}
 	return netlink.LinkSetUp(bl)
+}
+
+// addBond creates b. A bond of that name that the kernel made by itself (a
+// bonding driver built in and booted without bonding.max_bonds=0 makes
+// bond0 with no slaves) is replaced, so the bond gets the requested mode
+// and MAC; any other link of that name is an error.
+func addBond(b *netlink.Bond) error {
+	err := netlink.LinkAdd(b)
+	if !errors.Is(err, unix.EEXIST) {
+		return err
+	}
+	old, lerr := netlink.LinkByName(b.Name)
+	if lerr != nil || old.Type() != "bond" {
+		return err
+	}
+	if slaves, _ := filepath.Glob(filepath.Join("/sys/class/net", b.Name, "lower_*")); len(slaves) > 0 {
+		return fmt.Errorf("%w (a bond with slaves %v)", err, slaves)
+	}
+	if derr := netlink.LinkDel(old); derr != nil {
+		return fmt.Errorf("replace the kernel's %s: %w", b.Name, derr)
+	}
+	return netlink.LinkAdd(b)
 }
 
 func configureAddress(c control.Address) error {
