@@ -47,7 +47,8 @@ fixtures:
 
 # ---- e2e: the life-of-a-packet suites (issue 5) -----------------------------
 # `make e2e` boots each topology in QEMU on the default kernel (KERNEL=6.12
-# picks another catalogue series), runs the Ginkgo suites under e2e/ with
+# picks another catalogue series, KERNEL=/path/bzImage[,modules-dir] or
+# HOPLAB_KERNEL=... a kernel of your own, such as 4.19), runs the Ginkgo suites under e2e/ with
 # JUnit and JSON reports, keeps the artifacts of a failed run in the printed
 # directory, and prints a summary per suite. E2E_LABELS is a Ginkgo label
 # filter (journey, reply, same-node, policy, drops, client, bond, bgp,
@@ -55,6 +56,7 @@ fixtures:
 # `make e2e-matrix` runs the suites on every catalogue series in turn.
 E2E_DEPS   = qemu-system-x86 kmod xz-utils zstd ca-certificates
 KERNEL    ?=
+EXTRA_KERNELS ?=
 E2E_LABELS ?=
 E2E_VMTEST ?=
 E2E_FLAGS  = $(if $(KERNEL),-kernel $(KERNEL)) $(if $(E2E_LABELS),-label-filter '$(E2E_LABELS)')
@@ -74,8 +76,8 @@ e2e: deps-e2e
 e2e-vmtest: deps-e2e
 	HOPLAB_SERIES=$(KERNEL) $(GO) test -tags vm -count=1 -timeout 30m ./vmtest/... ./tools/...
 
-## e2e-matrix: the e2e suites on every catalogue kernel in turn, with a table per kernel.
+## e2e-matrix: the e2e suites on every catalogue kernel in turn, plus EXTRA_KERNELS=/path/bzImage[,modules-dir],... (your own images), with a table per kernel.
 e2e-matrix: deps-e2e
 	$(GO) build ./...
-	$(GO) run ./e2e/runner -matrix $(if $(E2E_LABELS),-label-filter '$(E2E_LABELS)')
+	$(GO) run ./e2e/runner -matrix -extra-kernels '$(EXTRA_KERNELS)' $(if $(E2E_LABELS),-label-filter '$(E2E_LABELS)')
 # ---- end of e2e --------------------------------------------------------------

@@ -14,8 +14,8 @@ import (
 
 // RunSpec is one run of the suites on one kernel.
 type RunSpec struct {
-	// Series is the kernel series ("" for the topologies' own).
-	Series string
+	// Target is the kernel.
+	Target Target
 	// Suites are the suite packages ("./e2e/policy").
 	Suites []string
 	// LabelFilter is Ginkgo's --label-filter.
@@ -49,11 +49,8 @@ func runGinkgo(ctx context.Context, spec RunSpec) ([]types.Report, error) {
 	args = append(args, spec.Suites...)
 	cmd := exec.CommandContext(ctx, "go", args...)
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
-	cmd.Env = append(os.Environ(), "HOPLAB_E2E_ARTIFACTS="+filepath.Join(spec.Dir, "suites"))
-	if spec.Series != "" {
-		cmd.Env = append(cmd.Env, "HOPLAB_SERIES="+spec.Series)
-	}
-	fmt.Printf("e2e: %s (kernel %s, artifacts %s)\n", cmd.String(), orDefault(spec.Series), spec.Dir)
+	cmd.Env = append(spec.Target.env(os.Environ()), "HOPLAB_E2E_ARTIFACTS="+filepath.Join(spec.Dir, "suites"))
+	fmt.Printf("e2e: %s (kernel %s, artifacts %s)\n", cmd.String(), spec.Target, spec.Dir)
 	runErr := cmd.Run()
 	reports, err := readReports(filepath.Join(spec.Dir, JSONReport))
 	if err != nil {

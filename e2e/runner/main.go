@@ -5,7 +5,12 @@
 // With -matrix it does so for every catalogue series in turn and ends with a
 // table per kernel.
 //
-//	go run ./e2e/runner [-kernel 6.12] [-matrix] [-label-filter bgp] [-artifacts DIR] [SUITE...]
+//	go run ./e2e/runner [-kernel 6.12|/path/bzImage[,modules]] [-matrix [-extra-kernels ...]] [-label-filter bgp] [-artifacts DIR] [SUITE...]
+//
+// A user's own kernel (any release, 4.19 included) is given as a path to
+// -kernel, or as HOPLAB_KERNEL; -extra-kernels (default $EXTRA_KERNELS)
+// adds such kernels to the matrix. The summary, the JUnit report's
+// properties and kernel.json in the artifacts name the kernel that ran.
 //
 // The suites are the packages under e2e/ that hold Ginkgo suites (default:
 // all of them). Artifacts of a run that failed (VM consoles, journeys of
@@ -33,8 +38,9 @@ var Suites = []string{"./e2e/podtoservice", "./e2e/samenode", "./e2e/policy", ".
 
 func main() {
 	var (
-		kernel  = flag.String("kernel", os.Getenv("HOPLAB_SERIES"), "kernel series to boot (default: the topologies', "+kernels.DefaultSeries+")")
+		kernel  = flag.String("kernel", os.Getenv("HOPLAB_SERIES"), "kernel series to boot (default: the topologies', "+kernels.DefaultSeries+"), or a user kernel /path/bzImage[,modules-dir]")
 		matrix  = flag.Bool("matrix", false, "run the suites on every catalogue series in turn")
+		extra   = flag.String("extra-kernels", os.Getenv("EXTRA_KERNELS"), "with -matrix: user kernels to add, /path/bzImage[,modules-dir],...")
 		labels  = flag.String("label-filter", "", "Ginkgo label filter (journey, reply, same-node, policy, drops, client, bond, bgp, fixture)")
 		art     = flag.String("artifacts", "", "artifacts directory (default: a new directory under $TMPDIR/hoplab-e2e)")
 		timeout = flag.Duration("timeout", 20*time.Minute, "bound of one run of the suites")
@@ -50,9 +56,21 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 	defer stop()
 
-	series := []string{*kernel}
+	targets := []Target{ParseKernelFlag(*kernel)}
+	if targets[0] == (Target{}) && os.Getenv(kernels.EnvKernel) != "" {
+		targets[0] = Target{User: os.Getenv(kernels.EnvKernel)}
+	}
 	if *matrix {
-		series = kernels.Series
+		targets = targets[:0]
+		for _, s := range kernels.Series {
+			targets = append(targets, Target{Series: s})
+		}
+		more, err := ParseExtraKernels(*extra)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "e2e:", err)
+			os.Exit(2)
+		}
+		targets = append(targets, more...)
 	}
 	root := *art
 	if root == "" {
@@ -64,12 +82,15 @@ func main() {
 	}
 	var results []Result
 	failed := false
-	for _, s := range series {
+	for i, t := range targets {
 		dir := root
 		if *matrix {
-			dir = filepath.Join(root, s)
+			dir = filepath.Join(root, t.Series)
+			if t.User != "" {
+				dir = filepath.Join(root, fmt.Sprintf("user%d", i-len(kernels.Series)+1))
+			}
 		}
-		r := run(ctx, RunSpec{Series: s, Suites: suites, LabelFilter: *labels, Dir: dir, Timeout: *timeout})
+		r := run(ctx, RunSpec{Target: t, Suites: suites, LabelFilter: *labels, Dir: dir, Timeout: *timeout})
 		results = append(results, r)
 		PrintSuites(os.Stdout, r)
 		if !r.OK() {
@@ -101,22 +122,31 @@ func newArtifactsDir() (string, error) {
 	return dir, nil
 }
 
-// run fetches the kernel of spec.Series and runs the suites on it.
+// run prepares the kernel of spec.Target and runs the suites on it.
 func run(ctx context.Context, spec RunSpec) Result {
-	r := Result{Series: spec.Series, Dir: spec.Dir}
+	r := Result{Series: spec.Target.Series, Dir: spec.Dir}
 	if r.Series == "" {
 		r.Series = kernels.DefaultSeries
 	}
 	start := time.Now()
-	k, err := kernels.Fetch(ctx, r.Series, "", kernels.Options{Logger: slog.Default()})
+	k, err := spec.Target.resolve(ctx, slog.Default())
 	if err != nil {
-		r.Err = fmt.Errorf("fetch kernel %s: %w", r.Series, err)
+		r.Err = fmt.Errorf("kernel %s: %w", spec.Target, err)
 		return r
 	}
-	r.Release = k.Version
+	r.Release, r.Image = k.Version, k.Image
+	if spec.Target.User != "" {
+		r.Series = k.Series
+	}
 	r.Fetch = time.Since(start)
 	r.Suites, r.Err = runGinkgo(ctx, spec)
 	r.Wall = time.Since(start)
+	if ran := r.Ran(); ran != "" && ran != r.Release && r.Err == nil {
+		r.Err = fmt.Errorf("the suites ran kernel %s, not %s (%s)", ran, r.Release, r.Image)
+	}
+	if err := recordKernel(spec.Dir, r); err != nil && r.Err == nil {
+		r.Err = err
+	}
 	if r.OK() && os.Getenv("HOPLAB_KEEP") == "" {
 		// Passed: keep the reports, drop consoles and journeys.
 		_ = os.RemoveAll(filepath.Join(spec.Dir, "suites"))

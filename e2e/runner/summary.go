@@ -20,8 +20,9 @@ const (
 
 // Result is the outcome of the suites on one kernel.
 type Result struct {
-	// Series is the catalogue series and Release the kernel's uname -r.
-	Series, Release string
+	// Series is the kernel's series and Release its uname -r, as the
+	// harness prepared it; Image is the kernel image booted.
+	Series, Release, Image string
 	// Dir is the run's artifacts directory.
 	Dir string
 	// Suites are Ginkgo's reports, one per suite.
@@ -30,6 +31,17 @@ type Result struct {
 	Fetch, Wall time.Duration
 	// Err is a failure outside the specs (kernel fetch, build).
 	Err error
+}
+
+// Ran is the kernel release the suites' VMs reported (uname -r in the
+// guests), "" when no suite got that far.
+func (r Result) Ran() string {
+	for _, rep := range r.Suites {
+		if k := Row(rep).Kernel; k != "" {
+			return k
+		}
+	}
+	return ""
 }
 
 // OK reports whether the run and every suite passed.
@@ -80,7 +92,11 @@ func Row(r types.Report) SuiteRow {
 
 // PrintSuites writes the per-suite summary of one run.
 func PrintSuites(w io.Writer, r Result) {
-	fmt.Fprintf(w, "\n== e2e summary: kernel %s (%s), fetch %v, wall %v\n", r.Series, orDash(r.Release), r.Fetch.Round(time.Millisecond), r.Wall.Round(time.Second))
+	release := r.Ran()
+	if release == "" {
+		release = r.Release
+	}
+	fmt.Fprintf(w, "\n== e2e summary: kernel %s (%s, %s), fetch %v, wall %v\n", r.Series, orDash(release), orDash(r.Image), r.Fetch.Round(time.Millisecond), r.Wall.Round(time.Second))
 	if r.Err != nil {
 		fmt.Fprintf(w, "ERROR: %v\n", r.Err)
 	}
@@ -111,7 +127,7 @@ func PrintSuites(w io.Writer, r Result) {
 func PrintMatrix(w io.Writer, results []Result) {
 	fmt.Fprintln(w, "\n== e2e matrix")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "SERIES\tKERNEL\tSUITES\tSPECS\tPASSED\tFAILED\tWALL\tRESULT")
+	fmt.Fprintln(tw, "SERIES\tKERNEL\tSUITES\tSPECS\tPASSED\tFAILED\tWALL\tRESULT\tIMAGE")
 	for _, r := range results {
 		var specs, passed, failed int
 		for _, rep := range r.Suites {
@@ -125,7 +141,11 @@ func PrintMatrix(w io.Writer, results []Result) {
 				res += ": " + r.Err.Error()
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%v\t%s\n", r.Series, orDash(r.Release), len(r.Suites), specs, passed, failed, r.Wall.Round(time.Second), res)
+		release := r.Ran()
+		if release == "" {
+			release = r.Release
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%v\t%s\t%s\n", r.Series, orDash(release), len(r.Suites), specs, passed, failed, r.Wall.Round(time.Second), res, orDash(r.Image))
 	}
 	tw.Flush()
 }

@@ -1,0 +1,81 @@
+package main
+
+import (
+	"encoding/json"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/onsi/ginkgo/v2/reporters"
+)
+
+// KernelFile is the artifact naming the kernel a run used.
+const KernelFile = "kernel.json"
+
+// KernelRecord is the content of [KernelFile], and the JUnit properties
+// hoplab.kernel.series, .release and .image of every suite.
+type KernelRecord struct {
+	// Series is the kernel's series ("4.19").
+	Series string `json:"series"`
+	// Release is the release the guests reported (uname -r), or the
+	// prepared one when no VM booted.
+	Release string `json:"release"`
+	// Image is the kernel image booted.
+	Image string `json:"image"`
+}
+
+func recordOf(r Result) KernelRecord {
+	rec := KernelRecord{Series: r.Series, Release: r.Ran(), Image: r.Image}
+	if rec.Release == "" {
+		rec.Release = r.Release
+	}
+	return rec
+}
+
+// recordKernel writes kernel.json into dir and adds the kernel to the
+// properties of each suite in dir's JUnit report (when there is one).
+func recordKernel(dir string, r Result) error {
+	rec := recordOf(r)
+	b, err := json.MarshalIndent(rec, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("artifacts: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, KernelFile), append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("artifacts: %w", err)
+	}
+	return addJUnitKernel(filepath.Join(dir, JUnitReport), rec)
+}
+
+// addJUnitKernel adds rec as properties to every test suite of the JUnit
+// report at path; a missing report is not an error.
+func addJUnitKernel(path string, rec KernelRecord) error {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("junit: %w", err)
+	}
+	var suites reporters.JUnitTestSuites
+	if err := xml.Unmarshal(b, &suites); err != nil {
+		return fmt.Errorf("junit %s: %w", path, err)
+	}
+	for i := range suites.TestSuites {
+		props := &suites.TestSuites[i].Properties
+		props.Properties = append(props.Properties,
+			reporters.JUnitProperty{Name: "hoplab.kernel.series", Value: rec.Series},
+			reporters.JUnitProperty{Name: "hoplab.kernel.release", Value: rec.Release},
+			reporters.JUnitProperty{Name: "hoplab.kernel.image", Value: rec.Image})
+	}
+	out, err := xml.MarshalIndent(suites, "", "  ")
+	if err != nil {
+		return fmt.Errorf("junit: %w", err)
+	}
+	return os.WriteFile(path, append([]byte(xml.Header), append(out, '\n')...), 0o644)
+}
