@@ -53,9 +53,6 @@ func (e *LoadError) Error() string {
 	if e.Insn != "" {
 		fmt.Fprintf(&b, " (at insn %s)", e.Insn)
 	}
-	if len(e.Log) > 0 {
-		fmt.Fprintf(&b, "; full log in %s", e.LogFile())
-	}
 	return b.String()
 }
 

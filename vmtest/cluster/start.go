@@ -134,7 +134,7 @@ func (c *Cluster) setup(ctx context.Context, text string, noBGP bool) error {
 			if err != nil {
 				errs[i+1] = fmt.Errorf("node setup: %w", err)
 				if paths := c.saveDiagnostics(n.Name, err); len(paths) > 0 {
-					errs[i+1] = fmt.Errorf("node setup: %w (kept: %s)", err, strings.Join(paths, ", "))
+					errs[i+1] = fmt.Errorf("node setup: %w (full log: %s)", err, strings.Join(paths, ", "))
 				}
 				return
 			}
