@@ -21,6 +21,10 @@ type Options struct {
 	// (default 262,144 entries, about 32 MiB preallocated); small VMs may
 	// want less.
 	CTEntries uint32
+	// VerifierStats asks the verifier for its statistics (a full log on
+	// kernels before 5.2, which have no statistics-only level), kept for
+	// [Datapath.VerifierStats]. It makes loading slower.
+	VerifierStats bool
 }
 
 // resize applies the size options to a collection spec.
@@ -66,6 +70,7 @@ type Datapath struct {
 	eventsMuted *ebpf.Map
 	policyProgs *ebpf.Map
 	log         *slog.Logger
+	stats       []ProgramStats
 	lxc         lxcObjects
 	netdev      netdevObjects
 }
@@ -84,6 +89,9 @@ func Load(opts Options) (*Datapath, error) {
 	useCoarseClock(log, lxcSpec)
 	opts.resize(lxcSpec)
 	collOpts := &ebpf.CollectionOptions{}
+	if opts.VerifierStats {
+		collOpts.Programs.LogLevel = ebpf.LogLevelStats
+	}
 	if opts.PinPath != "" {
 		for _, m := range lxcSpec.Maps {
 			m.Pinning = ebpf.PinByName
@@ -123,7 +131,8 @@ func Load(opts Options) (*Datapath, error) {
 			delete(shared, name)
 		}
 	}
-	if err := netdevSpec.LoadAndAssign(&d.netdev, &ebpf.CollectionOptions{MapReplacements: shared}); err != nil {
+	netdevOpts := &ebpf.CollectionOptions{MapReplacements: shared, Programs: collOpts.Programs}
+	if err := netdevSpec.LoadAndAssign(&d.netdev, netdevOpts); err != nil {
 		d.lxc.Close()
 		return nil, newLoadError("bpf_netdev", err)
 	}
@@ -133,6 +142,10 @@ func Load(opts Options) (*Datapath, error) {
 		return nil, fmt.Errorf("register tail call %v: %w", CallIPv4EgressPolicy, err)
 	}
 
+	if opts.VerifierStats {
+		d.collectStats("bpf_lxc", lxcSpec, d.Programs())
+		d.collectStats("bpf_netdev", netdevSpec, d.Programs())
+	}
 	d.FromContainer = d.lxc.HoplabFromContainer
 	d.ToContainer = d.lxc.HoplabToContainer
 	d.FromNetdev = d.netdev.HoplabFromNetdev

@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/hoplab/hoplab/bgp"
+	"github.com/hoplab/hoplab/datapath"
 	"github.com/hoplab/hoplab/vmtest/guest"
 	"github.com/hoplab/hoplab/vmtest/nodeapi"
 )
@@ -43,6 +44,7 @@ func init() {
 	guest.Handle(nodeapi.MethodBGPStop, guest.Typed(agentBGPStop))
 	guest.Handle(nodeapi.MethodBGPStart, guest.Typed(agentBGPStart))
 	guest.Handle(nodeapi.MethodTCList, guest.Typed(withNode(noParams((*Node).TCList))))
+	guest.Handle(nodeapi.MethodVerifierStats, guest.Typed(agentVerifierStats))
 	guest.Handle(nodeapi.MethodKernelRoutes, guest.Typed(func(context.Context, empty) ([]nodeapi.KernelRoute, error) {
 		return KernelRoutes(nil)
 	}))
@@ -187,4 +189,15 @@ func agentBGPStart(ctx context.Context, _ empty) (empty, error) {
 		return empty{}, err
 	}
 	return empty{}, s.BGPStart(ctx)
+}
+
+// agentVerifierStats loads a second, unpinned copy of the datapath with the
+// verifier's statistics and closes it again.
+func agentVerifierStats(context.Context, empty) ([]datapath.ProgramStats, error) {
+	dp, err := datapath.Load(datapath.Options{CTEntries: 1024, VerifierStats: true, Logger: slog.Default()})
+	if err != nil {
+		return nil, err
+	}
+	defer dp.Close()
+	return dp.VerifierStats(), nil
 }

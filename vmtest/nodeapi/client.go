@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/hoplab/hoplab/bgp"
+	"github.com/hoplab/hoplab/datapath"
 	"github.com/hoplab/hoplab/vmtest/control"
 )
 
@@ -115,6 +116,12 @@ func (c *Client) IPCacheList(ctx context.Context) ([]IPCacheRow, error) {
 func (c *Client) Metrics(ctx context.Context) ([]MetricRow, error) {
 	var r []MetricRow
 	return r, c.call(ctx, MethodMetrics, nil, &r)
+}
+
+// VerifierStats calls MethodVerifierStats.
+func (c *Client) VerifierStats(ctx context.Context) ([]datapath.ProgramStats, error) {
+	var r []datapath.ProgramStats
+	return r, c.call(ctx, MethodVerifierStats, nil, &r)
 }
 
 // BGPPeers calls MethodBGPPeers.

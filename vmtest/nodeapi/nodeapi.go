@@ -69,6 +69,12 @@ const (
 	// MethodTCList (empty → []TCFilterRow) lists the BPF programs attached
 	// at the tc hooks of every device of the node's namespace.
 	MethodTCList = "tc-list"
+	// MethodVerifierStats (empty → []datapath.ProgramStats) loads the
+	// datapath once more, on its own and with the verifier's statistics,
+	// and reports each program's size and processed instructions. It
+	// serves on any VM, set up or not; a rejected program fails the call
+	// with the verifier log attached (see control.Message.Files).
+	MethodVerifierStats = "verifier-stats"
 )
 
 // Events the node role emits while watched.

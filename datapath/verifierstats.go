@@ -1,0 +1,74 @@
+package datapath
+
+import (
+	"regexp"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+)
+
+// ProgramStats is what loading one program cost: its size and how hard its
+// verifier worked, as the kernel reported it.
+type ProgramStats struct {
+	// Object is the BPF object ("bpf_lxc") and Program the program.
+	Object  string `json:"object"`
+	Program string `json:"program"`
+	// Insns is the program's size in instruction slots, the number the
+	// kernel compares with its 4096-instruction limit on 4.19.
+	Insns int `json:"insns"`
+	// Processed is how many instructions the verifier processed over all
+	// paths ("processed N insns"), the number 4.19 limits to 131072; -1
+	// when the kernel did not say.
+	Processed int `json:"processed"`
+	// Verify is the verification time the kernel reported (5.2 and later;
+	// 0 on older kernels).
+	Verify time.Duration `json:"verify_ns"`
+}
+
+var (
+	processedRe  = regexp.MustCompile(`processed ([0-9]+) insns`)
+	verifyTimeRe = regexp.MustCompile(`verification time ([0-9]+) usec`)
+)
+
+// statsFromLog reads a program's statistics from its verifier log (the
+// last "processed" line: 4.19 prints it after a full instruction trace,
+// 5.2 and later alone with LogLevelStats).
+func statsFromLog(object, name string, insns asm.Instructions, log string) ProgramStats {
+	s := ProgramStats{Object: object, Program: name, Insns: int(insns.Size() / asm.InstructionSize), Processed: -1}
+	if m := processedRe.FindAllStringSubmatch(log, -1); m != nil {
+		s.Processed, _ = strconv.Atoi(m[len(m)-1][1])
+	}
+	if m := verifyTimeRe.FindAllStringSubmatch(log, -1); m != nil {
+		us, _ := strconv.Atoi(m[len(m)-1][1])
+		s.Verify = time.Duration(us) * time.Microsecond
+	}
+	return s
+}
+
+// collectStats records the statistics of every program coll loaded from
+// spec.
+func (d *Datapath) collectStats(object string, spec *ebpf.CollectionSpec, progs map[string]*ebpf.Program) {
+	for name, p := range progs {
+		ps, ok := spec.Programs[name]
+		if !ok || p == nil {
+			continue
+		}
+		d.stats = append(d.stats, statsFromLog(object, name, ps.Instructions, p.VerifierLog))
+	}
+}
+
+// VerifierStats returns the statistics of every program, by object and
+// name; empty unless the datapath was loaded with Options.VerifierStats.
+func (d *Datapath) VerifierStats() []ProgramStats {
+	out := append([]ProgramStats(nil), d.stats...)
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Object != out[j].Object {
+			return out[i].Object < out[j].Object
+		}
+		return out[i].Program < out[j].Program
+	})
+	return out
+}
