@@ -1,6 +1,7 @@
 package datapath
 
 import (
+	"fmt"
 	"testing"
 )
 
@@ -157,6 +158,62 @@ func TestPolicyKeyLess(t *testing.T) {
 		for j := range ordered {
 			if got, want := ordered[i].Less(ordered[j]), i < j; got != want {
 				t.Errorf("%+v.Less(%+v) = %v, want %v", ordered[i], ordered[j], got, want)
+			}
+		}
+	}
+}
+
+// With two levels present for the same flow, the more specific one decides
+// (L3L4 → L4-only → L3-only → allow-all): its hit counter counts the
+// packet and the other's does not, and a deny there wins over an allow
+// below it. Every pair, in both directions.
+func TestPolicyLookupOrder(t *testing.T) {
+	levels := []struct {
+		name string
+		key  func(ep uint16, d Direction) PolicyKey
+	}{
+		{"L3L4", func(ep uint16, d Direction) PolicyKey { return L3L4Key(ep, d, pod4ID, 8080, ProtoTCP) }},
+		{"L4-only", func(ep uint16, d Direction) PolicyKey { return L4OnlyKey(ep, d, 8080, ProtoTCP) }},
+		{"L3-only", func(ep uint16, d Direction) PolicyKey { return L3OnlyKey(ep, d, pod4ID) }},
+		{"allow-all", func(ep uint16, d Direction) PolicyKey { return AllowAllKey(ep, d) }},
+	}
+	for hi := range levels {
+		for lo := hi + 1; lo < len(levels); lo++ {
+			for _, dir := range []Direction{Egress, Ingress} {
+				for _, deny := range []bool{false, true} {
+					name := fmt.Sprintf("%s over %s %v deny=%v", levels[hi].name, levels[lo].name, dir, deny)
+					t.Run(name, func(t *testing.T) {
+						dp := loadDatapath(t)
+						addEndpoint(t, dp, pod1, dir == Ingress, dir == Egress)
+						hk, lk := levels[hi].key(pod1.id, dir), levels[lo].key(pod1.id, dir)
+						if deny {
+							must(t, dp.Policy.Deny(hk))
+						} else {
+							must(t, dp.Policy.Allow(hk))
+						}
+						must(t, dp.Policy.Allow(lk))
+						var res result
+						if dir == Egress {
+							res = run(t, dp.FromContainer, fromPod(pod1, pod4IP, 8080).bytes(t), nil)
+						} else {
+							in := pkt{srcMAC: torMAC, dstMAC: bond0MAC, src: pod4IP, dst: pod1.addr(), ttl: 62,
+								proto: ProtoTCP, sport: 50000, dport: 8080, syn: true}
+							res = run(t, dp.FromNetdev, in.bytes(t), nil)
+						}
+						want := map[bool]uint32{false: tcActOK, true: tcActShot}[deny]
+						if dir == Ingress && !deny {
+							want = tcActRedirect
+						}
+						res.assertVerdict(t, want)
+						he, err := dp.Policy.Lookup(hk)
+						must(t, err)
+						le, err := dp.Policy.Lookup(lk)
+						must(t, err)
+						if he.Packets != 1 || le.Packets != 0 {
+							t.Errorf("hits: %s %d, %s %d; want the %s entry alone", levels[hi].name, he.Packets, levels[lo].name, le.Packets, levels[hi].name)
+						}
+					})
+				}
 			}
 		}
 	}
