@@ -194,6 +194,7 @@ func agentBGPStart(ctx context.Context, _ empty) (empty, error) {
 // agentVerifierStats loads a second, unpinned copy of the datapath with the
 // verifier's statistics and closes it again.
 func agentVerifierStats(context.Context, empty) ([]datapath.ProgramStats, error) {
+	raiseMemlock(slog.Default()) // before 5.11 maps count against it
 	dp, err := datapath.Load(datapath.Options{CTEntries: 1024, VerifierStats: true, Logger: slog.Default()})
 	if err != nil {
 		return nil, err
