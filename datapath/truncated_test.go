@@ -90,3 +90,52 @@ func TestGarbagePackets(t *testing.T) {
 		t.Logf("%s: dropped", mutate.name)
 	}
 }
+
+// A datagram whose IP total length ends inside its L4 header, while the
+// frame still carries the whole header behind it (as Ethernet padding or
+// garbage would): the L4 header is not the datagram's, so nothing is
+// translated or forwarded on it. The frame-length checks cannot see this;
+// only the datapath's total-length check of the L4 header (ipv4_l4_fits)
+// does.
+func TestTotalLengthEndsInsideL4Header(t *testing.T) {
+	dp := loadDatapath(t)
+	must(t, dp.Services.Upsert(webService(Backend{ID: 1, Addr: pod4IP, Port: 8080})))
+	must(t, dp.Services.Upsert(Service{VIP: vip, Port: 53, Proto: ProtoUDP, ID: 2, Backends: []Backend{{ID: 3, Addr: pod4IP, Port: 5353}}}))
+	udp := fromPod(pod1, vip, 53)
+	udp.proto = ProtoUDP
+	icmp := fromPod(pod1, pod2.addr(), 0)
+	icmp.proto, icmp.icmpType, icmp.icmpID = ProtoICMP, 8, 7
+	for _, c := range []struct {
+		p    pkt
+		hlen int
+	}{{fromPod(pod1, vip, 80), 20}, {udp, 8}, {icmp, 8}} {
+		full := c.p.bytes(t)
+		for l4 := 0; l4 < c.hlen; l4++ {
+			in := append([]byte(nil), full...)
+			totLen := 20 + l4
+			in[16], in[17] = byte(totLen>>8), byte(totLen)
+			fixIPv4Checksum(in[14:34])
+			res := run(t, dp.FromContainer, in, nil)
+			if res.ret != tcActShot || string(res.out) != string(in) {
+				t.Errorf("%v with %d of %d L4 header bytes inside the datagram: verdict %d, rewritten %v",
+					c.p.proto, l4, c.hlen, res.ret, string(res.out) != string(in))
+			}
+		}
+	}
+	if _, err := dp.CT.Lookup(CTKey{Src: ap(pod1.addr(), 40000), Dst: ap(pod4IP, 8080), Proto: ProtoTCP}); err == nil {
+		t.Error("a datagram without a whole TCP header created a CT entry")
+	}
+}
+
+// fixIPv4Checksum recomputes the checksum of a 20-byte IPv4 header.
+func fixIPv4Checksum(h []byte) {
+	h[10], h[11] = 0, 0
+	var sum uint32
+	for i := 0; i < len(h); i += 2 {
+		sum += uint32(h[i])<<8 | uint32(h[i+1])
+	}
+	for sum > 0xffff {
+		sum = sum&0xffff + sum>>16
+	}
+	h[10], h[11] = byte(^sum>>8), byte(^sum)
+}
