@@ -93,7 +93,7 @@ func TestTwoSpeakersAnnounceWithdraw(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p, _ := findPeer(peersA, addrB); p.Advertised != 1 {
+	if p, ok := findPeer(peersA, addrB); !ok || p.Advertised != 1 {
 		t.Errorf("a's peer = %+v, want 1 advertised", p)
 	}
 
@@ -266,7 +266,11 @@ func TestAnnounceIPv6(t *testing.T) {
 	if err := s.Withdraw(ctx, pod); err != nil {
 		t.Fatal(err)
 	}
-	if routes, _ := s.Routes(ctx); len(routes) != 0 {
+	routes, err = s.Routes(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(routes) != 0 {
 		t.Errorf("routes after withdraw: %v", routes)
 	}
 }

@@ -51,7 +51,9 @@ func TestCTClosing(t *testing.T) {
 		t.Errorf("%d entries, want only the OUT entry (the RST was a reply)", len(entries))
 	}
 	must(t, dp.CT.Flush())
-	if entries, _ := dp.CT.Entries(); len(entries) != 0 {
+	entries, err = dp.CT.Entries()
+	must(t, err)
+	if len(entries) != 0 {
 		t.Errorf("flush left %d entries", len(entries))
 	}
 }

@@ -105,7 +105,10 @@ func TestBuildIsCachedByContent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st1, _ := os.Stat(p1)
+	st1, err := os.Stat(p1)
+	if err != nil {
+		t.Fatal(err)
+	}
 	p2, err := Build(ctx, spec)
 	if err != nil {
 		t.Fatal(err)
@@ -113,7 +116,7 @@ func TestBuildIsCachedByContent(t *testing.T) {
 	if p1 != p2 {
 		t.Fatalf("same inputs gave two archives: %s, %s", p1, p2)
 	}
-	if st2, _ := os.Stat(p2); !os.SameFile(st1, st2) {
+	if st2, err := os.Stat(p2); err != nil || !os.SameFile(st1, st2) {
 		t.Errorf("cache hit rewrote the archive")
 	}
 	// Touching a file without changing it is still a hit.
@@ -136,7 +139,11 @@ func TestBuildIsCachedByContent(t *testing.T) {
 	}
 	// Module order is an input too.
 	spec.Modules[0], spec.Modules[1] = spec.Modules[1], spec.Modules[0]
-	if p5, _ := Build(ctx, spec); p5 == p4 {
+	p5, err := Build(ctx, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p5 == p4 {
 		t.Errorf("reordered modules reused the old archive")
 	}
 }
@@ -148,7 +155,10 @@ func TestBuildGzip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	raw, _ := os.ReadFile(p)
+	raw, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if !bytes.HasPrefix(raw, []byte{0x1f, 0x8b}) {
 		t.Fatalf("not gzip: % x", raw[:4])
 	}
@@ -205,7 +215,10 @@ func TestBuildAgentIsStaticAndReused(t *testing.T) {
 		t.Fatal(err)
 	}
 	first := time.Since(start)
-	st1, _ := os.Stat(p1)
+	st1, err := os.Stat(p1)
+	if err != nil {
+		t.Fatal(err)
+	}
 	start = time.Now()
 	p2, err := BuildAgent(ctx, "./testdata/hello")
 	if err != nil {
@@ -214,14 +227,23 @@ func TestBuildAgentIsStaticAndReused(t *testing.T) {
 	t.Logf("first build %v, rebuild with no change %v", first.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
 	// The go command only touches an up-to-date -o target (same file,
 	// new mtime) instead of relinking it.
-	st2, _ := os.Stat(p2)
+	st2, err := os.Stat(p2)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if p1 != p2 || !os.SameFile(st1, st2) {
 		t.Errorf("unchanged agent was relinked (%s → %s)", p1, p2)
 	}
 	head := make([]byte, 4)
-	f, _ := os.Open(p1)
-	f.Read(head)
+	f, err := os.Open(p1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = io.ReadFull(f, head)
 	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if string(head) != "\x7fELF" {
 		t.Errorf("agent is not an ELF binary")
 	}

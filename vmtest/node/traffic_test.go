@@ -148,10 +148,14 @@ func TestSameNodeServiceThenPolicyRemoved(t *testing.T) {
 	if rr.CTFlushed < len(ct) {
 		t.Errorf("reset flushed %d CT entries, had at least %d", rr.CTFlushed, len(ct))
 	}
-	if ct3, _ := n.CTList(ctx); len(ct3) != 0 {
+	ct3, err := n.CTList(ctx)
+	must(t, err)
+	if len(ct3) != 0 {
 		t.Errorf("CT after reset: %+v", ct3)
 	}
-	if m, _ := n.Metrics(ctx); len(m) != 0 {
+	m, err = n.Metrics(ctx)
+	must(t, err)
+	if len(m) != 0 {
 		t.Errorf("metrics after reset: %+v", m)
 	}
 }
