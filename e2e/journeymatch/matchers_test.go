@@ -159,6 +159,11 @@ func TestBeDeliveredTo(t *testing.T) {
 	lost := reference()
 	lost.Hops, lost.Verdict, lost.DeliveredTo = lost.Hops[:5], journey.Lost, ""
 	wantMismatch(t, BeDeliveredTo("pod4"), lost, "!LOST (want DELIVERED)")
+	// The pod-ingress hop must end the journey: a hop after it fails.
+	after := reference()
+	extra := after.Hops[len(after.Hops)-2]
+	after.Hops = append(after.Hops, extra)
+	wantMismatch(t, BeDeliveredTo("pod4"), after, string(extra.Point))
 }
 
 func TestEqualJourney(t *testing.T) {
