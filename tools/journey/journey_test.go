@@ -371,3 +371,37 @@ func TestDecodeReport(t *testing.T) {
 		t.Error("unknown key accepted")
 	}
 }
+
+// Each field of an expected CT entry is compared: a different rev-NAT
+// address or flags is a difference, a wildcard is not, and an entry
+// on another node or tuple is missing.
+func TestDiffCTFields(t *testing.T) {
+	tuple := "TCP OUT 10.1.1.10:40000 -> 10.1.2.40:8080"
+	got := Packet{Verdict: Delivered, CT: []CTEntry{{Node: "node1", Tuple: tuple, Flags: "SYN_SEEN", RevNAT: "10.224.1.1:80"}}}
+	for _, tc := range []struct {
+		name  string
+		want  CTEntry
+		field string // "" for no difference
+	}{
+		{"equal", CTEntry{Node: "node1", Tuple: tuple, Flags: "SYN_SEEN", RevNAT: "10.224.1.1:80"}, ""},
+		{"wildcards", CTEntry{Node: "node1", Tuple: tuple}, ""},
+		{"rev-NAT address", CTEntry{Node: "node1", Tuple: tuple, RevNAT: "10.224.1.2:80"}, "ct " + FieldRevNAT},
+		{"rev-NAT port", CTEntry{Node: "node1", Tuple: tuple, RevNAT: "10.224.1.1:81"}, "ct " + FieldRevNAT},
+		{"flags", CTEntry{Node: "node1", Tuple: tuple, Flags: "ESTABLISHED"}, "ct " + FieldFlags},
+		{"other node", CTEntry{Node: "node2", Tuple: tuple}, "ct"},
+		{"other tuple", CTEntry{Node: "node1", Tuple: "TCP IN 1.2.3.4:1 -> 5.6.7.8:2"}, "ct"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := Diff(Packet{CT: []CTEntry{tc.want}}, got)
+			if tc.field == "" {
+				if !d.Equal() {
+					t.Fatalf("differences %v, want none", d.Diffs)
+				}
+				return
+			}
+			if len(d.Diffs) != 1 || d.Diffs[0].Field != tc.field {
+				t.Fatalf("differences %v, want one in %q", d.Diffs, tc.field)
+			}
+		})
+	}
+}
