@@ -82,3 +82,39 @@ func TestBackendRemovedReselects(t *testing.T) {
 		t.Errorf("service read back as %+v", svc)
 	}
 }
+
+// When the pinned backend disappears and several remain, the flow is pinned
+// again: every later packet goes to the one backend it moved to, and the
+// service CT entry records it.
+func TestBackendRemovedRepins(t *testing.T) {
+	dp := loadDatapath(t)
+	must(t, dp.Services.Upsert(webService(Backend{ID: 1, Addr: pod4IP, Port: 8080})))
+	flow := fromPod(pod1, vip, 80)
+	run(t, dp.FromContainer, flow.bytes(t), nil).assertVerdict(t, tcActOK)
+
+	var remaining []Backend
+	for i := range 3 {
+		remaining = append(remaining, Backend{ID: uint32(10 + i), Addr: netip.AddrFrom4([4]byte{10, 1, 2, byte(50 + i)}), Port: 8080})
+	}
+	must(t, dp.Services.Upsert(webService(remaining...)))
+	must(t, dp.Backends.Delete(1))
+
+	flow.syn, flow.ack = false, true
+	in := flow.bytes(t)
+	moved := backendOf(t, run(t, dp.FromContainer, in, nil).out)
+	for i := range 49 {
+		if got := backendOf(t, run(t, dp.FromContainer, in, nil).out); got != moved {
+			t.Fatalf("packet %d after the removal went to %v, the flow moved to %v", i+2, got, moved)
+		}
+	}
+	svcEntry := ctEntry(t, dp, CTKey{Src: ap(pod1.addr(), 40000), Dst: ap(vip, 80), Proto: ProtoTCP, Flags: TupleService})
+	var want uint32
+	for _, b := range remaining {
+		if netip.AddrPortFrom(b.Addr, b.Port) == moved {
+			want = b.ID
+		}
+	}
+	if want == 0 || svcEntry.BackendID != want {
+		t.Errorf("service CT entry pins backend %d, the flow goes to %v (backend %d)", svcEntry.BackendID, moved, want)
+	}
+}
