@@ -4,11 +4,34 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/features"
 )
+
+// EnvObjects names a directory whose lxc_bpfel.o and netdev_bpfel.o Load
+// uses instead of the objects compiled into the package: a datapath built
+// locally (`clang` with the flags of gen.go) can be tried, and `make
+// mutants` runs the tests on each mutated object without rebuilding them.
+const EnvObjects = "HOPLAB_DATAPATH_OBJECTS"
+
+// loadObject returns the spec of object name ("lxc"), from $HOPLAB_DATAPATH_OBJECTS
+// when set, else the compiled-in one.
+func loadObject(name string, builtin func() (*ebpf.CollectionSpec, error)) (*ebpf.CollectionSpec, error) {
+	dir := os.Getenv(EnvObjects)
+	if dir == "" {
+		return builtin()
+	}
+	path := filepath.Join(dir, name+"_bpfel.o")
+	spec, err := ebpf.LoadCollectionSpec(path)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", EnvObjects, err)
+	}
+	return spec, nil
+}
 
 // Options configure Load.
 type Options struct {
@@ -82,7 +105,7 @@ func Load(opts Options) (*Datapath, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	lxcSpec, err := loadLxc()
+	lxcSpec, err := loadObject("lxc", loadLxc)
 	if err != nil {
 		return nil, fmt.Errorf("load bpf_lxc spec: %w", err)
 	}
@@ -103,7 +126,7 @@ func Load(opts Options) (*Datapath, error) {
 		return nil, newLoadError("bpf_lxc", err)
 	}
 
-	netdevSpec, err := loadNetdev()
+	netdevSpec, err := loadObject("netdev", loadNetdev)
 	if err != nil {
 		d.lxc.Close()
 		return nil, fmt.Errorf("load bpf_netdev spec: %w", err)

@@ -1,10 +1,15 @@
 package datapath
 
 import (
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
+
+	"github.com/hoplab/hoplab/internal/testreq"
 )
 
 func TestLoad(t *testing.T) {
@@ -38,5 +43,27 @@ func TestInstructionBudget(t *testing.T) {
 				t.Errorf("%s/%s: %d instructions, 4.19 allows fewer than 4096", obj, name, n)
 			}
 		}
+	}
+}
+
+// HOPLAB_DATAPATH_OBJECTS replaces the compiled-in objects: a directory
+// holding other objects is loaded, one without them is an error naming the
+// variable.
+func TestLoadObjectsFromEnv(t *testing.T) {
+	testreq.Root(t)
+	dir := t.TempDir()
+	for _, name := range []string{"lxc_bpfel.o", "netdev_bpfel.o"} {
+		b, err := os.ReadFile(name)
+		must(t, err)
+		must(t, os.WriteFile(filepath.Join(dir, name), b, 0o644))
+	}
+	t.Setenv(EnvObjects, dir)
+	dp, err := Load(Options{CTEntries: 1024})
+	must(t, err)
+	dp.Close()
+
+	t.Setenv(EnvObjects, t.TempDir())
+	if _, err := Load(Options{CTEntries: 1024}); err == nil || !strings.Contains(err.Error(), EnvObjects) {
+		t.Fatalf("load from an empty directory: %v", err)
 	}
 }
