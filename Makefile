@@ -33,6 +33,13 @@ generate: deps-gen
 bench: deps-test
 	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) ./datapath/...
 
+## mutants: break the code on purpose, one change at a time (BPF C, journey, topologies, capture), and report which test noticed; MUTANTS_SAMPLE=N tests N per area, MUTANTS_VM=1 also runs the e2e suites on BPF survivors (root for the BPF part).
+MUTANTS_SAMPLE ?= 0
+MUTANTS_AREAS  ?= bpf,journey,topologies,capture
+.PHONY: mutants
+mutants: deps-gen
+	$(GO) run ./tools/mutants -area '$(MUTANTS_AREAS)' -sample $(MUTANTS_SAMPLE) $(if $(MUTANTS_SEED),-seed $(MUTANTS_SEED))
+
 ## lint: gofmt, vet, and a clean regenerate when clang is present.
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
