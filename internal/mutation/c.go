@@ -140,7 +140,9 @@ func C(file string, src []byte) []Mutant {
 	return out
 }
 
-func isStmtStart(prev string) bool { return prev == ";" || prev == "{" || prev == "}" || prev == ")" || prev == "else" }
+func isStmtStart(prev string) bool {
+	return prev == ";" || prev == "{" || prev == "}" || prev == ")" || prev == "else"
+}
 
 func isKeyword(s string) bool {
 	switch s {

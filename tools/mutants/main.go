@@ -144,7 +144,9 @@ func run(spec runSpec) error {
 			r := rand.New(rand.NewPCG(spec.seed, uint64(len(a.Name))))
 			r.Shuffle(len(ms), func(i, j int) { ms[i], ms[j] = ms[j], ms[i] })
 			ms = ms[:spec.sample]
-			sort.SliceStable(ms, func(i, j int) bool { return ms[i].File < ms[j].File || ms[i].File == ms[j].File && ms[i].Offset < ms[j].Offset })
+			sort.SliceStable(ms, func(i, j int) bool {
+				return ms[i].File < ms[j].File || ms[i].File == ms[j].File && ms[i].Offset < ms[j].Offset
+			})
 		}
 		for _, m := range ms {
 			jobs = append(jobs, job{id: len(jobs) + 1, area: a, m: m})
