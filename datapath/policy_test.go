@@ -33,11 +33,21 @@ func policyCases(remote Identity) []policyCase {
 // TCP/8080 to pod4; each lookup level allows, near misses deny with
 // "Policy denied", the drop event carries both identities.
 func TestEgressPolicy(t *testing.T) {
+	// One datapath for all cases: each removes its entry, the CT entries,
+	// counters and events it made.
+	dp := loadDatapath(t)
+	events := openEvents(t, dp)
+	addEndpoint(t, dp, pod1, false, true)
 	for _, tc := range policyCases(pod4ID) {
 		t.Run(tc.name, func(t *testing.T) {
-			dp := loadDatapath(t)
-			events := openEvents(t, dp)
-			addEndpoint(t, dp, pod1, false, true)
+			t.Cleanup(func() {
+				if tc.key != nil {
+					must(t, dp.Policy.Delete(tc.key(pod1.id, Egress)))
+				}
+				must(t, dp.CT.Flush())
+				must(t, dp.Metrics.Reset())
+				drain(t, events)
+			})
 			if tc.key != nil {
 				must(t, dp.Policy.Allow(tc.key(pod1.id, Egress)))
 			}
@@ -74,11 +84,21 @@ func TestEgressPolicy(t *testing.T) {
 // Ingress policy at to-container, reached from bond0: pod1 (enforcing
 // ingress) admits TCP/8080 from pod4's identity taken from the ipcache.
 func TestIngressPolicy(t *testing.T) {
+	// One datapath for all cases: each removes its entry, the CT entries,
+	// counters and events it made.
+	dp := loadDatapath(t)
+	events := openEvents(t, dp)
+	addEndpoint(t, dp, pod1, true, false)
 	for _, tc := range policyCases(pod4ID) {
 		t.Run(tc.name, func(t *testing.T) {
-			dp := loadDatapath(t)
-			events := openEvents(t, dp)
-			addEndpoint(t, dp, pod1, true, false)
+			t.Cleanup(func() {
+				if tc.key != nil {
+					must(t, dp.Policy.Delete(tc.key(pod1.id, Ingress)))
+				}
+				must(t, dp.CT.Flush())
+				must(t, dp.Metrics.Reset())
+				drain(t, events)
+			})
 			if tc.key != nil {
 				must(t, dp.Policy.Allow(tc.key(pod1.id, Ingress)))
 			}
@@ -177,15 +197,22 @@ func TestPolicyLookupOrder(t *testing.T) {
 		{"L3-only", func(ep uint16, d Direction) PolicyKey { return L3OnlyKey(ep, d, pod4ID) }},
 		{"allow-all", func(ep uint16, d Direction) PolicyKey { return AllowAllKey(ep, d) }},
 	}
+	// One datapath for all pairs: each case removes its entries and the
+	// CT entries its packet made, so the next starts clean.
+	dp := loadDatapath(t)
 	for hi := range levels {
 		for lo := hi + 1; lo < len(levels); lo++ {
 			for _, dir := range []Direction{Egress, Ingress} {
 				for _, deny := range []bool{false, true} {
 					name := fmt.Sprintf("%s over %s %v deny=%v", levels[hi].name, levels[lo].name, dir, deny)
 					t.Run(name, func(t *testing.T) {
-						dp := loadDatapath(t)
 						addEndpoint(t, dp, pod1, dir == Ingress, dir == Egress)
 						hk, lk := levels[hi].key(pod1.id, dir), levels[lo].key(pod1.id, dir)
+						t.Cleanup(func() {
+							must(t, dp.Policy.Delete(hk))
+							must(t, dp.Policy.Delete(lk))
+							must(t, dp.CT.Flush())
+						})
 						if deny {
 							must(t, dp.Policy.Deny(hk))
 						} else {

@@ -54,7 +54,7 @@ func TestPodToServiceIsTheReferenceJourney(t *testing.T) {
 	want := "pod-to-service 6.1 direct-routing tor:65000|" +
 		"node1:65001:10.1.1.0/24:10.255.1.11/24:10.255.1.1:balance-xor|" +
 		"node2:65002:10.1.2.0/24:10.255.2.12/24:10.255.2.1:balance-xor|" +
-		"pod1@node1:10.1.1.10:app=frontend:[]|pod4@node2:10.1.2.40:app=backend:[tcp/8080]|" +
+		"pod1@node1:10.1.1.10:app=frontend:[]|pod4@node2:10.1.2.40:app=backend:[tcp/8080 tcp/9999]|" +
 		"backend 10.224.1.1:80/tcp -> pod4:8080"
 	if got != want {
 		t.Errorf("\n got %s\nwant %s", got, want)
