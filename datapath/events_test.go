@@ -53,6 +53,19 @@ func TestMonitorAggregation(t *testing.T) {
 	if d := drops(drain(t, events)); len(d) != 1 {
 		t.Fatalf("drops %v", d)
 	}
+	// Still reported: a new flow without TCP flags (UDP), and a FIN of
+	// an established one.
+	udp := fromPod(pod1, pod4IP, 5353)
+	udp.proto = ProtoUDP
+	run(t, dp.FromContainer, udp.bytes(t), nil)
+	if tr := traces(drain(t, events)); len(tr) != 1 || tr[0].ObsPoint != TraceToStack {
+		t.Fatalf("new UDP flow traces %v, want to-stack", tr)
+	}
+	p.ttl, p.fin = 64, true
+	run(t, dp.FromContainer, p.bytes(t), nil)
+	if tr := traces(drain(t, events)); len(tr) != 1 || tr[0].ObsPoint != TraceToStack {
+		t.Fatalf("FIN traces %v, want to-stack", tr)
+	}
 }
 
 // DecodeEvent rejects short and unknown samples.

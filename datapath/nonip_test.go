@@ -43,6 +43,7 @@ func TestNonIPv4PassesUntouched(t *testing.T) {
 			"from-container": func() result { return run(t, dp.FromContainer, frame.data, nil) },
 			"from-netdev":    func() result { return run(t, dp.FromNetdev, frame.data, nil) },
 			"to-netdev":      func() result { return run(t, dp.ToNetdev, frame.data, nil) },
+			"to-container":   func() result { return run(t, dp.ToContainer, frame.data, nil) },
 		} {
 			t.Logf("%s through %s", frame.name, name)
 			res := prog()

@@ -105,6 +105,20 @@ func TestSameNodeServiceRoundTrip(t *testing.T) {
 	want.srcMAC, want.dstMAC = pod2.lxcMAC(), pod2.podMAC()
 	res.assertPacket(t, want.bytes(t))
 	ctEntry(t, dp, CTKey{Src: ap(pod1.addr(), 40000), Dst: ap(pod2.addr(), 8080), Proto: ProtoTCP, Flags: TupleIn})
+	// Forwarded once on the way out of pod1 and once into pod2.
+	if eg, in := metric(t, dp, ReasonForwarded, Egress), metric(t, dp, ReasonForwarded, Ingress); eg.Packets != 1 || in.Packets != 1 {
+		t.Errorf("forwarded counters: egress %+v, ingress %+v; want one packet each", eg, in)
+	}
+
+	t.Log("pod1's ACK, an established flow, goes to pod2 again")
+	ack := in
+	ack.syn, ack.ack = false, true
+	res = run(t, dp.FromContainer, ack.bytes(t), nil)
+	res.assertVerdict(t, tcActRedirect)
+	wantAck := ack
+	wantAck.dst, wantAck.dport, wantAck.ttl = pod2.addr(), 8080, 63
+	wantAck.srcMAC, wantAck.dstMAC = pod2.lxcMAC(), pod2.podMAC()
+	res.assertPacket(t, wantAck.bytes(t))
 
 	t.Log("pod2 replies SYN-ACK")
 	reply := fromPod(pod2, pod1.addr(), 40000)

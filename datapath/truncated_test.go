@@ -125,6 +125,22 @@ func TestTotalLengthEndsInsideL4Header(t *testing.T) {
 	if _, err := dp.CT.Lookup(CTKey{Src: ap(pod1.addr(), 40000), Dst: ap(pod4IP, 8080), Proto: ProtoTCP}); err == nil {
 		t.Error("a datagram without a whole TCP header created a CT entry")
 	}
+	// The same at to-container, for a packet to a local pod.
+	toPod := pkt{srcMAC: torMAC, dstMAC: bond0MAC, src: pod4IP, dst: pod1.addr(), ttl: 62,
+		proto: ProtoTCP, sport: 50000, dport: 8080, syn: true}
+	full := toPod.bytes(t)
+	for l4 := 0; l4 < 20; l4++ {
+		in := append([]byte(nil), full...)
+		totLen := 20 + l4
+		in[16], in[17] = byte(totLen>>8), byte(totLen)
+		fixIPv4Checksum(in[14:34])
+		if res := run(t, dp.ToContainer, in, nil); res.ret != tcActShot || string(res.out) != string(in) {
+			t.Errorf("to-container, %d of 20 TCP header bytes inside the datagram: verdict %d, rewritten %v", l4, res.ret, string(res.out) != string(in))
+		}
+	}
+	if entries, err := dp.CT.Entries(); err != nil || len(entries) != 0 {
+		t.Errorf("CT after the short datagrams: %v (%v)", entries, err)
+	}
 }
 
 // fixIPv4Checksum recomputes the checksum of a 20-byte IPv4 header.

@@ -61,6 +61,17 @@ var _ = Describe("pod1 → Service 10.224.1.2:80 with backends pod2 (node1), pod
 			ip, ok := backends[j.DeliveredTo]
 			Expect(ok).To(BeTrue(), "delivered to %q", j.DeliveredTo)
 			Expect(j).To(HaveHop(journey.PodIngress, WithDNAT(ip, 8080)))
+			// from-container sees the Service address; the hop it hands
+			// the packet to (the stack, or the local backend's
+			// to-container by tail call) carries the backend's.
+			sport := uint16(44000 + i)
+			Expect(j).To(HaveHop(journey.FromContainer, OnNode("node1"), WithDevice(l.Topology.Pod("pod1").LXCName),
+				WithIPs("10.1.1.10", "10.224.1.2"), WithPorts(sport, 80), Forwarded()))
+			next := journey.ToStack
+			if j.DeliveredTo == "pod2" {
+				next = journey.ToContainer
+			}
+			Expect(j).To(HaveHop(next, OnNode("node1"), WithIPs("10.1.1.10", ""), WithPorts(sport, 0), WithDNAT(ip, 8080)))
 			if j.DeliveredTo == "pod2" {
 				// The local backend: delivered by tail call on node1.
 				Expect(j).NotTo(HaveHop(journey.ToNetdev))

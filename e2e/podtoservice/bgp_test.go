@@ -4,6 +4,9 @@ package podtoservice
 
 import (
 	"context"
+	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -12,6 +15,7 @@ import (
 	. "github.com/hoplab/hoplab/e2e/journeymatch"
 	"github.com/hoplab/hoplab/tools/journey"
 	"github.com/hoplab/hoplab/vmtest/cluster"
+	"github.com/hoplab/hoplab/vmtest/control"
 )
 
 // torRoutes returns the destinations in the ToR's main routing table.
@@ -22,6 +26,35 @@ func torRoutes(ctx context.Context) ([]string, error) {
 		dsts = append(dsts, r.Dst)
 	}
 	return dsts, err
+}
+
+// torNoRoutes reads the ToR kernel's count of received packets it had no
+// route for (IpExt InNoRoutes in /proc/net/netstat).
+func torNoRoutes(ctx context.Context) uint64 {
+	var b []byte
+	err := theLab().Cluster.Fabric().Router().Call(ctx, control.MethodReadFile, control.ReadFile{Path: "/proc/net/netstat"}, &b)
+	Expect(err).NotTo(HaveOccurred())
+	n, err := netstatCounter(string(b), "IpExt", "InNoRoutes")
+	Expect(err).NotTo(HaveOccurred())
+	return n
+}
+
+// netstatCounter finds one counter in /proc/net/netstat's text, where each
+// group is a line of names followed by a line of values.
+func netstatCounter(text, group, name string) (uint64, error) {
+	lines := strings.Split(text, "\n")
+	for i := 0; i+1 < len(lines); i++ {
+		names, values := strings.Fields(lines[i]), strings.Fields(lines[i+1])
+		if len(names) == 0 || names[0] != group+":" || len(values) != len(names) || values[0] != group+":" {
+			continue
+		}
+		for k, n := range names {
+			if n == name {
+				return strconv.ParseUint(values[k], 10, 64)
+			}
+		}
+	}
+	return 0, fmt.Errorf("no %s %s in /proc/net/netstat", group, name)
 }
 
 func replaySYN(ctx context.Context) journey.Packet {
@@ -52,7 +85,11 @@ var _ = Describe("BGP: node2 announces 10.1.2.0/24 to the ToR", Label("bgp"), fu
 		Eventually(torRoutes).WithContext(ctx).WithTimeout(30 * time.Second).WithPolling(200 * time.Millisecond).ShouldNot(ContainElement("10.1.2.0/24"))
 
 		By("replaying pod1's SYN to 10.224.1.1:80: DNATed on node1, sent to the ToR, lost there")
+		noRoutes := torNoRoutes(ctx)
 		j := replaySYN(ctx)
+		// The ToR's kernel counted it as a packet it had no route for.
+		Eventually(torNoRoutes).WithContext(ctx).WithTimeout(5*time.Second).WithPolling(100*time.Millisecond).
+			Should(BeNumerically(">", noRoutes), "the ToR's IpExt InNoRoutes did not grow: the SYN was not lost for want of a route")
 		Expect(j.Verdict).To(Equal(journey.Lost), journey.RenderPacket(j))
 		Expect(j).To(HaveHop(journey.ToStack, OnNode("node1"), WithDNAT("10.1.2.40", 8080)))
 		Expect(j).To(HaveHop(journey.ToNetdev, OnNode("node1"), WithDevice("bond0"), WithTTL(63)))

@@ -7,6 +7,7 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	. "github.com/onsi/gomega/gstruct"
 
 	. "github.com/hoplab/hoplab/e2e/journeymatch"
 	"github.com/hoplab/hoplab/e2e/lab"
@@ -22,6 +23,9 @@ var _ = Describe("pod1 → Service 10.224.1.1:80, backend pod4:8080 on node2 (th
 		l      *lab.Lab
 		// flow is the SYN after DNAT, IPv4 ID included.
 		flow journey.FlowKey
+		// hits is how many packets each of pod4's policy entries counted
+		// during the replay.
+		hits map[nodeapi.PolicyRow]uint64
 	)
 	BeforeAll(func(ctx SpecContext) {
 		l = theLab()
@@ -29,11 +33,16 @@ var _ = Describe("pod1 → Service 10.224.1.1:80, backend pod4:8080 on node2 (th
 		frames, _, err := l.Fixture("tcp-syn-vip")
 		Expect(err).NotTo(HaveOccurred())
 		var rep journey.Report
+		before, err := l.Cluster.Node("node2").PolicyGet(ctx, "pod4")
+		Expect(err).NotTo(HaveOccurred())
 		evs, err := l.Observe(ctx, func() (err error) {
 			rep, err = l.Replay(ctx, frames, cluster.ReplayOptions{})
 			return err
 		})
 		Expect(err).NotTo(HaveOccurred())
+		after, err := l.Cluster.Node("node2").PolicyGet(ctx, "pod4")
+		Expect(err).NotTo(HaveOccurred())
+		hits = policyHits(before, after)
 		Expect(rep.Packets).To(HaveLen(1))
 		j, events = rep.Packets[0], evs
 		k, ok := journey.KeyFromFrame(frames[0].Data)
@@ -89,6 +98,16 @@ var _ = Describe("pod1 → Service 10.224.1.1:80, backend pod4:8080 on node2 (th
 		pod4 := l.Topology.Pod("pod4")
 		Expect(j).To(HaveHop(journey.ToContainer, OnNode("node2"), WithDevice(pod4.LXCName),
 			WithEth(pod4.LXCMAC.String(), pod4.MAC.String()), WithIPs("10.1.1.10", "10.1.2.40"), WithPorts(40000, 8080), WithTTL(61), Forwarded()))
+		// The SYN hit exactly one of pod4's entries: the L3L4 one for
+		// pod1's identity on TCP 8080.
+		Expect(hits).To(HaveLen(1), "policy entries the SYN hit: %v", hits)
+		for row, n := range hits {
+			Expect(row).To(MatchFields(IgnoreExtras, Fields{
+				"Direction": Equal("Ingress"), "Level": Equal("L3L4"), "Identity": Equal(uint32(l.Topology.Pod("pod1").Identity)),
+				"Port": Equal(uint16(8080)), "Proto": Equal("TCP"), "Deny": BeFalse(),
+			}))
+			Expect(n).To(Equal(uint64(1)))
+		}
 	})
 
 	It("nothing runs on pod4's lxc egress hook: the only program that sees the packet on pod4's lxc is the tail-called to-container", func(ctx SpecContext) {
@@ -135,3 +154,20 @@ var _ = Describe("pod1 → Service 10.224.1.1:80, backend pod4:8080 on node2 (th
 		}}, journey.AllowExtraHops()))
 	})
 })
+
+// policyHits returns, for each policy entry whose packet count grew from
+// before to after, by how much (counters zeroed in the key).
+func policyHits(before, after []nodeapi.PolicyRow) map[nodeapi.PolicyRow]uint64 {
+	key := func(r nodeapi.PolicyRow) nodeapi.PolicyRow { r.Packets, r.Bytes = 0, 0; return r }
+	was := map[nodeapi.PolicyRow]uint64{}
+	for _, r := range before {
+		was[key(r)] = r.Packets
+	}
+	out := map[nodeapi.PolicyRow]uint64{}
+	for _, r := range after {
+		if d := r.Packets - was[key(r)]; d > 0 {
+			out[key(r)] = d
+		}
+	}
+	return out
+}

@@ -137,6 +137,7 @@ func C(file string, src []byte) []Mutant {
 			add(OpCallDrop, from, toks[end].off+1-from, repl)
 		}
 	}
+	numberTwins(out)
 	return out
 }
 

@@ -91,6 +91,7 @@ func Go(file string, src []byte) ([]Mutant, error) {
 		}
 		return true
 	})
+	numberTwins(out)
 	return out, nil
 }
 

@@ -8,6 +8,7 @@ package mutation
 import (
 	"bytes"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -26,8 +27,13 @@ type Mutant struct {
 	// Original is the text of that range, Replacement what replaces it.
 	Original    string `json:"original"`
 	Replacement string `json:"replacement"`
-	// Context is the original source line, trimmed.
+	// Context is the original source line, trimmed, and Prev the last
+	// non-blank line before it.
 	Context string `json:"context"`
+	Prev    string `json:"prev,omitempty"`
+	// Twin counts earlier mutants of the file with the same key
+	// otherwise (same change on identical lines).
+	Twin int `json:"twin,omitempty"`
 }
 
 // Apply returns src with m applied. src must be the file m was made from.
@@ -47,10 +53,25 @@ func (m Mutant) String() string {
 }
 
 // Key identifies a mutant across edits elsewhere in its file: the file, the
-// operator, the change, its source line's text and the column in it. The
-// equivalent-mutants file lists keys.
+// operator, the change, its source line's text and the column in it, the
+// line before, and which of identical twins it is. The equivalent-mutants
+// file lists keys.
 func (m Mutant) Key() string {
-	return fmt.Sprintf("%s|%s|%s -> %s|%d|%s", m.File, m.Operator, short(m.Original), short(m.Replacement), m.Col, m.Context)
+	k := fmt.Sprintf("%s|%s|%s -> %s|%d|%s|%s", m.File, m.Operator, short(m.Original), short(m.Replacement), m.Col, m.Context, m.Prev)
+	if m.Twin > 0 {
+		k += fmt.Sprintf("|#%d", m.Twin)
+	}
+	return k
+}
+
+// numberTwins sets Twin on mutants whose keys would be equal.
+func numberTwins(ms []Mutant) {
+	seen := map[string]int{}
+	for i := range ms {
+		k := ms[i].Key()
+		ms[i].Twin = seen[k]
+		seen[k]++
+	}
 }
 
 func short(s string) string {
@@ -75,4 +96,10 @@ func position(m *Mutant, src []byte) {
 		end = len(src) - m.Offset
 	}
 	m.Context = strings.Join(strings.Fields(string(src[start:m.Offset+end])), " ")
+	for _, l := range slices.Backward(strings.Split(string(src[:max(start-1, 0)]), "\n")) {
+		if t := strings.Join(strings.Fields(l), " "); t != "" {
+			m.Prev = t
+			break
+		}
+	}
 }

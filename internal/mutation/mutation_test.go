@@ -139,6 +139,14 @@ func TestKeyIsStable(t *testing.T) {
 	if len(a) == 0 || len(a) != len(b) {
 		t.Fatalf("%d and %d mutants", len(a), len(b))
 	}
+	twins := C("f.c", []byte("int f(int x)\n{\n\tif (x < 3)\n\t\treturn 1;\n\tif (x < 3)\n\t\treturn 1;\n\tif (x < 3)\n\t\treturn 1;\n\treturn 0;\n}\n"))
+	keys := map[string]bool{}
+	for _, m := range twins {
+		if keys[m.Key()] {
+			t.Errorf("twins share key %q", m.Key())
+		}
+		keys[m.Key()] = true
+	}
 	seen := map[string]bool{}
 	for i := range a {
 		if a[i].Key() != b[i].Key() {

@@ -68,7 +68,7 @@ func main() {
 		workers  = flag.Int("workers", 2, "mutants tested at once, each in its own copy of the tree")
 		vm       = flag.Bool("vm", os.Getenv("MUTANTS_VM") == "1", "run the e2e suites on BPF mutants that survive the host tests")
 		only     = flag.String("only", "", "mutate only files whose path contains this")
-		list     = flag.Bool("list", false, "list the mutants and exit")
+		list     = flag.Bool("list", false, "list the mutants, with the keys equivalent.txt takes, and exit")
 		minBPF   = flag.Float64("min-bpf", 90, "score the bpf area must reach (percent)")
 		minGo    = flag.Float64("min-go", 85, "score each Go area must reach (percent)")
 		timeout  = flag.Duration("timeout", 3*time.Minute, "bound of one mutant's tests")
@@ -154,7 +154,7 @@ func run(spec runSpec) error {
 	}
 	if spec.list {
 		for _, j := range jobs {
-			fmt.Printf("%4d %-10s %s\n", j.id, j.area.Name, j.m)
+			fmt.Printf("%4d %-10s %s\n     key: %s\n", j.id, j.area.Name, j.m, j.m.Key())
 		}
 		return nil
 	}
