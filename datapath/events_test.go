@@ -66,6 +66,31 @@ func TestMonitorAggregation(t *testing.T) {
 	if tr := traces(drain(t, events)); len(tr) != 1 || tr[0].ObsPoint != TraceToStack {
 		t.Fatalf("FIN traces %v, want to-stack", tr)
 	}
+
+	// The same at to-container, for packets from the wire to pod1.
+	in := pkt{srcMAC: torMAC, dstMAC: bond0MAC, src: pod4IP, dst: pod1.addr(), ttl: 62,
+		proto: ProtoUDP, sport: 50000, dport: 5353}
+	run(t, dp.FromNetdev, in.bytes(t), nil).assertVerdict(t, tcActRedirect)
+	if tr := traces(drain(t, events)); len(tr) != 1 || tr[0].ObsPoint != TraceToLXC {
+		t.Fatalf("new UDP flow in traces %v, want to-container", tr)
+	}
+	run(t, dp.FromNetdev, in.bytes(t), nil).assertVerdict(t, tcActRedirect)
+	if evs := drain(t, events); len(evs) != 0 {
+		t.Fatalf("established UDP packet traced: %v", evs)
+	}
+	in.proto, in.dport, in.syn = ProtoTCP, 8080, true
+	run(t, dp.FromNetdev, in.bytes(t), nil).assertVerdict(t, tcActRedirect)
+	drain(t, events)
+	in.syn, in.ack = false, true
+	run(t, dp.FromNetdev, in.bytes(t), nil).assertVerdict(t, tcActRedirect)
+	if evs := drain(t, events); len(evs) != 0 {
+		t.Fatalf("established ACK traced: %v", evs)
+	}
+	in.fin = true
+	run(t, dp.FromNetdev, in.bytes(t), nil).assertVerdict(t, tcActRedirect)
+	if tr := traces(drain(t, events)); len(tr) != 1 || tr[0].ObsPoint != TraceToLXC {
+		t.Fatalf("FIN in traces %v, want to-container", tr)
+	}
 }
 
 // DecodeEvent rejects short and unknown samples.

@@ -65,6 +65,10 @@ func TestFromNetdevMissedTailCall(t *testing.T) {
 	if d := drops(drain(t, events)); len(d) != 1 || d[0].Reason != DropMissedTailCall {
 		t.Fatalf("drops %v", d)
 	}
+	// A drop at from-netdev is counted for the ingress direction.
+	if in, eg := metric(t, dp, DropMissedTailCall, Ingress), metric(t, dp, DropMissedTailCall, Egress); in.Packets != 1 || eg.Packets != 0 {
+		t.Errorf("missed tail call counted ingress %+v, egress %+v", in, eg)
+	}
 }
 
 // to-netdev reports the source identity and lets the packet leave.
@@ -80,6 +84,21 @@ func TestToNetdevTrace(t *testing.T) {
 	if len(tr) != 1 || tr[0].ObsPoint != TraceToNetwork || tr[0].SrcIdentity != pod1.identity || tr[0].DstIdentity != pod4ID || tr[0].Source != pod1.id {
 		t.Fatalf("traces %v", tr)
 	}
+	// From the node itself: the source identity is the host's (from the
+	// ipcache), there is no source endpoint.
+	in.src = node1IP
+	run(t, dp.ToNetdev, in.bytes(t), nil).assertVerdict(t, tcActOK)
+	tr = traces(drain(t, events))
+	if len(tr) != 1 || tr[0].SrcIdentity != IdentityHost || tr[0].DstIdentity != pod4ID || tr[0].Source != 0 {
+		t.Fatalf("host traffic traces %v, want host -> %d", tr, pod4ID)
+	}
+	// An IPv4 EtherType with a header that is not IPv4 leaves as it is:
+	// to-netdev never drops.
+	bad := in.bytes(t)
+	bad[14] = 0x65
+	res = run(t, dp.ToNetdev, bad, nil)
+	res.assertVerdict(t, tcActOK)
+	res.assertPacket(t, bad)
 }
 
 // to-container run directly without skb->cb resolves the sender from the

@@ -38,7 +38,7 @@ func TestNonIPv4PassesUntouched(t *testing.T) {
 	for _, frame := range []struct {
 		name string
 		data []byte
-	}{{"ARP", arpRequest(t)}, {"IPv6", ipv6Packet(t)}} {
+	}{{"ARP", arpRequest(t)}, {"IPv6", ipv6Packet(t)}, {"an IPv4 datagram under another EtherType", otherEtherType(t)}} {
 		for name, prog := range map[string]func() result{
 			"from-container": func() result { return run(t, dp.FromContainer, frame.data, nil) },
 			"from-netdev":    func() result { return run(t, dp.FromNetdev, frame.data, nil) },
@@ -54,4 +54,12 @@ func TestNonIPv4PassesUntouched(t *testing.T) {
 	if evs := drain(t, events); len(evs) != 0 {
 		t.Errorf("events for non-IPv4: %v", evs)
 	}
+}
+
+// otherEtherType is a valid IPv4 TCP packet from pod1 framed with the local
+// experimental EtherType 0x88b5: only the EtherType says it is not IPv4.
+func otherEtherType(t *testing.T) []byte {
+	b := fromPod(pod1, pod4IP, 8080).bytes(t)
+	b[12], b[13] = 0x88, 0xb5
+	return b
 }
