@@ -92,6 +92,10 @@ func TestToNetdevTrace(t *testing.T) {
 	if len(tr) != 1 || tr[0].SrcIdentity != IdentityHost || tr[0].DstIdentity != pod4ID || tr[0].Source != 0 {
 		t.Fatalf("host traffic traces %v, want host -> %d", tr, pod4ID)
 	}
+	// Both packets counted as forwarded, egress.
+	if eg, in := metric(t, dp, ReasonForwarded, Egress), metric(t, dp, ReasonForwarded, Ingress); eg.Packets != 2 || in.Packets != 0 {
+		t.Errorf("forwarded counters: egress %+v, ingress %+v", eg, in)
+	}
 	// An IPv4 EtherType with a header that is not IPv4 leaves as it is:
 	// to-netdev never drops.
 	bad := in.bytes(t)

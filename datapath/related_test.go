@@ -48,4 +48,20 @@ func TestICMPErrorRelated(t *testing.T) {
 	if d := drops(drain(t, events)); len(d) != 1 || d[0].Reason != DropPolicy {
 		t.Fatalf("drops %v", d)
 	}
+
+	// A quote that is not a plain IPv4 TCP/UDP header relates to nothing,
+	// even with the connection's addresses and ports where they would be.
+	for name, mangle := range map[string]func(q []byte){
+		"IHL 6":         func(q []byte) { q[14] = 0x46 },
+		"IPv6 version":  func(q []byte) { q[14] = 0x65 },
+		"protocol ICMP": func(q []byte) { q[14+9] = 1 },
+		"protocol GRE":  func(q []byte) { q[14+9] = 47 },
+	} {
+		q := append([]byte(nil), syn...)
+		mangle(q)
+		run(t, dp.FromNetdev, icmpError(t, "10.255.2.1", 3, q), nil).assertVerdict(t, tcActShot)
+		if d := drops(drain(t, events)); len(d) != 1 || d[0].Reason != DropPolicy {
+			t.Fatalf("quote with %s: drops %v, want Policy denied", name, d)
+		}
+	}
 }
