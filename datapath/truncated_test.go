@@ -155,3 +155,26 @@ func fixIPv4Checksum(h []byte) {
 	}
 	h[10], h[11] = byte(^sum>>8), byte(^sum)
 }
+
+// A TCP header whose data offset is under 5 words is not a TCP header:
+// "Invalid TCP header" (CT), never translated.
+func TestTCPDataOffsetUnderFive(t *testing.T) {
+	dp := loadDatapath(t)
+	events := openEvents(t, dp)
+	must(t, dp.Services.Upsert(webService(Backend{ID: 1, Addr: pod4IP, Port: 8080})))
+	for doff := range 6 {
+		in := fromPod(pod1, vip, 80).bytes(t)
+		in[14+20+12] = byte(doff<<4) | in[14+20+12]&0x0f
+		res := run(t, dp.FromContainer, in, nil)
+		d := drops(drain(t, events))
+		if doff == 5 {
+			res.assertVerdict(t, tcActOK)
+			continue
+		}
+		res.assertVerdict(t, tcActShot)
+		res.assertPacket(t, in)
+		if len(d) != 1 || d[0].Reason != DropCTInvalidHdr {
+			t.Errorf("data offset %d: drops %v, want one %v", doff, d, DropCTInvalidHdr)
+		}
+	}
+}
