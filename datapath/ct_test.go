@@ -110,3 +110,51 @@ func TestMetricsReset(t *testing.T) {
 		t.Errorf("after reset and one more drop: %+v, want 1 packet of %d bytes", m, len(gre))
 	}
 }
+
+// The connection's entry counts packets and bytes each way and remembers
+// the TCP flags seen each way; the service entry (keyed by the pre-DNAT
+// tuple) follows the connection's state: SYN timeout, established after
+// the first packet without SYN, closing after FIN, both ways after RST.
+func TestCTAccountingAndServiceEntryState(t *testing.T) {
+	dp := loadDatapath(t)
+	must(t, dp.Services.Upsert(webService(Backend{ID: 1, Addr: pod4IP, Port: 8080})))
+	out := CTKey{Src: ap(pod1.addr(), 40000), Dst: ap(pod4IP, 8080), Proto: ProtoTCP, Flags: TupleOut}
+	svc := CTKey{Src: ap(pod1.addr(), 40000), Dst: ap(vip, 80), Proto: ProtoTCP, Flags: TupleService}
+
+	p := fromPod(pod1, vip, 80)
+	syn := p.bytes(t)
+	run(t, dp.FromContainer, syn, nil).assertVerdict(t, tcActOK)
+	if s := ctEntry(t, dp, svc); s.Lifetime-s.Created != 60 || s.Flags&CTSeenNonSyn != 0 {
+		t.Errorf("service entry after SYN: %v", s)
+	}
+
+	reply := pkt{srcMAC: torMAC, dstMAC: bond0MAC, src: pod4IP, dst: pod1.addr(), ttl: 62,
+		proto: ProtoTCP, sport: 8080, dport: 40000, syn: true, ack: true}
+	synAck := reply.bytes(t)
+	run(t, dp.FromNetdev, synAck, nil).assertVerdict(t, tcActRedirect)
+
+	p.syn, p.ack = false, true
+	ack := p.bytes(t)
+	run(t, dp.FromContainer, ack, nil).assertVerdict(t, tcActOK)
+	e := ctEntry(t, dp, out)
+	if e.TxPackets != 2 || e.TxBytes != uint64(len(syn)+len(ack)) || e.RxPackets != 1 || e.RxBytes != uint64(len(synAck)) {
+		t.Errorf("counters after SYN, SYN-ACK, ACK: %v", e)
+	}
+	if e.TxFlagsSeen != 0x12 || e.RxFlagsSeen != 0x12 {
+		t.Errorf("flags seen tx %#02x rx %#02x, want SYN|ACK both ways: %v", e.TxFlagsSeen, e.RxFlagsSeen, e)
+	}
+	if s := ctEntry(t, dp, svc); s.Lifetime-s.Created != 21600 || s.Flags&CTSeenNonSyn == 0 || s.Flags&(CTTxClosing|CTRxClosing) != 0 {
+		t.Errorf("service entry after ACK: %v", s)
+	}
+
+	p.fin = true
+	run(t, dp.FromContainer, p.bytes(t), nil).assertVerdict(t, tcActOK)
+	if s := ctEntry(t, dp, svc); s.Lifetime-s.Created != 10 || s.Flags&CTTxClosing == 0 || s.Flags&CTRxClosing != 0 {
+		t.Errorf("service entry after FIN: %v", s)
+	}
+	p.fin, p.rst = false, true
+	run(t, dp.FromContainer, p.bytes(t), nil).assertVerdict(t, tcActOK)
+	if s := ctEntry(t, dp, svc); s.Flags&CTTxClosing == 0 || s.Flags&CTRxClosing == 0 {
+		t.Errorf("service entry after RST: %v", s)
+	}
+}

@@ -33,13 +33,22 @@ func TestICMPErrorRelated(t *testing.T) {
 	run(t, dp.FromContainer, syn, nil).assertVerdict(t, tcActOK)
 	drain(t, events)
 
-	for _, typ := range []uint8{3, 11} {
+	for _, typ := range []uint8{3, 11, 12} {
 		in := icmpError(t, "10.255.2.1", typ, syn)
 		res := run(t, dp.FromNetdev, in, nil)
 		res.assertVerdict(t, tcActRedirect)
 		tr := traces(drain(t, events))
 		if len(tr) != 2 || tr[1].Reason != TraceReasonCTRelated {
 			t.Fatalf("ICMP type %d: traces %v, want to-container with ct=related", typ, tr)
+		}
+	}
+
+	// Other ICMP types (redirect, source quench) quoting the connection
+	// are not errors about it.
+	for _, typ := range []uint8{4, 5} {
+		run(t, dp.FromNetdev, icmpError(t, "10.255.2.1", typ, syn), nil).assertVerdict(t, tcActShot)
+		if d := drops(drain(t, events)); len(d) != 1 || d[0].Reason != DropPolicy {
+			t.Fatalf("ICMP type %d: drops %v, want Policy denied", typ, d)
 		}
 	}
 
