@@ -158,3 +158,61 @@ func TestCTAccountingAndServiceEntryState(t *testing.T) {
 		t.Errorf("service entry after RST: %v", s)
 	}
 }
+
+// A connection pod4 opens to pod1 (pod1 enforcing both directions, ingress
+// admitting it): pod1's replies leave as CT_REPLY although pod1's egress
+// policy is empty, and an ICMP error pod1 sends about the connection is
+// RELATED; the lookups of the egress direction find the entry to-container
+// created for ingress.
+func TestEgressRepliesAndErrorsOfInboundConnections(t *testing.T) {
+	dp := loadDatapath(t)
+	events := openEvents(t, dp)
+	addEndpoint(t, dp, pod1, true, true)
+	must(t, dp.Policy.Allow(L3L4Key(pod1.id, Ingress, pod4ID, 8080, ProtoTCP)))
+	must(t, dp.Policy.Allow(L3L4Key(pod1.id, Ingress, pod4ID, 5353, ProtoUDP)))
+
+	syn := pkt{srcMAC: torMAC, dstMAC: bond0MAC, src: pod4IP, dst: pod1.addr(), ttl: 62,
+		proto: ProtoTCP, sport: 50000, dport: 8080, syn: true}
+	run(t, dp.FromNetdev, syn.bytes(t), nil).assertVerdict(t, tcActRedirect)
+	synAck := fromPod(pod1, pod4IP, 50000)
+	synAck.sport, synAck.ack = 8080, true
+	run(t, dp.FromContainer, synAck.bytes(t), nil).assertVerdict(t, tcActOK)
+	drain(t, events)
+
+	udp := syn
+	udp.proto, udp.dport, udp.syn = ProtoUDP, 5353, false
+	udpIn := udp.bytes(t)
+	run(t, dp.FromNetdev, udpIn, nil).assertVerdict(t, tcActRedirect)
+	drain(t, events)
+	// pod1 answers port unreachable, quoting the datagram it got.
+	unreach := icmpErrorFrom(t, pod1, pod4IP, 3, udpIn)
+	run(t, dp.FromContainer, unreach, nil).assertVerdict(t, tcActOK)
+	tr := traces(drain(t, events))
+	if len(tr) == 0 || tr[len(tr)-1].Reason != TraceReasonCTRelated {
+		t.Fatalf("pod1's port unreachable: traces %v, want ct=related", tr)
+	}
+	if m := metric(t, dp, DropPolicy, Egress); m.Packets != 0 {
+		t.Errorf("egress policy drops %+v", m)
+	}
+}
+
+// A TCP connection first seen without SYN (picked up mid-stream) is
+// established at once: SeenNonSyn and the established lifetime. A UDP
+// entry never carries TCP state.
+func TestCTCreatedMidStream(t *testing.T) {
+	dp := loadDatapath(t)
+	p := fromPod(pod1, pod4IP, 8080)
+	p.syn, p.ack = false, true
+	run(t, dp.FromContainer, p.bytes(t), nil).assertVerdict(t, tcActOK)
+	e := ctEntry(t, dp, CTKey{Src: ap(pod1.addr(), 40000), Dst: ap(pod4IP, 8080), Proto: ProtoTCP, Flags: TupleOut})
+	if e.Flags&CTSeenNonSyn == 0 || e.Lifetime-e.Created != 21600 {
+		t.Errorf("mid-stream ACK: %v", e)
+	}
+	u := fromPod(pod1, pod4IP, 5353)
+	u.proto = ProtoUDP
+	run(t, dp.FromContainer, u.bytes(t), nil).assertVerdict(t, tcActOK)
+	e = ctEntry(t, dp, CTKey{Src: ap(pod1.addr(), 40000), Dst: ap(pod4IP, 5353), Proto: ProtoUDP, Flags: TupleOut})
+	if e.Flags != 0 || e.Lifetime-e.Created != 60 {
+		t.Errorf("UDP entry: %v", e)
+	}
+}

@@ -1,6 +1,7 @@
 package datapath
 
 import (
+	"net/netip"
 	"testing"
 
 	"github.com/google/gopacket"
@@ -73,4 +74,18 @@ func TestICMPErrorRelated(t *testing.T) {
 			t.Fatalf("quote with %s: drops %v, want Policy denied", name, d)
 		}
 	}
+}
+
+// icmpErrorFrom is an ICMP error pod sends to dst about the packet quoted,
+// as it leaves pod's eth0.
+func icmpErrorFrom(t *testing.T, from testEndpoint, dst netip.Addr, typ uint8, quoted []byte) []byte {
+	t.Helper()
+	q := quoted[14 : 14+20+8]
+	ip := &layers.IPv4{Version: 4, IHL: 5, TTL: 64, Protocol: layers.IPProtocolICMPv4,
+		SrcIP: from.addr().AsSlice(), DstIP: dst.AsSlice()}
+	buf := gopacket.NewSerializeBuffer()
+	must(t, gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true},
+		&layers.Ethernet{SrcMAC: from.podMAC(), DstMAC: from.lxcMAC(), EthernetType: layers.EthernetTypeIPv4},
+		ip, &layers.ICMPv4{TypeCode: layers.CreateICMPv4TypeCode(typ, 3)}, gopacket.Payload(q)))
+	return append([]byte(nil), buf.Bytes()...)
 }

@@ -27,6 +27,10 @@ func TestTTLExceeded(t *testing.T) {
 			if len(d) != 1 || d[0].Reason != DropTTLExceeded || d[0].Reason.String() != "TTL exceeded" {
 				t.Fatalf("drops %v", d)
 			}
+			// The drop carries the dropped packet as it was.
+			if d[0].OrigLen != uint32(len(in)) || string(d[0].Data) != string(in[:min(len(in), 128)]) {
+				t.Errorf("drop event carries %d of %d bytes %x, want the packet", len(d[0].Data), d[0].OrigLen, d[0].Data)
+			}
 			if m := metric(t, dp, DropTTLExceeded, Egress); m.Packets != 1 {
 				t.Errorf("metric %+v", m)
 			}
