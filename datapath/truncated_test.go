@@ -99,6 +99,7 @@ func TestGarbagePackets(t *testing.T) {
 // does.
 func TestTotalLengthEndsInsideL4Header(t *testing.T) {
 	dp := loadDatapath(t)
+	events := openEvents(t, dp)
 	must(t, dp.Services.Upsert(webService(Backend{ID: 1, Addr: pod4IP, Port: 8080})))
 	must(t, dp.Services.Upsert(Service{VIP: vip, Port: 53, Proto: ProtoUDP, ID: 2, Backends: []Backend{{ID: 3, Addr: pod4IP, Port: 5353}}}))
 	udp := fromPod(pod1, vip, 53)
@@ -119,6 +120,11 @@ func TestTotalLengthEndsInsideL4Header(t *testing.T) {
 			if res.ret != tcActShot || string(res.out) != string(in) {
 				t.Errorf("%v with %d of %d L4 header bytes inside the datagram: verdict %d, rewritten %v",
 					c.p.proto, l4, c.hlen, res.ret, string(res.out) != string(in))
+			}
+			// The IPv4 header is valid (even a datagram that is only a
+			// header): the L4 header is what is missing.
+			if d := drops(drain(t, events)); len(d) != 1 || d[0].Reason != DropCTInvalidHdr {
+				t.Errorf("%v with %d of %d L4 header bytes: drops %v, want %v", c.p.proto, l4, c.hlen, d, DropCTInvalidHdr)
 			}
 		}
 	}
