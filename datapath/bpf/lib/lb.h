@@ -107,24 +107,19 @@ static __always_inline int lb4_local(struct __sk_buff *skb, __u32 l4_off, struct
 	return 0;
 }
 
-/* lb4_rev_nat rewrites the source of a reply from a backend back to the
- * service address and port of rev-NAT index.
+/* lb4_rev_nat rewrites the source of a reply from a backend (tuple is the
+ * reply's) back to the service address and port of rev-NAT index. The
+ * packet is delivered right after, so the tuple is left as it was.
  */
-static __always_inline int lb4_rev_nat(struct __sk_buff *skb, __u32 l4_off, struct ct_key *tuple,
-				       __u16 index)
+static __always_inline int lb4_rev_nat(struct __sk_buff *skb, __u32 l4_off,
+				       const struct ct_key *tuple, __u16 index)
 {
 	struct lb4_reverse_nat *nat = bpf_map_lookup_elem(&hoplab_lb4_reverse_nat, &index);
-	int ret;
 
 	if (!nat)
 		return 0;
-	ret = lb4_rewrite(skb, tuple->nexthdr, l4_off, IP_SADDR_OFF, tuple->saddr, nat->address, 0,
-			  tuple->sport, nat->port);
-	if (ret < 0)
-		return ret;
-	tuple->saddr = nat->address;
-	tuple->sport = nat->port;
-	return 0;
+	return lb4_rewrite(skb, tuple->nexthdr, l4_off, IP_SADDR_OFF, tuple->saddr, nat->address, 0,
+			   tuple->sport, nat->port);
 }
 
 #endif /* __HOPLAB_LB_H */
