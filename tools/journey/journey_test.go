@@ -405,3 +405,50 @@ func TestDiffCTFields(t *testing.T) {
 		})
 	}
 }
+
+// Packet-level fields are compared on their own: a journey whose hops all
+// match still differs in verdict, drop reason or destination pod.
+func TestDiffPacketFields(t *testing.T) {
+	got := Packet{Verdict: Dropped, DropReason: "Policy denied", DeliveredTo: "", Hops: []Hop{{Node: "node1", Point: FromContainer}}}
+	for _, tc := range []struct {
+		want  Packet
+		field string
+	}{
+		{Packet{Verdict: Delivered}, FieldVerdict},
+		{Packet{DropReason: "TTL exceeded"}, FieldDropReason},
+		{Packet{DeliveredTo: "pod4"}, FieldDeliveredTo},
+	} {
+		d := Diff(tc.want, got, AllowExtraHops())
+		if len(d.Diffs) != 1 || d.Diffs[0].Field != tc.field || d.Diffs[0].Hop != -1 {
+			t.Errorf("want %+v: differences %v, want one in %s", tc.want, d.Diffs, tc.field)
+		}
+	}
+	if d := Diff(Packet{Verdict: Dropped, DropReason: "Policy denied"}, got, AllowExtraHops()); !d.Equal() {
+		t.Errorf("equal fields differ: %v", d.Diffs)
+	}
+}
+
+// Expected hops match the first observed hop that fits, in order: two
+// expected wire hops match two observed ones.
+func TestDiffMatchesHopsInOrder(t *testing.T) {
+	got := Packet{Verdict: Delivered, Hops: []Hop{{Node: "node1", Point: Wire, TTL: 63}, {Node: "tor", Point: Router, TTL: 62}, {Node: "node2", Point: Wire, TTL: 62}}}
+	want := Packet{Hops: []Hop{{Point: Wire, TTL: 63}, {Point: Wire, TTL: 62}}}
+	if d := Diff(want, got, AllowExtraHops()); !d.Equal() {
+		t.Errorf("two wire hops: %v", d.Diffs)
+	}
+}
+
+// A difference names the hop by index and point, hop 0 included, or the
+// packet; an equal journey lists no differences.
+func TestDifferenceRendering(t *testing.T) {
+	if s := (FieldDiff{Hop: 0, Point: PodEgress, Field: "ttl", Want: "64", Got: "63"}).String(); s != "hop 0 (pod-egress): ttl: got 63, want 64" {
+		t.Errorf("hop 0: %q", s)
+	}
+	if s := (FieldDiff{Hop: -1, Field: FieldVerdict, Want: "DELIVERED", Got: "DROPPED"}).String(); s != "packet: verdict: got DROPPED, want DELIVERED" {
+		t.Errorf("packet: %q", s)
+	}
+	p := Packet{Verdict: Delivered, Hops: []Hop{{Node: "node1", Point: PodEgress}}}
+	if s := Diff(p, p).String(); strings.Contains(s, "difference(s)") {
+		t.Errorf("an equal journey renders a difference count:\n%s", s)
+	}
+}
