@@ -452,3 +452,25 @@ func TestDifferenceRendering(t *testing.T) {
 		t.Errorf("an equal journey renders a difference count:\n%s", s)
 	}
 }
+
+// An expected hop missing after the last observed one is a difference too
+// (a journey that stops early is not equal to a longer expectation).
+func TestDiffMissingLastHop(t *testing.T) {
+	got := Packet{Verdict: Lost, Hops: []Hop{{Node: "node1", Point: FromContainer}, {Node: "node1", Point: ToNetdev}}}
+	want := Packet{Hops: []Hop{{Point: FromContainer}, {Point: ToNetdev}, {Point: Router}}}
+	d := Diff(want, got)
+	if len(d.Diffs) != 1 || d.Diffs[0].Hop != 2 || d.Diffs[0].Want == "" {
+		t.Fatalf("differences %v, want the router hop missing at 2", d.Diffs)
+	}
+	if !strings.Contains(d.String(), "MISSING") {
+		t.Errorf("rendering lacks the missing hop:\n%s", d)
+	}
+}
+
+// An expected CT entry is compared with the first observed entry it fits.
+func TestDiffCTFirstFit(t *testing.T) {
+	got := Packet{CT: []CTEntry{{Node: "node1", Tuple: "a", Flags: "SYN_SEEN"}, {Node: "node1", Tuple: "b", Flags: "ESTABLISHED"}}}
+	if d := Diff(Packet{CT: []CTEntry{{Node: "node1", Flags: "SYN_SEEN"}}}, got); !d.Equal() {
+		t.Errorf("first fit: %v", d.Diffs)
+	}
+}
