@@ -64,7 +64,7 @@ func TestAssembleOrdersNodes(t *testing.T) {
 		{Time: at(30), Hop: Hop{Node: "tor", Point: Router}},
 		{Time: at(20), Hop: Hop{Node: "sender", Point: ToNetdev}},
 		{Time: at(10), Hop: Hop{Node: "sender", Point: FromContainer}},
-		{Hop: Hop{Node: "recv-b", Point: PodIngress}},             // no time: recv-b stays at 50
+		{Hop: Hop{Node: "recv-b", Point: PodIngress}},                // no time: recv-b stays at 50
 		{Time: at(60), Hop: Hop{Node: "recv-a", Point: ToContainer}}, // later than recv-b's first
 		{Time: at(45), Hop: Hop{Node: "recv-c", Point: FromNetdev}},
 		{Time: at(45), Hop: Hop{Node: "recv-0", Point: FromNetdev}}, // same first time: by name
