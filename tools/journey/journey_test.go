@@ -474,3 +474,22 @@ func TestDiffCTFirstFit(t *testing.T) {
 		t.Errorf("first fit: %v", d.Diffs)
 	}
 }
+
+// Empty lists are JSON arrays, never null: a report without packets, a
+// packet without hops or CT entries.
+func TestJSONEmptyListsAreArrays(t *testing.T) {
+	b, err := json.Marshal(Report{Kernel: "6.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), `"packets":[]`) {
+		t.Errorf("report: %s", b)
+	}
+	b, err = json.Marshal(Packet{Verdict: Lost})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), `"hops":[]`) || !strings.Contains(string(b), `"ct":[]`) {
+		t.Errorf("packet: %s", b)
+	}
+}
