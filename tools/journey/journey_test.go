@@ -402,6 +402,11 @@ func TestDiffCTFields(t *testing.T) {
 			if len(d.Diffs) != 1 || d.Diffs[0].Field != tc.field {
 				t.Fatalf("differences %v, want one in %q", d.Diffs, tc.field)
 			}
+			// The rendering marks the entry's differing field, or lists
+			// the missing entry.
+			if s := d.String(); !strings.Contains(s, "(want "+d.Diffs[0].Want+")") && !strings.Contains(s, "ct !MISSING") {
+				t.Errorf("rendering lacks the mark of %s:\n%s", d.Diffs[0], s)
+			}
 		})
 	}
 }
@@ -425,6 +430,10 @@ func TestDiffPacketFields(t *testing.T) {
 	}
 	if d := Diff(Packet{Verdict: Dropped, DropReason: "Policy denied"}, got, AllowExtraHops()); !d.Equal() {
 		t.Errorf("equal fields differ: %v", d.Diffs)
+	}
+	// The rendering marks the differing field with what was expected.
+	if s := Diff(Packet{Verdict: Delivered}, got, AllowExtraHops()).String(); !strings.Contains(s, "!DROPPED (want DELIVERED)") {
+		t.Errorf("rendering lacks the verdict mark:\n%s", s)
 	}
 }
 

@@ -90,3 +90,32 @@ func TestAssembleOrdersNodes(t *testing.T) {
 		t.Errorf("same point: %v", p.Hops)
 	}
 }
+
+// Every point of the vocabulary is canonical, the first one included, and
+// Cilium's names map onto it; other names are not.
+func TestCanonicalPoints(t *testing.T) {
+	for _, p := range Points() {
+		if c, ok := Canonical(string(p)); !ok || c != p {
+			t.Errorf("Canonical(%q) = %q, %v", p, c, ok)
+		}
+	}
+	if c, ok := Canonical("to-network"); !ok || c != ToNetdev {
+		t.Errorf("Canonical(to-network) = %q, %v", c, ok)
+	}
+	if _, ok := Canonical("to-nowhere"); ok {
+		t.Error("an unknown point is canonical")
+	}
+}
+
+// A node seen only leaving through to-netdev is a sender, ordered before
+// receivers seen earlier.
+func TestAssembleToNetdevIsSendingSide(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	p := assemble(0, []Observation{
+		{Time: t0, Hop: Hop{Node: "recv", Point: FromNetdev}},
+		{Time: t0.Add(time.Second), Hop: Hop{Node: "sender", Point: ToNetdev}},
+	})
+	if p.Hops[0].Node != "sender" {
+		t.Errorf("hops %v: the to-netdev node is not first", p.Hops)
+	}
+}
