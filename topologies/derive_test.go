@@ -143,3 +143,50 @@ func TestTooManyPods(t *testing.T) {
 		t.Fatalf("error %v", err)
 	}
 }
+
+// Node MACs: a node whose first candidate is taken moves to its next one,
+// whether a pinned pod or another node took it, and which node keeps the
+// contested candidate does not depend on the YAML order: the first by name.
+// "node-9255" and "node-10628" hash to the same 24 bits, so their first
+// candidates collide.
+func TestNodeMACCollisions(t *testing.T) {
+	first := func(name string) MAC { nic, _ := nodeMACCandidates(name, 0); return nic[0] }
+	if first("node-9255") != first("node-10628") {
+		t.Fatal("the two node names no longer collide; find another pair")
+	}
+	yaml := func(a, b string) []byte {
+		return mutate(map[int]string{4: "  - name: " + a, 8: "  - name: " + b,
+			13: "  - {name: pod1, node: " + a + ", ip: 10.1.1.10, labels: {app: a}}",
+			14: "  - {name: pod4, node: " + b + ", ip: 10.1.2.40, labels: {app: b}, listen: [\"tcp/8080\"]}"})
+	}
+	for _, order := range [][2]string{{"node-9255", "node-10628"}, {"node-10628", "node-9255"}} {
+		top, err := Parse("t.yaml", yaml(order[0], order[1]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// "node-10628" < "node-9255": it keeps the contested candidate.
+		if got := top.Node("node-10628").BondMAC; got != first("node-10628") {
+			t.Errorf("order %v: node-10628 bond MAC %s, want its first candidate %s", order, got, first("node-10628"))
+		}
+		nic1, _ := nodeMACCandidates("node-9255", 1)
+		if got := top.Node("node-9255").BondMAC; got != nic1[0] {
+			t.Errorf("order %v: node-9255 bond MAC %s, want its second candidate %s", order, got, nic1[0])
+		}
+	}
+
+	// A pod pinned to any of node2's four first MACs pushes node2 to its
+	// next candidates, all four of them.
+	nic, tor := nodeMACCandidates("node2", 0)
+	nic1, tor1 := nodeMACCandidates("node2", 1)
+	for _, pinned := range []MAC{nic[0], nic[1], tor[0], tor[1]} {
+		top, err := Parse("t.yaml", mutate(map[int]string{
+			14: fmt.Sprintf("  - {name: pod4, node: node2, ip: 10.1.2.40, mac: %q, labels: {app: b}, listen: [\"tcp/8080\"]}", pinned),
+		}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := top.Node("node2"); n.NICMACs != nic1 || n.TorNICMACs != tor1 {
+			t.Errorf("pod pinned to %s: node2 MACs %v %v, want its second candidates %v %v", pinned, n.NICMACs, n.TorNICMACs, nic1, tor1)
+		}
+	}
+}
