@@ -21,6 +21,9 @@ import (
 type workspace struct {
 	dir     string
 	timeout time.Duration
+	// baseline is how long each package's unmutated tests took (the
+	// datapath's under ""); a mutant gets 10 times that plus 20 s.
+	baseline map[string]time.Duration
 	// objects are the datapath's bpf2go objects; objDir holds the
 	// object files the test binary loads.
 	objects []bpfObject
@@ -36,15 +39,17 @@ type bpfObject struct {
 }
 
 func newWorkspace(ctx context.Context, root, dir string, areas []Area, timeout time.Duration) (*workspace, error) {
-	w := &workspace{dir: dir, timeout: timeout, objDir: filepath.Join(dir, ".mutant-objects")}
+	w := &workspace{dir: dir, timeout: timeout, objDir: filepath.Join(dir, ".mutant-objects"), baseline: map[string]time.Duration{}}
 	if err := copyTree(ctx, root, dir); err != nil {
 		return nil, err
 	}
 	for _, a := range areas {
 		if a.Package != "" {
+			start := time.Now()
 			if out, err := w.goTest(ctx, a.Package); err != nil {
 				return nil, fmt.Errorf("the unmutated tests of %s fail: %w\n%s", a.Package, err, tail(out))
 			}
+			w.baseline[a.Package] = time.Since(start)
 			continue
 		}
 		if err := w.prepareBPF(ctx); err != nil {
@@ -140,10 +145,23 @@ func (w *workspace) prepareBPF(ctx context.Context) error {
 	if out, err := w.command(ctx, filepath.Join(w.dir), "go", "test", "-c", "-o", w.dpTest, "./datapath"); err != nil {
 		return fmt.Errorf("build the datapath tests: %w\n%s", err, tail(out))
 	}
+	start := time.Now()
 	if out, err := w.runDatapathTests(ctx); err != nil {
 		return fmt.Errorf("the datapath tests fail on the unmutated objects: %w\n%s", err, tail(out))
 	}
+	w.baseline[""] = time.Since(start)
 	return nil
+}
+
+// bounded returns ctx bounded for one mutant of pkg: ten times its
+// unmutated tests' time plus 20 s (a mutant may loop forever), at most the
+// -timeout.
+func (w *workspace) bounded(ctx context.Context, pkg string) (context.Context, context.CancelFunc) {
+	d := 10*w.baseline[pkg] + 20*time.Second
+	if d > w.timeout {
+		d = w.timeout
+	}
+	return context.WithTimeout(ctx, d)
 }
 
 func (w *workspace) clang(ctx context.Context, args ...string) (string, error) {
@@ -183,7 +201,7 @@ func (w *workspace) commandEnv(ctx context.Context, dir string, env []string, na
 	cmd.Stdout, cmd.Stderr = &buf, &buf
 	err := cmd.Run()
 	if ctx.Err() == context.DeadlineExceeded {
-		return buf.String(), fmt.Errorf("timed out after %v", w.timeout)
+		return buf.String() + "\ntimed out\n", errors.New("timed out")
 	}
 	return buf.String(), err
 }
@@ -197,6 +215,9 @@ func killer(out string) string {
 	if len(m) == 0 {
 		if strings.Contains(out, "panic:") {
 			return "panic"
+		}
+		if strings.HasSuffix(out, "\ntimed out\n") {
+			return "timeout (a test hung)"
 		}
 		return "test binary failed: " + firstLine(tail(out))
 	}
@@ -234,7 +255,9 @@ func (w *workspace) test(ctx context.Context, j job, vm bool) Outcome {
 	if j.area.Package == "" {
 		o = w.testBPF(ctx, j, vm)
 	} else {
-		out, err := w.goTest(ctx, j.area.Package)
+		mctx, cancel := w.bounded(ctx, j.area.Package)
+		out, err := w.goTest(mctx, j.area.Package)
+		cancel()
 		switch {
 		case err == nil:
 			o = Outcome{Status: Survived}
@@ -270,7 +293,9 @@ func (w *workspace) testBPF(ctx context.Context, j job, vm bool) Outcome {
 	if !rebuilt {
 		return Outcome{Status: Stillborn, By: "no object includes the file"}
 	}
-	out, err := w.runDatapathTests(ctx)
+	mctx, cancel := w.bounded(ctx, "")
+	out, err := w.runDatapathTests(mctx)
+	cancel()
 	if err != nil {
 		return Outcome{Status: Killed, By: killer(out)}
 	}
