@@ -2,6 +2,7 @@ package datapath
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
@@ -280,3 +281,8 @@ func ap(a netip.Addr, port uint16) netip.AddrPort { return netip.AddrPortFrom(a,
 
 func pfx(s string) netip.Prefix { return netip.MustParsePrefix(s) }
 func addr(s string) netip.Addr  { return netip.MustParseAddr(s) }
+
+// podNS names a pod's network namespace for this test process: named
+// namespaces are global, and two test processes (make mutants runs two) must
+// not share one.
+func podNS(base string) string { return fmt.Sprintf("%s-%d", base, os.Getpid()) }

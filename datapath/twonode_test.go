@@ -62,7 +62,7 @@ func twoNodePod(t *testing.T, dp *Datapath, name, lxc string, ep testEndpoint, g
 // kernel and node2's datapath each decrement once.
 func TestTwoNodesPodToService(t *testing.T) {
 	dp1 := loadDatapath(t)
-	dp2, err := Load(Options{})
+	dp2, err := Load(Options{CTEntries: 32768})
 	must(t, err)
 	t.Cleanup(func() { dp2.Close() })
 	events2 := openEvents(t, dp2)
@@ -72,13 +72,13 @@ func TestTwoNodesPodToService(t *testing.T) {
 	pod4 := testEndpoint{ip: "10.1.2.40", id: 4, identity: pod4ID, mac: "0a:00:00:01:02:40", lxc: "0a:00:00:f1:02:40"}
 	var server *pods.Pod
 	inNS(t, node2, func() {
-		server = twoNodePod(t, dp2, "hl-dp2-pod4", "lxcdp4", pod4, addr("10.1.2.1"))
+		server = twoNodePod(t, dp2, podNS("hl-dp2-pod4"), "lxcdp4", pod4, addr("10.1.2.1"))
 		must(t, dp2.Policy.Allow(L3L4Key(pod4.id, Ingress, pod1.identity, 8080, ProtoTCP)))
 		must(t, dp2.IPCache.Upsert(pfx("10.1.1.0/24"), IPCacheEntry{Identity: pod1.identity}))
 	})
 	var client *pods.Pod
 	inNS(t, node1, func() {
-		client = twoNodePod(t, dp1, "hl-dp1-pod1", "lxcdp1", pod1, addr("10.1.1.1"))
+		client = twoNodePod(t, dp1, podNS("hl-dp1-pod1"), "lxcdp1", pod1, addr("10.1.1.1"))
 		must(t, dp1.Services.Upsert(webService(Backend{ID: 1, Addr: pod4.addr(), Port: 8080})))
 		veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "uplink1"}, PeerName: "uplink2", PeerNamespace: netlink.NsFd(int(node2))}
 		must(t, netlink.LinkAdd(veth))

@@ -29,7 +29,7 @@ func TestRealSocketsThroughService(t *testing.T) {
 
 	var created []*pods.Pod
 	for i, ep := range []testEndpoint{pod1, pod2} {
-		p, err := pods.Create(pods.Spec{Name: []string{"hl-dp-pod1", "hl-dp-pod2"}[i], IP: ep.addr(), MAC: ep.podMAC(),
+		p, err := pods.Create(pods.Spec{Name: podNS([]string{"hl-dp-pod1", "hl-dp-pod2"}[i]), IP: ep.addr(), MAC: ep.podMAC(),
 			HostIfName: []string{"lxcdp1", "lxcdp2"}[i], HostMAC: ep.lxcMAC(), Gateway: gw})
 		must(t, err)
 		t.Cleanup(func() { _ = p.Delete() })
