@@ -4,10 +4,13 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"runtime"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 
 	"github.com/hoplab/hoplab/internal/netnstest"
 	"github.com/hoplab/hoplab/vmtest/pods"
@@ -41,6 +44,14 @@ func TestRealSocketsThroughService(t *testing.T) {
 	}
 	client, server := created[0], created[1]
 	must(t, dp.Services.Upsert(webService(Backend{ID: 2, Addr: pod2.addr(), Port: 8080})))
+	// The pods' sockets hand the lxc devices checksums to finish
+	// (CHECKSUM_PARTIAL); with TX checksumming off there, the kernel
+	// finishes them when the datapath redirects the packet, from the
+	// pseudo-header sum the DNAT (and the reverse NAT) must have updated
+	// (BPF_F_PSEUDO_HDR), and the receiving pod verifies them.
+	for _, p := range created {
+		setTxChecksum(t, p.HostIfName, false)
+	}
 
 	var ln net.Listener
 	must(t, server.Do(func() (err error) {
@@ -86,4 +97,29 @@ func TestRealSocketsThroughService(t *testing.T) {
 	if out.RevNAT != 1 || out.TxPackets < 3 || out.RxPackets < 2 {
 		t.Errorf("egress entry %v", out)
 	}
+}
+
+// setTxChecksum switches a device's TX checksum offload (ethtool -K DEV tx
+// on|off) in the current network namespace, through the legacy
+// ETHTOOL_STXCSUM ioctl.
+func setTxChecksum(t *testing.T, dev string, on bool) {
+	t.Helper()
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	must(t, err)
+	defer unix.Close(fd)
+	const ethtoolSTxCsum = 0x17
+	val := &struct{ cmd, data uint32 }{cmd: ethtoolSTxCsum}
+	if on {
+		val.data = 1
+	}
+	ifr := &struct {
+		name [unix.IFNAMSIZ]byte
+		data unsafe.Pointer
+		_    [16]byte
+	}{data: unsafe.Pointer(val)}
+	copy(ifr.name[:], dev)
+	if _, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.SIOCETHTOOL, uintptr(unsafe.Pointer(ifr))); errno != 0 {
+		t.Fatalf("ethtool -K %s tx %v: %v", dev, on, errno)
+	}
+	runtime.KeepAlive(val)
 }
