@@ -1,8 +1,13 @@
 package datapath
 
 import (
+	"fmt"
+	"net/netip"
 	"strings"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // FIN marks the entry closing and shortens its lifetime; a new SYN on the
@@ -215,4 +220,98 @@ func TestCTCreatedMidStream(t *testing.T) {
 	if e.Flags != 0 || e.Lifetime-e.Created != 60 {
 		t.Errorf("UDP entry: %v", e)
 	}
+}
+
+// monoSecond returns the current second of CLOCK_MONOTONIC, and whether
+// the coarse clock (which the datapath may read instead) agrees.
+func monoSecond(t *testing.T) (uint32, bool) {
+	var fine, coarse unix.Timespec
+	must(t, unix.ClockGettime(unix.CLOCK_MONOTONIC, &fine))
+	must(t, unix.ClockGettime(unix.CLOCK_MONOTONIC_COARSE, &coarse))
+	return uint32(fine.Sec), fine.Sec == coarse.Sec
+}
+
+// withinOneSecond runs fn with the current second until both monotonic
+// clocks stayed in that second all along (a second boundary during fn
+// makes its observation meaningless), and reports the problems fn found
+// in that run.
+func withinOneSecond(t *testing.T, fn func(now uint32) []string) {
+	t.Helper()
+	for range 20 {
+		now, ok := monoSecond(t)
+		if !ok {
+			time.Sleep(10 * time.Millisecond)
+			continue
+		}
+		problems := fn(now)
+		if after, ok := monoSecond(t); ok && after == now {
+			for _, p := range problems {
+				t.Error(p)
+			}
+			return
+		}
+	}
+	t.Fatal("could not run within one second of the monotonic clock")
+}
+
+// An entry lives through the second its lifetime names, for the
+// connection's lookup and for the ICMP errors related to it; the next
+// second it is gone.
+func TestCTEntryLivesThroughItsLastSecond(t *testing.T) {
+	key := CTKey{Src: ap(pod1.addr(), 40000), Dst: ap(pod4IP, 8080), Proto: ProtoTCP, Flags: TupleOut}
+	ack := fromPod(pod1, pod4IP, 8080)
+	ack.syn, ack.ack = false, true
+	for _, tc := range []struct {
+		name  string
+		delta int64 // lifetime relative to now
+		live  bool
+	}{{"expires this second", 0, true}, {"expired a second ago", -1, false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			dp := loadDatapath(t)
+			events := openEvents(t, dp)
+			addEndpoint(t, dp, pod1, true, true) // no policy: only CT lets packets through
+			withinOneSecond(t, func(now uint32) (problems []string) {
+				must(t, dp.CT.Flush())
+				drain(t, events)
+				must(t, dp.CT.Put(CTEntry{Key: key, Lifetime: uint32(int64(now) + tc.delta), Created: now - 10, Flags: CTSeenNonSyn}))
+				want := map[bool]uint32{true: tcActOK, false: tcActShot}[tc.live]
+				if res := run(t, dp.FromContainer, ack.bytes(t), nil); res.ret != want {
+					problems = append(problems, fmt.Sprintf("ACK of the flow: verdict %d, want %d", res.ret, want))
+				}
+				// An ICMP error about it, from the wire.
+				must(t, dp.CT.Put(CTEntry{Key: key, Lifetime: uint32(int64(now) + tc.delta), Created: now - 10, Flags: CTSeenNonSyn}))
+				want = map[bool]uint32{true: tcActRedirect, false: tcActShot}[tc.live]
+				if res := run(t, dp.FromNetdev, icmpError(t, "10.255.2.1", 3, fromPod(pod1, pod4IP, 8080).bytes(t)), nil); res.ret != want {
+					problems = append(problems, fmt.Sprintf("ICMP error about the flow: verdict %d, want %d", res.ret, want))
+				}
+				return problems
+			})
+		})
+	}
+}
+
+// A service entry keeps its flow on the pinned backend through the second
+// its lifetime names: 8 flows pinned to backend 1 of 4 stay there (a
+// reselection would move most of them).
+func TestServiceEntryLivesThroughItsLastSecond(t *testing.T) {
+	dp := loadDatapath(t)
+	var backends []Backend
+	for i := range 4 {
+		backends = append(backends, Backend{ID: uint32(i + 1), Addr: netip.AddrFrom4([4]byte{10, 1, 2, byte(40 + i)}), Port: 8080})
+	}
+	must(t, dp.Services.Upsert(webService(backends...)))
+	withinOneSecond(t, func(now uint32) (problems []string) {
+		must(t, dp.CT.Flush())
+		for i := range 8 {
+			sport := uint16(41000 + i)
+			must(t, dp.CT.Put(CTEntry{Key: CTKey{Src: ap(pod1.addr(), sport), Dst: ap(vip, 80), Proto: ProtoTCP, Flags: TupleService},
+				Lifetime: now, Created: now - 10, Flags: CTService | CTSeenNonSyn, RevNAT: 1, BackendID: 1}))
+			p := fromPod(pod1, vip, 80)
+			p.sport, p.syn, p.ack = sport, false, true
+			if got := backendOf(t, run(t, dp.FromContainer, p.bytes(t), nil).out); got != ap(backends[0].Addr, 8080) {
+				problems = append(problems, fmt.Sprintf("flow %d went to %v, its service entry pins %v until the end of this second", i, got, backends[0].Addr))
+			}
+		}
+		return problems
+	})
 }
