@@ -55,6 +55,10 @@ func TestKeyFromFrameVXLAN(t *testing.T) {
 	if k, ok := KeyFromFrame(short); !ok || k != outer(8472) {
 		t.Errorf("7-byte VXLAN payload: key %v %v, want the outer %v", k, ok, outer(8472))
 	}
+	// A VXLAN header and nothing behind it: no inner packet, no key.
+	if k, ok := KeyFromFrame(vxlan(t, 8472, nil)); ok {
+		t.Errorf("header-only VXLAN: key %v", k)
+	}
 	// VXLAN in VXLAN: one level is decapsulated, the middle packet is the key.
 	nested := vxlan(t, 8472, vxlan(t, 4789, inner))
 	if k, ok := KeyFromFrame(nested); !ok || k != outer(4789) {

@@ -471,8 +471,8 @@ func TestDiffMissingLastHop(t *testing.T) {
 	if len(d.Diffs) != 1 || d.Diffs[0].Hop != 2 || d.Diffs[0].Want == "" {
 		t.Fatalf("differences %v, want the router hop missing at 2", d.Diffs)
 	}
-	if !strings.Contains(d.String(), "MISSING") {
-		t.Errorf("rendering lacks the missing hop:\n%s", d)
+	if !strings.Contains(d.String(), "MISSING") || !strings.Contains(d.String(), "1 difference(s):") {
+		t.Errorf("rendering lacks the missing hop or the count:\n%s", d)
 	}
 }
 

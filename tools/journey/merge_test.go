@@ -2,6 +2,7 @@ package journey
 
 import (
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 )
@@ -117,5 +118,77 @@ func TestAssembleToNetdevIsSendingSide(t *testing.T) {
 	})
 	if p.Hops[0].Node != "sender" {
 		t.Errorf("hops %v: the to-netdev node is not first", p.Hops)
+	}
+}
+
+// A drop event folds into the trace of the same program, on the first hop
+// too; devices fold when either is unknown or both are equal.
+func TestAssembleFoldsDrops(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	trace := func(dev string) Observation {
+		return Observation{Time: t0, Hop: Hop{Node: "n1", Point: FromContainer, Device: dev, Verdict: Forwarded}}
+	}
+	drop := func(dev string) Observation {
+		return Observation{Time: t0.Add(time.Millisecond), Hop: Hop{Node: "n1", Point: FromContainer, Device: dev, Verdict: Dropped, DropReason: "Policy denied"}}
+	}
+	for _, tc := range []struct {
+		traceDev, dropDev string
+		folds             bool
+	}{{"lxc1", "lxc1", true}, {"lxc1", "", true}, {"", "lxc1", true}, {"lxc1", "lxc2", false}} {
+		p := assemble(0, []Observation{trace(tc.traceDev), drop(tc.dropDev)})
+		if tc.folds && (len(p.Hops) != 1 || p.Hops[0].Verdict != Dropped) {
+			t.Errorf("trace %q, drop %q: hops %v, want one DROPPED hop", tc.traceDev, tc.dropDev, p.Hops)
+		}
+		if !tc.folds && len(p.Hops) != 2 {
+			t.Errorf("trace %q, drop %q: hops %v, want two", tc.traceDev, tc.dropDev, p.Hops)
+		}
+		if p.Verdict != Dropped || p.DropReason != "Policy denied" {
+			t.Errorf("verdict %s (%s)", p.Verdict, p.DropReason)
+		}
+	}
+}
+
+// The pod a packet is delivered to is the observation's pod, else the
+// device's pod part.
+func TestAssembleDeliveredTo(t *testing.T) {
+	p := assemble(0, []Observation{{Hop: Hop{Node: "n2", Point: PodIngress, Device: "pod4:eth0"}}})
+	if p.Verdict != Delivered || p.DeliveredTo != "pod4" {
+		t.Errorf("from the device: %s to %q", p.Verdict, p.DeliveredTo)
+	}
+	p = assemble(0, []Observation{{Pod: "web", Hop: Hop{Node: "n2", Point: PodIngress, Device: "pod4:eth0"}}})
+	if p.DeliveredTo != "web" {
+		t.Errorf("from the observation: %q", p.DeliveredTo)
+	}
+}
+
+// A node's first observation time is its earliest known one, whatever the
+// order observations come in, and unknown times never count.
+func TestAssembleNodeFirstSeen(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	p := assemble(0, []Observation{
+		{Time: at(40), Hop: Hop{Node: "b", Point: FromNetdev}},
+		{Time: at(70), Hop: Hop{Node: "c", Point: FromNetdev}}, // c's earliest is 30
+		{Time: at(30), Hop: Hop{Node: "c", Point: ToContainer}},
+		{Hop: Hop{Node: "a", Point: FromNetdev}}, // a's first observation has no time: its earliest is 50
+		{Time: at(50), Hop: Hop{Node: "a", Point: ToContainer}},
+	})
+	var order []string
+	for _, h := range p.Hops {
+		if len(order) == 0 || order[len(order)-1] != h.Node {
+			order = append(order, h.Node)
+		}
+	}
+	if strings.Join(order, ",") != "c,b,a" {
+		t.Errorf("node order %v, want c (30), b (40), a (50)", order)
+	}
+}
+
+// Equal matches where one injection has no time: the first is kept.
+func TestClaimWithoutInjectionTime(t *testing.T) {
+	a := key("10.1.1.10:40000", "10.224.1.1:80", 7)
+	inj := []Injected{{Key: a}, {Key: a, Time: time.Unix(1001, 0)}}
+	if got := claim(inj, Observation{Key: a, HasKey: true, Time: time.Unix(1004, 0)}); got != 0 {
+		t.Errorf("claim = %d, want 0", got)
 	}
 }
