@@ -190,3 +190,28 @@ func TestNodeMACCollisions(t *testing.T) {
 		}
 	}
 }
+
+// Pods whose endpoint IDs collide: the first by name keeps its preferred
+// ID whatever the YAML order, the other takes its next candidate.
+// "pod-61" and "pod-76" both prefer endpoint ID 593.
+func TestEndpointIDCollision(t *testing.T) {
+	if endpointIDCandidate("pod-61", 0) != endpointIDCandidate("pod-76", 0) {
+		t.Fatal("pod-61 and pod-76 no longer collide; find another pair")
+	}
+	for _, order := range [][2]string{{"pod-61", "pod-76"}, {"pod-76", "pod-61"}} {
+		top, err := Parse("t.yaml", mutate(map[int]string{
+			13: "  - {name: " + order[0] + ", node: node1, ip: 10.1.1.10, labels: {app: a}}",
+			14: "  - {name: " + order[1] + ", node: node2, ip: 10.1.2.40, labels: {app: b}, listen: [\"tcp/8080\"]}",
+			16: "  - {name: svc, vip: 10.224.1.1, port: 80, backends: [\"" + order[1] + ":8080\"]}",
+		}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := top.Pod("pod-61").EndpointID; got != endpointIDCandidate("pod-61", 0) {
+			t.Errorf("order %v: pod-61 endpoint ID %d, want its first candidate %d", order, got, endpointIDCandidate("pod-61", 0))
+		}
+		if got := top.Pod("pod-76").EndpointID; got == endpointIDCandidate("pod-61", 0) {
+			t.Errorf("order %v: pod-76 shares endpoint ID %d", order, got)
+		}
+	}
+}

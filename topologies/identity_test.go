@@ -101,3 +101,39 @@ func TestIdentityCollisionsResolved(t *testing.T) {
 		t.Log("no collision among 2000 label sets (unexpected but harmless)")
 	}
 }
+
+// Label sets that prefer the same identity at the top of the range: the
+// second (by label string) takes the next free one, 65535 still counting,
+// and past it the range wraps to 256. The label values were found by
+// search to prefer 65534 and 65535.
+func TestIdentityCollisionsAtTheTop(t *testing.T) {
+	for _, tc := range []struct {
+		a, b         string // a < b
+		wantA, wantB Identity
+	}{
+		{"v228462", "v81736", 65534, 65535},
+		{"v26056", "v57407", 65535, MinLabelIdentity},
+	} {
+		if IdentityOf(Labels{"app": tc.a}) != tc.wantA || IdentityOf(Labels{"app": tc.b}) != tc.wantA {
+			t.Fatalf("app=%s and app=%s no longer prefer %d; search new values", tc.a, tc.b, tc.wantA)
+		}
+		top, err := Parse("t.yaml", mutate(map[int]string{
+			13: "  - {name: pod1, node: node1, ip: 10.1.1.10, labels: {app: " + tc.b + "}}",
+			14: "  - {name: pod4, node: node2, ip: 10.1.2.40, labels: {app: " + tc.a + "}, listen: [\"tcp/8080\"]}",
+			18: "  - endpointSelector: {matchLabels: {app: " + tc.a + "}}",
+			20: "      - fromEndpoints: [{matchLabels: {app: " + tc.b + "}}]",
+		}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a, b := top.Pod("pod4").Identity, top.Pod("pod1").Identity; a != tc.wantA || b != tc.wantB {
+			t.Errorf("app=%s got %d, app=%s got %d; want %d and %d", tc.a, a, tc.b, b, tc.wantA, tc.wantB)
+		}
+	}
+}
+
+func TestIdentityAnyString(t *testing.T) {
+	if s := IdentityAny.String(); s != "0 (any)" {
+		t.Errorf("IdentityAny.String() = %q", s)
+	}
+}
