@@ -167,3 +167,51 @@ func TestPolicyShapes(t *testing.T) {
 		})
 	}
 }
+
+// A policy map is listed in key order — direction, identity, port,
+// protocol — and every entry is found again by its key, also when entries
+// of both directions share identity, port and protocol.
+func TestPolicyEntriesOrderAndLookup(t *testing.T) {
+	top, err := Parse("t.yaml", mutate(map[int]string{
+		18: "  - endpointSelector: {matchLabels: {app: b}}",
+		19: "    ingress:",
+		20: "      - fromEndpoints: [{matchLabels: {app: a}}]",
+		21: "        toPorts: [{ports: [{port: \"8080\", protocol: TCP}, {port: \"53\", protocol: UDP}, {port: \"53\", protocol: TCP}]}]",
+		22: "      - toPorts: [{ports: [{port: \"9000\", protocol: TCP}]}]",
+		23: "    egress:",
+		24: "      - toEndpoints: [{matchLabels: {app: a}}]",
+		25: "        toPorts: [{ports: [{port: \"8080\", protocol: TCP}, {port: \"53\", protocol: UDP}]}]",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ep, err := top.EndpointPolicy("pod4")
+	if err != nil {
+		t.Fatal(err)
+	}
+	less := func(a, b PolicyKey) bool {
+		switch {
+		case a.Direction != b.Direction:
+			return a.Direction < b.Direction
+		case a.RemoteIdentity != b.RemoteIdentity:
+			return a.RemoteIdentity < b.RemoteIdentity
+		case a.Port != b.Port:
+			return a.Port < b.Port
+		}
+		return a.Proto < b.Proto
+	}
+	if len(ep.Entries) != 6 {
+		t.Fatalf("entries %v, want 6", ep.Entries)
+	}
+	for i, e := range ep.Entries {
+		if i > 0 && !less(ep.Entries[i-1].PolicyKey, e.PolicyKey) {
+			t.Errorf("entries out of order at %d: %v then %v", i, ep.Entries[i-1].PolicyKey, e.PolicyKey)
+		}
+		if f := ep.find(e.PolicyKey); f == nil || f.PolicyKey != e.PolicyKey {
+			t.Errorf("find(%v) = %v", e.PolicyKey, f)
+		}
+	}
+	if f := ep.find(PolicyKey{Direction: ep.Entries[0].Direction, RemoteIdentity: 1, Port: 1, Proto: TCP}); f != nil {
+		t.Errorf("found an entry that is not there: %v", f)
+	}
+}
