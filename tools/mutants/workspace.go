@@ -21,8 +21,9 @@ import (
 type workspace struct {
 	dir     string
 	timeout time.Duration
-	// baseline is how long each package's unmutated tests took (the
-	// datapath's under ""); a mutant gets 10 times that plus 20 s.
+	// baseline is how long each package's unmutated tests took, build
+	// included (the datapath's under ""); a mutant gets 3 times that plus
+	// 10 s.
 	baseline map[string]time.Duration
 	// objects are the datapath's bpf2go objects; objDir holds the
 	// object files the test binary loads.
@@ -153,11 +154,11 @@ func (w *workspace) prepareBPF(ctx context.Context) error {
 	return nil
 }
 
-// bounded returns ctx bounded for one mutant of pkg: ten times its
-// unmutated tests' time plus 20 s (a mutant may loop forever), at most the
+// bounded returns ctx bounded for one mutant of pkg: three times its
+// unmutated tests' time plus 10 s (a mutant may loop forever), at most the
 // -timeout.
 func (w *workspace) bounded(ctx context.Context, pkg string) (context.Context, context.CancelFunc) {
-	d := 10*w.baseline[pkg] + 20*time.Second
+	d := 3*w.baseline[pkg] + 10*time.Second
 	if d > w.timeout {
 		d = w.timeout
 	}
