@@ -252,3 +252,45 @@ func TestTraceLocalHost(t *testing.T) {
 		t.Errorf("pod2 -> node1: %s", r)
 	}
 }
+
+// A node address answers as a NodePort frontend only on a service's
+// nodePort and protocol.
+func TestTraceNodePortOnlyOnItsPort(t *testing.T) {
+	top := mustBuiltin(t, "multi-backend")
+	for _, tc := range []struct {
+		port  uint16
+		proto Protocol
+	}{{30081, TCP}, {30080, UDP}, {80, TCP}, {0, TCP}} {
+		r, err := Trace(top, "198.51.100.7", "10.255.2.12", tc.port, tc.proto)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Service != nil {
+			t.Errorf("node address port %d/%v: translated by %+v", tc.port, tc.proto, r.Service)
+		}
+	}
+}
+
+// The ToR's address on a node's network resolves to the router (world);
+// outside addresses are world, named with their address.
+func TestResolveGatewayAndWorld(t *testing.T) {
+	top := mustBuiltin(t, "multi-backend")
+	gw := top.Nodes[0].Uplink.Gateway
+	p, err := top.Resolve(gw.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Kind != PeerWorld || p.Name != top.Router.Name || p.Identity != IdentityWorld || p.String() != "world "+top.Router.Name+" ("+gw.String()+")" {
+		t.Errorf("gateway %s resolves to %+v %q", gw, p, p)
+	}
+	p, err = top.Resolve("198.51.100.7")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Kind != PeerWorld || p.String() != "world world (198.51.100.7)" {
+		t.Errorf("outside address: %+v %q", p, p)
+	}
+	if s := (Peer{Kind: PeerWorld, Name: "world"}).String(); s != "world world" {
+		t.Errorf("world without an address: %q", s)
+	}
+}
