@@ -134,7 +134,18 @@ func TestTraceNoBackend(t *testing.T) {
 	if r.Verdict != VerdictDropped || r.DropReason != DropNoBackend || r.DropPoint != "from-container" || len(r.Paths) != 0 {
 		t.Errorf("want DROPPED (Service backend not found):\n%s", r)
 	}
-	if !strings.Contains(r.String(), "Final verdict: DROPPED (Service backend not found)") {
+	if !strings.Contains(r.String(), "Final verdict: DROPPED (Service backend not found)") ||
+		!strings.Contains(r.String(), "No backend: dropped at from-container (Service backend not found)") {
+		t.Error(r)
+	}
+	// Without a drop point the line says only the reason.
+	r.DropPoint = ""
+	if !strings.Contains(r.String(), "No backend: dropped (Service backend not found)") {
+		t.Error(r)
+	}
+	// Allowed traces have no such line.
+	r.Verdict, r.DropReason = VerdictAllowed, ""
+	if strings.Contains(r.String(), "No backend") {
 		t.Error(r)
 	}
 }
@@ -174,6 +185,12 @@ func TestTraceMixed(t *testing.T) {
 	r, _ := Trace(top, "10.99.0.1", "10.224.1.1", 80, TCP)
 	if r.Verdict != VerdictMixed || r.Paths[0].Allowed || !r.Paths[1].Allowed {
 		t.Errorf("want MIXED:\n%s", r)
+	}
+	// A mixed verdict names no single reason; the sender, from outside,
+	// is no endpoint and has no egress policy.
+	s := r.String()
+	if !strings.HasSuffix(s, "\nFinal verdict: MIXED\n") || !strings.Contains(s, "   Egress : not an endpoint, no policy applies: allowed\n") {
+		t.Errorf("text:\n%s", s)
 	}
 }
 
