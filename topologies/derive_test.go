@@ -133,14 +133,21 @@ func TestPickResolvesCollisionsDeterministically(t *testing.T) {
 }
 
 func TestTooManyPods(t *testing.T) {
-	var b strings.Builder
-	b.WriteString("name: many\nrouter: {name: tor, asn: 65000}\nnodes:\n  - {name: n1, asn: 65001, podCIDR: 10.0.0.0/8, uplink: {address: 192.168.0.2/24, gateway: 192.168.0.1}}\npods:\n")
-	for i := range MaxEndpointID + 1 {
-		fmt.Fprintf(&b, "  - {name: p%d, node: n1, ip: 10.0.%d.%d}\n", i, i/200+1, i%200+2)
+	many := func(n int) []byte {
+		var b strings.Builder
+		b.WriteString("name: many\nrouter: {name: tor, asn: 65000}\nnodes:\n  - {name: n1, asn: 65001, podCIDR: 10.0.0.0/8, uplink: {address: 192.168.0.2/24, gateway: 192.168.0.1}}\npods:\n")
+		for i := range n {
+			fmt.Fprintf(&b, "  - {name: p%d, node: n1, ip: 10.0.%d.%d}\n", i, i/200+1, i%200+2)
+		}
+		return []byte(b.String())
 	}
-	_, err := Parse("many.yaml", []byte(b.String()))
+	_, err := Parse("many.yaml", many(MaxEndpointID+1))
 	if err == nil || !strings.Contains(err.Error(), "4096 pods: at most 4095 are supported") {
 		t.Fatalf("error %v", err)
+	}
+	// Exactly the most is fine.
+	if _, err := Parse("many.yaml", many(MaxEndpointID)); err != nil {
+		t.Fatalf("%d pods: %v", MaxEndpointID, err)
 	}
 }
 

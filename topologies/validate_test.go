@@ -252,3 +252,19 @@ func TestDefaults(t *testing.T) {
 		t.Errorf("default policy name %q", top.Policies[0].Name)
 	}
 }
+
+// Missing names and ASNs are reported as missing, never as duplicates of
+// each other; a real duplicate (ASN 1 twice) is.
+func TestMissingIsNotDuplicate(t *testing.T) {
+	_, err := Parse("t.yaml", mutate(map[int]string{4: "  - name: \"\"", 5: "    asn: 0", 8: "  - name: \"\"", 9: "    asn: 0"}))
+	if err == nil {
+		t.Fatal("nodes without names and ASNs accepted")
+	}
+	if strings.Contains(err.Error(), "already used") {
+		t.Errorf("missing values reported as duplicates: %v", err)
+	}
+	_, err = Parse("t.yaml", mutate(map[int]string{5: "    asn: 1", 9: "    asn: 1"}))
+	if err == nil || !strings.Contains(err.Error(), "ASN 1 is already used") {
+		t.Errorf("ASN 1 twice: %v", err)
+	}
+}
