@@ -268,3 +268,15 @@ func TestMissingIsNotDuplicate(t *testing.T) {
 		t.Errorf("ASN 1 twice: %v", err)
 	}
 }
+
+// An uplink without a gateway is reported once, as missing: the checks
+// that relate address and gateway do not run on the missing value.
+func TestUplinkWithoutGatewayReportedOnce(t *testing.T) {
+	_, err := Parse("t.yaml", mutate(map[int]string{7: "    uplink: {address: 10.255.1.11/24}"}))
+	if err == nil {
+		t.Fatal("an uplink without a gateway accepted")
+	}
+	if strings.Contains(err.Error(), "not in the uplink prefix") || strings.Contains(err.Error(), "network or broadcast") {
+		t.Errorf("the missing gateway is also checked against the prefix: %v", err)
+	}
+}
