@@ -280,3 +280,52 @@ func TestUplinkWithoutGatewayReportedOnce(t *testing.T) {
 		t.Errorf("the missing gateway is also checked against the prefix: %v", err)
 	}
 }
+
+// warningsOf parses the lines into base and returns the warnings' texts.
+func warningsOf(t *testing.T, repl map[int]string) string {
+	t.Helper()
+	top, err := Parse("t.yaml", mutate(repl))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ws []string
+	for _, w := range top.Warnings {
+		ws = append(ws, w.String())
+	}
+	return strings.Join(ws, "\n")
+}
+
+// The validator's rarer findings, each at its boundary.
+func TestValidatorFindings(t *testing.T) {
+	// A VIP that is not unicast, each kind.
+	for _, vip := range []string{"0.0.0.0", "224.0.0.1", "127.0.0.1", "255.255.255.255"} {
+		_, err := Parse("t.yaml", mutate(map[int]string{16: "  - {name: svc, vip: " + vip + ", port: 80, backends: [\"pod4:8080\"]}"}))
+		if err == nil || !strings.Contains(err.Error(), "is not a unicast address") {
+			t.Errorf("VIP %s: %v", vip, err)
+		}
+	}
+	// Two services on one VIP and port clash; port 1 is a port like any.
+	_, err := Parse("t.yaml", mutate(map[int]string{16: "  - {name: svc, vip: 10.224.1.1, port: 1, backends: [\"pod4:8080\"]}",
+		17: "  - {name: svc2, vip: 10.224.1.1, port: 1, backends: [\"pod4:8080\"]}", 18: "", 19: "", 20: "", 21: ""}))
+	if err == nil || !strings.Contains(err.Error(), "is already service svc") {
+		t.Errorf("same VIP and port 1: %v", err)
+	}
+	// A backend listed twice is reported once, as listed twice, even when
+	// its pod is unknown.
+	_, err = Parse("t.yaml", mutate(map[int]string{16: "  - {name: svc, vip: 10.224.1.1, port: 80, backends: [\"ghost:8080\", \"ghost:8080\"]}"}))
+	if err == nil || strings.Count(err.Error(), "unknown pod") != 1 || strings.Count(err.Error(), "listed twice") != 1 {
+		t.Errorf("backend twice: %v", err)
+	}
+	// A backend listening on the port with another protocol does not
+	// listen on the service's.
+	if w := warningsOf(t, map[int]string{16: "  - {name: svc, vip: 10.224.1.1, port: 80, protocol: udp, backends: [\"pod4:8080\"]}"}); !strings.Contains(w, "does not listen on udp/8080") {
+		t.Errorf("UDP service on a TCP listener: warnings %q", w)
+	}
+	if w := warningsOf(t, nil); strings.Contains(w, "does not listen") {
+		t.Errorf("listening backend warned about: %q", w)
+	}
+	// A policy without rules enforces nothing.
+	if w := warningsOf(t, map[int]string{19: "", 20: "", 21: ""}); !strings.Contains(w, "has no ingress or egress rules and enforces nothing") {
+		t.Errorf("policy without rules: warnings %q", w)
+	}
+}
