@@ -66,6 +66,10 @@ func TestCheckHeadersBoundaries(t *testing.T) {
 		{"TCP, data offset 6, options present", frameOf(0x0800, ipv4(5, 44, 6, 0, tcpHeader(6))), 0, nil, 0},
 		{"TCP, data offset 6, options missing", frameOf(0x0800, ipv4(5, 40, 6, 0, tcpHeader(6)[:20])), 0, ErrBadHeader, 0},
 		{"TCP cut by snaplen", frameOf(0x0800, ipv4(5, 40, 6, 0, tcp20[:10])), 54, ErrHeadersCut, Truncated},
+		// 12 captured bytes do not reach the data offset; 13 do, and a bad
+		// one is reported even though the rest was cut.
+		{"TCP cut after 12 bytes", frameOf(0x0800, ipv4(5, 40, 6, 0, tcp20[:12])), 54, ErrHeadersCut, Truncated},
+		{"TCP cut after 13 bytes, data offset 4", frameOf(0x0800, ipv4(5, 40, 6, 0, tcpHeader(4)[:13])), 54, ErrBadHeader, Truncated},
 		{"Ethernet padding is not the UDP header", frameOf(0x0800, ipv4(5, 24, 17, 0, make([]byte, 8))), 0, ErrBadHeader, 0},
 		{"UDP, 8 bytes", frameOf(0x0800, ipv4(5, 28, 17, 0, make([]byte, 8))), 0, nil, 0},
 		{"ICMP, 7 bytes", frameOf(0x0800, ipv4(5, 27, 1, 0, make([]byte, 7))), 0, ErrBadHeader, 0},
