@@ -2,6 +2,7 @@ package capture
 
 import (
 	"errors"
+	"strings"
 	"testing"
 )
 
@@ -103,5 +104,43 @@ func TestErrorText(t *testing.T) {
 	}
 	if s := (&Error{File: "dump.pcap", Index: 0, Err: ErrBadHeader}).Error(); s != "dump.pcap: packet 0 (frame 1): malformed header" {
 		t.Errorf("packet error: %q", s)
+	}
+}
+
+// Each link header at its length boundary: one byte short is malformed,
+// or cut when the snapshot length cut it; exactly the header converts.
+func TestToEthernetHeaderLengths(t *testing.T) {
+	ip := ipv4(5, 20, 99, 0, nil)
+	sll := append([]byte{0, 0, 0, 1, 0, 6, 1, 2, 3, 4, 5, 6, 0, 0, 0x08, 0x00}, ip...)
+	sll2 := append([]byte{0x08, 0x00, 0, 0, 0, 0, 0, 7, 0, 1, 0, 6, 1, 2, 3, 4, 5, 6, 0, 0}, ip...)
+	eth := frameOf(0x0800, ip)
+	for _, tc := range []struct {
+		name string
+		lt   uint32
+		hdr  int
+		rec  []byte
+	}{
+		{"Ethernet", LinkTypeEthernet, 14, eth},
+		{"SLL", LinkTypeLinuxSLL, 16, sll},
+		{"SLL2", LinkTypeLinuxSLL2, 20, sll2},
+		{"raw IP", LinkTypeRaw, 1, ip},
+	} {
+		var p Packet
+		if err := toEthernet(&p, tc.lt, tc.rec, len(tc.rec)); err != nil {
+			t.Errorf("%s: whole record: %v", tc.name, err)
+		}
+		short := tc.rec[:tc.hdr-1]
+		if err := toEthernet(&Packet{}, tc.lt, short, len(short)); !errors.Is(err, ErrBadHeader) {
+			t.Errorf("%s: %d bytes: %v, want %v", tc.name, tc.hdr-1, err, ErrBadHeader)
+		}
+		if err := toEthernet(&Packet{}, tc.lt, short, len(tc.rec)); !errors.Is(err, ErrHeadersCut) {
+			t.Errorf("%s: %d bytes cut by snaplen: %v, want %v", tc.name, tc.hdr-1, err, ErrHeadersCut)
+		}
+		if tc.hdr > 1 {
+			exact := tc.rec[:tc.hdr]
+			if err := toEthernet(&Packet{}, tc.lt, exact, len(exact)); errors.Is(err, ErrBadHeader) && strings.Contains(err.Error(), "header needs") {
+				t.Errorf("%s: exactly the header: %v", tc.name, err)
+			}
+		}
 	}
 }
