@@ -144,3 +144,23 @@ func TestToEthernetHeaderLengths(t *testing.T) {
 		}
 	}
 }
+
+// A classic pcap whose link type says frames end with an FCS: whole frames
+// lose the 4 FCS bytes (data and original length), snaplen-cut ones keep
+// what was captured; without the flag nothing is stripped.
+func TestPcapFCSStripped(t *testing.T) {
+	frame := ethTCP(t, 4)
+	withFCS := append(append([]byte(nil), frame...), 0xde, 0xad, 0xbe, 0xef)
+	lt := LinkTypeEthernet | pcapFCSPresent | 2<<28 // 2 × 16 bits of FCS
+	pkts := mustRead(t, "fcs.pcap", writePcap(t, lt, record{data: withFCS}, record{data: withFCS[:60], origLen: len(withFCS)}))
+	if string(pkts[0].Data) != string(frame) || pkts[0].OrigLen != len(frame) {
+		t.Errorf("whole frame: %d bytes (orig %d), want %d without the FCS", len(pkts[0].Data), pkts[0].OrigLen, len(frame))
+	}
+	if len(pkts[1].Data) != 60 || pkts[1].OrigLen != len(withFCS) {
+		t.Errorf("cut frame: %d bytes (orig %d), want 60 (orig %d)", len(pkts[1].Data), pkts[1].OrigLen, len(withFCS))
+	}
+	plain := mustRead(t, "plain.pcap", writePcap(t, LinkTypeEthernet, record{data: withFCS}))
+	if len(plain[0].Data) != len(withFCS) {
+		t.Errorf("no FCS flag: %d bytes, want %d", len(plain[0].Data), len(withFCS))
+	}
+}
