@@ -2,7 +2,6 @@ package datapath
 
 import (
 	"fmt"
-	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -295,10 +294,7 @@ func TestCTEntryLivesThroughItsLastSecond(t *testing.T) {
 // reselection would move most of them).
 func TestServiceEntryLivesThroughItsLastSecond(t *testing.T) {
 	dp := loadDatapath(t)
-	var backends []Backend
-	for i := range 4 {
-		backends = append(backends, Backend{ID: uint32(i + 1), Addr: netip.AddrFrom4([4]byte{10, 1, 2, byte(40 + i)}), Port: 8080})
-	}
+	backends := fourBackends()
 	must(t, dp.Services.Upsert(webService(backends...)))
 	withinOneSecond(t, func(now uint32) (problems []string) {
 		must(t, dp.CT.Flush())

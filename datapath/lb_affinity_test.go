@@ -20,10 +20,7 @@ func backendOf(t *testing.T, out []byte) netip.AddrPort {
 // evenly over 4 backends (chi-square, 3 degrees of freedom, p = 0.001).
 func TestBackendAffinityAndSpread(t *testing.T) {
 	dp := loadDatapath(t)
-	var backends []Backend
-	for i := range 4 {
-		backends = append(backends, Backend{ID: uint32(i + 1), Addr: netip.AddrFrom4([4]byte{10, 1, 2, byte(40 + i)}), Port: 8080})
-	}
+	backends := fourBackends()
 	must(t, dp.Services.Upsert(webService(backends...)))
 
 	t.Log("one flow, 1,000 packets (SYN then ACKs)")
@@ -117,4 +114,13 @@ func TestBackendRemovedRepins(t *testing.T) {
 	if want == 0 || svcEntry.BackendID != want {
 		t.Errorf("service CT entry pins backend %d, the flow goes to %v (backend %d)", svcEntry.BackendID, moved, want)
 	}
+}
+
+// fourBackends are backends 1-4 at 10.1.2.40-43:8080.
+func fourBackends() []Backend {
+	var backends []Backend
+	for i := range 4 {
+		backends = append(backends, Backend{ID: uint32(i + 1), Addr: netip.AddrFrom4([4]byte{10, 1, 2, byte(40 + i)}), Port: 8080})
+	}
+	return backends
 }

@@ -10,13 +10,8 @@ import (
 // nothing behind the cut is read.
 func TestTruncatedPackets(t *testing.T) {
 	dp := loadDatapath(t)
-	must(t, dp.Services.Upsert(webService(Backend{ID: 1, Addr: pod4IP, Port: 8080})))
-	must(t, dp.Services.Upsert(Service{VIP: vip, Port: 53, Proto: ProtoUDP, ID: 2, Backends: []Backend{{ID: 3, Addr: pod4IP, Port: 5353}}}))
-	udp := fromPod(pod1, vip, 53)
-	udp.proto = ProtoUDP
-	icmp := fromPod(pod1, pod2.addr(), 0)
-	icmp.proto, icmp.icmpType, icmp.icmpID = ProtoICMP, 8, 7
-	for _, p := range []pkt{fromPod(pod1, vip, 80), udp, icmp} {
+	tcp, udp, icmp := servicePackets(t, dp)
+	for _, p := range []pkt{tcp, udp, icmp} {
 		full := p.bytes(t)
 		// BPF_PROG_TEST_RUN refuses IPv4 frames without a full IPv4
 		// header (EINVAL on 6.x), so the shortest runs start there.
@@ -100,16 +95,11 @@ func TestGarbagePackets(t *testing.T) {
 func TestTotalLengthEndsInsideL4Header(t *testing.T) {
 	dp := loadDatapath(t)
 	events := openEvents(t, dp)
-	must(t, dp.Services.Upsert(webService(Backend{ID: 1, Addr: pod4IP, Port: 8080})))
-	must(t, dp.Services.Upsert(Service{VIP: vip, Port: 53, Proto: ProtoUDP, ID: 2, Backends: []Backend{{ID: 3, Addr: pod4IP, Port: 5353}}}))
-	udp := fromPod(pod1, vip, 53)
-	udp.proto = ProtoUDP
-	icmp := fromPod(pod1, pod2.addr(), 0)
-	icmp.proto, icmp.icmpType, icmp.icmpID = ProtoICMP, 8, 7
+	tcp, udp, icmp := servicePackets(t, dp)
 	for _, c := range []struct {
 		p    pkt
 		hlen int
-	}{{fromPod(pod1, vip, 80), 20}, {udp, 8}, {icmp, 8}} {
+	}{{tcp, 20}, {udp, 8}, {icmp, 8}} {
 		full := c.p.bytes(t)
 		for l4 := 0; l4 < c.hlen; l4++ {
 			in := append([]byte(nil), full...)
@@ -183,4 +173,17 @@ func TestTCPDataOffsetUnderFive(t *testing.T) {
 			t.Errorf("data offset %d: drops %v, want one %v", doff, d, DropCTInvalidHdr)
 		}
 	}
+}
+
+// servicePackets installs a TCP (80) and a UDP (53) service backed by pod4
+// and returns a packet from pod1 to each, and an ICMP echo to pod2.
+func servicePackets(t *testing.T, dp *Datapath) (tcp, udp, icmp pkt) {
+	t.Helper()
+	must(t, dp.Services.Upsert(webService(Backend{ID: 1, Addr: pod4IP, Port: 8080})))
+	must(t, dp.Services.Upsert(Service{VIP: vip, Port: 53, Proto: ProtoUDP, ID: 2, Backends: []Backend{{ID: 3, Addr: pod4IP, Port: 5353}}}))
+	udp = fromPod(pod1, vip, 53)
+	udp.proto = ProtoUDP
+	icmp = fromPod(pod1, pod2.addr(), 0)
+	icmp.proto, icmp.icmpType, icmp.icmpID = ProtoICMP, 8, 7
+	return fromPod(pod1, vip, 80), udp, icmp
 }

@@ -19,6 +19,20 @@ type insnIndex struct {
 	symbols map[string]int
 }
 
+// jumpTarget returns the index of the instruction jump i (ins) goes to,
+// or -1 when it lands on no instruction: BPF_JA of the JMP32 class (gotol)
+// carries its offset in the immediate.
+func (x insnIndex) jumpTarget(i int, ins *asm.Instruction) int {
+	delta := int(ins.Offset)
+	if ins.OpCode.Class() == asm.Jump32Class && ins.OpCode.JumpOp() == asm.Ja {
+		delta = int(int32(ins.Constant))
+	}
+	if t, ok := x.index[x.raw[i]+1+delta]; ok {
+		return t
+	}
+	return -1
+}
+
 func newInsnIndex(insns asm.Instructions) insnIndex {
 	n := len(insns)
 	x := insnIndex{raw: make([]int, n), funcs: make([]string, n), index: make(map[int]int, n), symbols: map[string]int{}}

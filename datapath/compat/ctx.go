@@ -67,7 +67,7 @@ func ctxAccesses(p *ebpf.ProgramSpec, size int, kernel string) []Violation {
 		return nil
 	}
 	x := newInsnIndex(insns)
-	raw, funcs, index, symbols := x.raw, x.funcs, x.index, x.symbols
+	raw, funcs, symbols := x.raw, x.funcs, x.symbols
 
 	// in[i] is the set of registers holding the context on every path to
 	// i; allRegs marks instructions not reached yet (the meet is AND).
@@ -86,12 +86,6 @@ func ctxAccesses(p *ebpf.ProgramSpec, size int, kernel string) []Violation {
 			in[to], reached[to] = merged, true
 			work = append(work, to)
 		}
-	}
-	jumpTarget := func(i, delta int) int {
-		if t, ok := index[raw[i]+1+delta]; ok {
-			return t
-		}
-		return -1
 	}
 	for len(work) > 0 {
 		i := work[len(work)-1]
@@ -115,13 +109,9 @@ func ctxAccesses(p *ebpf.ProgramSpec, size int, kernel string) []Violation {
 				}
 				flow(i+1, s&^callerSaved)
 			case asm.Ja:
-				if cls == asm.Jump32Class {
-					flow(jumpTarget(i, int(int32(ins.Constant))), s)
-				} else {
-					flow(jumpTarget(i, int(ins.Offset)), s)
-				}
+				flow(x.jumpTarget(i, ins), s)
 			default:
-				flow(jumpTarget(i, int(ins.Offset)), s)
+				flow(x.jumpTarget(i, ins), s)
 				flow(i+1, s)
 			}
 			continue

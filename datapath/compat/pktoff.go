@@ -136,12 +136,6 @@ func pktStackOffsets(p *ebpf.ProgramSpec) []Violation {
 			work = append(work, to)
 		}
 	}
-	jumpTarget := func(i, delta int) int {
-		if t, ok := x.index[x.raw[i]+1+delta]; ok {
-			return t
-		}
-		return -1
-	}
 
 	found := map[int]Violation{}
 	for len(work) > 0 {
@@ -178,11 +172,7 @@ func pktStackOffsets(p *ebpf.ProgramSpec) []Violation {
 				}
 				flow(i+1, s)
 			case asm.Ja:
-				if cls == asm.Jump32Class {
-					flow(jumpTarget(i, int(int32(ins.Constant))), s)
-				} else {
-					flow(jumpTarget(i, int(ins.Offset)), s)
-				}
+				flow(x.jumpTarget(i, ins), s)
 			default:
 				// A comparison bounds the scalars it compares (on at
 				// least one side; both are assumed, see above).
@@ -192,7 +182,7 @@ func pktStackOffsets(p *ebpf.ProgramSpec) []Violation {
 				if op.Source() == asm.RegSource && s.regs[ins.Src].kind == valFilled {
 					s.regs[ins.Src] = regVal{}
 				}
-				flow(jumpTarget(i, int(ins.Offset)), s)
+				flow(x.jumpTarget(i, ins), s)
 				flow(i+1, s)
 			}
 			continue

@@ -16,6 +16,19 @@ func changes(ms []Mutant) []string {
 	return out
 }
 
+// wantMutants checks that got lists exactly the changes in want.
+func wantMutants(t *testing.T, got, want []string) {
+	t.Helper()
+	for _, w := range want {
+		if !slices.Contains(got, w) {
+			t.Errorf("missing mutant %q", w)
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("got %d mutants, want %d:\n%s", len(got), len(want), strings.Join(got, "\n"))
+	}
+}
+
 func TestCMutants(t *testing.T) {
 	src := []byte(`#define MAX 10 /* not mutated: a directive */
 #define M(a) \
@@ -46,14 +59,7 @@ static int f(struct __sk_buff *skb, struct iphdr *ip)
 		`call-drop update_metrics(skb->len, "a < b")>(void)0`,
 		"flag-drop BPF_F_PSEUDO_HDR>0",
 	}
-	for _, w := range want {
-		if !slices.Contains(got, w) {
-			t.Errorf("missing mutant %q", w)
-		}
-	}
-	if len(got) != len(want) {
-		t.Errorf("got %d mutants, want %d:\n%s", len(got), len(want), strings.Join(got, "\n"))
-	}
+	wantMutants(t, got, want)
 	for _, m := range ms {
 		if strings.Contains(m.Context, "#define") || strings.Contains(m.Context, "comment") {
 			t.Errorf("mutated a directive or comment: %s", m)
@@ -113,14 +119,7 @@ func f(xs []int, s string) bool {
 		"rel-flip ==>!=",
 		"rel-flip !=>==", "off-by-one 7>8", "off-by-one 7>6",
 	}
-	for _, w := range want {
-		if !slices.Contains(got, w) {
-			t.Errorf("missing mutant %q", w)
-		}
-	}
-	if len(got) != len(want) {
-		t.Errorf("got %d mutants, want %d:\n%s", len(got), len(want), strings.Join(got, "\n"))
-	}
+	wantMutants(t, got, want)
 	for _, m := range ms {
 		out, err := m.Apply(src)
 		if err != nil {
