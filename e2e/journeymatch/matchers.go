@@ -153,16 +153,23 @@ func BeDroppedAt(point journey.Point, reason string) types.GomegaMatcher {
 					break
 				}
 			}
-			if last >= 0 && last < len(got.Hops)-1 {
-				exact := journey.Packet{Verdict: journey.Dropped, DropReason: reason}
-				for _, h := range got.Hops[:last+1] {
-					exact.Hops = append(exact.Hops, journey.Hop{Node: h.Node, Point: h.Point, Device: h.Device})
-				}
-				return journey.Diff(exact, got), nil
-			}
-			return d, nil
+			return endsAt(d, got, last, journey.Packet{Verdict: journey.Dropped, DropReason: reason}), nil
 		},
 	}
+}
+
+// endsAt returns d when hop at is got's last (or at is -1); otherwise the
+// difference between got and its own hops cut after at (node, point and
+// device pinned, with frame's packet fields), which marks every later hop
+// as unexpected.
+func endsAt(d journey.Difference, got journey.Packet, at int, frame journey.Packet) journey.Difference {
+	if at < 0 || at == len(got.Hops)-1 {
+		return d
+	}
+	for _, h := range got.Hops[:at+1] {
+		frame.Hops = append(frame.Hops, journey.Hop{Node: h.Node, Point: h.Point, Device: h.Device})
+	}
+	return journey.Diff(frame, got)
 }
 
 // BeDeliveredTo succeeds when the packet was delivered (verdict DELIVERED)
@@ -179,6 +186,9 @@ func BeDeliveredTo(pod string) types.GomegaMatcher {
 				Hops: []journey.Hop{{Point: journey.PodIngress, Device: pod + ":eth0"}},
 			}
 			d := journey.Diff(want, got, journey.AllowExtraHops())
+			if !d.Equal() {
+				return d, nil
+			}
 			// The pod-ingress hop must be the last: hops after it are
 			// marked as extra against the journey cut there.
 			last := -1
@@ -187,14 +197,7 @@ func BeDeliveredTo(pod string) types.GomegaMatcher {
 					last = i
 				}
 			}
-			if d.Equal() && last >= 0 && last < len(got.Hops)-1 {
-				exact := journey.Packet{Verdict: journey.Delivered, DeliveredTo: pod}
-				for _, h := range got.Hops[:last+1] {
-					exact.Hops = append(exact.Hops, journey.Hop{Node: h.Node, Point: h.Point, Device: h.Device})
-				}
-				return journey.Diff(exact, got), nil
-			}
-			return d, nil
+			return endsAt(d, got, last, journey.Packet{Verdict: journey.Delivered, DeliveredTo: pod}), nil
 		},
 	}
 }

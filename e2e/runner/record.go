@@ -27,18 +27,10 @@ type KernelRecord struct {
 	Image string `json:"image"`
 }
 
-func recordOf(r Result) KernelRecord {
-	rec := KernelRecord{Series: r.Series, Release: r.Ran(), Image: r.Image}
-	if rec.Release == "" {
-		rec.Release = r.Release
-	}
-	return rec
-}
-
 // recordKernel writes kernel.json into dir and adds the kernel to the
 // properties of each suite in dir's JUnit report (when there is one).
 func recordKernel(dir string, r Result) error {
-	rec := recordOf(r)
+	rec := KernelRecord{Series: r.Series, Release: r.Kernel(), Image: r.Image}
 	b, err := json.MarshalIndent(rec, "", "  ")
 	if err != nil {
 		return err

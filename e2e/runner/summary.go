@@ -44,6 +44,15 @@ func (r Result) Ran() string {
 	return ""
 }
 
+// Kernel is the release to report: the one the guests ran, else the one
+// the harness prepared (no VM booted).
+func (r Result) Kernel() string {
+	if ran := r.Ran(); ran != "" {
+		return ran
+	}
+	return r.Release
+}
+
 // OK reports whether the run and every suite passed.
 func (r Result) OK() bool { return r.Err == nil && len(r.Suites) > 0 && allPassed(r.Suites) }
 
@@ -92,11 +101,7 @@ func Row(r types.Report) SuiteRow {
 
 // PrintSuites writes the per-suite summary of one run.
 func PrintSuites(w io.Writer, r Result) {
-	release := r.Ran()
-	if release == "" {
-		release = r.Release
-	}
-	fmt.Fprintf(w, "\n== e2e summary: kernel %s (%s, %s), fetch %v, wall %v\n", r.Series, orDash(release), orDash(r.Image), r.Fetch.Round(time.Millisecond), r.Wall.Round(time.Second))
+	fmt.Fprintf(w, "\n== e2e summary: kernel %s (%s, %s), fetch %v, wall %v\n", r.Series, orDash(r.Kernel()), orDash(r.Image), r.Fetch.Round(time.Millisecond), r.Wall.Round(time.Second))
 	if r.Err != nil {
 		fmt.Fprintf(w, "ERROR: %v\n", r.Err)
 	}
@@ -141,11 +146,7 @@ func PrintMatrix(w io.Writer, results []Result) {
 				res += ": " + r.Err.Error()
 			}
 		}
-		release := r.Ran()
-		if release == "" {
-			release = r.Release
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%v\t%s\t%s\n", r.Series, orDash(release), len(r.Suites), specs, passed, failed, r.Wall.Round(time.Second), res, orDash(r.Image))
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%v\t%s\t%s\n", r.Series, orDash(r.Kernel()), len(r.Suites), specs, passed, failed, r.Wall.Round(time.Second), res, orDash(r.Image))
 	}
 	tw.Flush()
 }

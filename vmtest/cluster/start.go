@@ -5,10 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -161,14 +162,14 @@ func (c *Cluster) saveDiagnostics(node string, err error) []string {
 	dirs = append(dirs, filepath.Join(c.fabric.Dir(), node))
 	var first []string
 	for _, dir := range dirs {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			c.log.Warn("keep diagnostics", "node", node, "err", err)
+			continue
+		}
 		var paths []string
-		for _, name := range sortedNames(files) {
+		for _, name := range slices.Sorted(maps.Keys(files)) {
 			p := filepath.Join(dir, filepath.Base(name))
-			err := os.MkdirAll(dir, 0o755)
-			if err == nil {
-				err = os.WriteFile(p, []byte(files[name]), 0o644)
-			}
-			if err != nil {
+			if err := os.WriteFile(p, []byte(files[name]), 0o644); err != nil {
 				c.log.Warn("keep diagnostics", "node", node, "err", err)
 				continue
 			}
@@ -179,13 +180,4 @@ func (c *Cluster) saveDiagnostics(node string, err error) []string {
 		}
 	}
 	return first
-}
-
-func sortedNames(m map[string]string) []string {
-	names := make([]string, 0, len(m))
-	for n := range m {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
 }
