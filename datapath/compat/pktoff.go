@@ -329,12 +329,7 @@ func scalarReg(ins *asm.Instruction, d, sv regVal) asm.Register {
 }
 
 // skbContext reports the program types whose context is a struct __sk_buff
-// with packet pointers at skbDataOff.
+// with packet pointers at skbDataOff: those ctxSizes419 gives its size.
 func skbContext(t ebpf.ProgramType) bool {
-	switch t {
-	case ebpf.SchedCLS, ebpf.SchedACT, ebpf.CGroupSKB, ebpf.LWTIn, ebpf.LWTOut, ebpf.LWTXmit,
-		ebpf.LWTSeg6Local, ebpf.SkSKB:
-		return true
-	}
-	return false
+	return ctxSizes419[t] == skBuffSize419
 }

@@ -30,6 +30,8 @@ type workspace struct {
 	objects []bpfObject
 	objDir  string
 	dpTest  string
+	// profile is the kernel the mutated objects are checked against.
+	profile compat.Kernel
 }
 
 // bpfObject is one go:generate line of datapath/gen.go.
@@ -133,6 +135,9 @@ func (w *workspace) prepareBPF(ctx context.Context) error {
 	}
 	if len(w.objects) == 0 {
 		return errors.New("no bpf2go lines in datapath/gen.go")
+	}
+	if w.profile, err = compat.Lookup(compat.MinKernel); err != nil {
+		return err
 	}
 	if err := os.MkdirAll(w.objDir, 0o755); err != nil {
 		return err
@@ -285,7 +290,7 @@ func (w *workspace) testBPF(ctx context.Context, j job, vm bool) Outcome {
 			return Outcome{Status: Stillborn, By: "does not compile"}
 		}
 		rebuilt = true
-		vs, err := compat.CheckFile(obj, mustProfile())
+		vs, err := compat.CheckFile(obj, w.profile)
 		if err != nil {
 			return Outcome{Status: Killed, By: "compat: " + err.Error()}
 		}
@@ -340,19 +345,6 @@ func (w *workspace) testBPFInVMs(ctx context.Context) Outcome {
 		return Outcome{Status: Killed, By: "e2e: " + firstLine(tail(out))}
 	}
 	return Outcome{Status: Survived, By: "host tests and e2e"}
-}
-
-var profile419 *compat.Kernel
-
-func mustProfile() compat.Kernel {
-	if profile419 == nil {
-		k, err := compat.Lookup(compat.MinKernel)
-		if err != nil {
-			panic(err)
-		}
-		profile419 = &k
-	}
-	return *profile419
 }
 
 func tail(s string) string {
