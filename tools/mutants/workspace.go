@@ -186,7 +186,7 @@ func (w *workspace) compile(ctx context.Context, o bpfObject) (string, error) {
 
 func (w *workspace) runDatapathTests(ctx context.Context) (string, error) {
 	cmd := []string{"-test.count=1", "-test.failfast", "-test.v"}
-	return w.commandEnv(ctx, filepath.Join(w.dir, "datapath"), []string{"HOPLAB_DATAPATH_OBJECTS=" + w.objDir}, w.dpTest, cmd...)
+	return w.commandEnv(ctx, w.timeout, filepath.Join(w.dir, "datapath"), []string{"HOPLAB_DATAPATH_OBJECTS=" + w.objDir}, w.dpTest, cmd...)
 }
 
 // goTest runs pkg's tests, without go vet: a mutant is judged by the
@@ -196,11 +196,12 @@ func (w *workspace) goTest(ctx context.Context, pkg string) (string, error) {
 }
 
 func (w *workspace) command(ctx context.Context, dir, name string, args ...string) (string, error) {
-	return w.commandEnv(ctx, dir, nil, name, args...)
+	return w.commandEnv(ctx, w.timeout, dir, nil, name, args...)
 }
 
-func (w *workspace) commandEnv(ctx context.Context, dir string, env []string, name string, args ...string) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, w.timeout)
+// commandEnv runs name in dir with env added, bounded by timeout.
+func (w *workspace) commandEnv(ctx context.Context, timeout time.Duration, dir string, env []string, name string, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Dir = dir
@@ -334,10 +335,7 @@ func (w *workspace) testBPFInVMs(ctx context.Context) Outcome {
 			os.WriteFile(filepath.Join(dp, o.ident+"_bpfel.o"), saved[i], 0o644)
 		}
 	}()
-	old := w.timeout
-	w.timeout = 20 * time.Minute
-	out, err := w.command(ctx, w.dir, "go", "run", "./e2e/runner")
-	w.timeout = old
+	out, err := w.commandEnv(ctx, 20*time.Minute, w.dir, nil, "go", "run", "./e2e/runner")
 	if err != nil {
 		if m := regexp.MustCompile(`(?m)^\s*\[FAIL\] (.*)$`).FindStringSubmatch(out); m != nil {
 			return Outcome{Status: Killed, By: "e2e: " + strings.TrimSpace(m[1])}
