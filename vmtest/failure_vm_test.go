@@ -229,29 +229,41 @@ func TestAgentFatalIsReported(t *testing.T) {
 }
 
 // TestKVMBootIsBounded boots under KVM the way the accelerator probe does:
-// where KVM works the guest gets ready, where it cannot boot stock kernels
-// (a paravirtual /dev/kvm) Start fails within the probe timeout instead of
-// hanging.
+// where KVM works the guest gets ready; where it cannot boot stock kernels
+// (a paravirtual /dev/kvm) or there is no /dev/kvm at all, Start fails
+// within the probe timeout with QEMU's reason instead of hanging, and keeps
+// no QEMU running.
 func TestKVMBootIsBounded(t *testing.T) {
-	if _, err := os.Stat("/dev/kvm"); err != nil {
-		testreq.Missing(t, "/dev/kvm")
-	}
+	_, statErr := os.Stat("/dev/kvm")
 	const timeout = 10 * time.Second
 	start := time.Now()
 	vm, err := Start(context.Background(), append(bootOptions(t), WithName("kvm"), WithAccel(AccelKVM), WithReadyTimeout(timeout))...)
 	took := time.Since(start)
 	if err == nil {
+		if statErr != nil {
+			vm.Close()
+			t.Fatalf("a KVM boot got ready without /dev/kvm (%v)", statErr)
+		}
 		t.Logf("KVM boots here: ready in %v", vm.BootTime())
 		vm.Close()
 		return
 	}
 	var ve *VMError
-	if errors.As(err, &ve) {
+	if !errors.As(err, &ve) {
+		t.Fatalf("a failed KVM boot returned %T, want *VMError: %v", err, err)
+	}
+	if ve.Dir != "" {
+		if pids := qemusWithArg(ve.Dir); len(pids) > 0 {
+			t.Errorf("QEMU %v still runs after a failed KVM boot", pids)
+		}
 		os.RemoveAll(ve.Dir)
 	}
 	t.Logf("KVM cannot boot here (after %v):\n%v", took, err)
 	if took > timeout+5*time.Second {
 		t.Fatalf("a failing KVM boot took %v, want ≤ %v", took, timeout+5*time.Second)
+	}
+	if statErr != nil && !strings.Contains(strings.ToLower(err.Error()), "kvm") {
+		t.Fatalf("without /dev/kvm the error does not say why: %v", err)
 	}
 }
 
