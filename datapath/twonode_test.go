@@ -13,7 +13,7 @@ import (
 	"github.com/vishvananda/netns"
 
 	"github.com/hoplab/hoplab/internal/netnstest"
-	"github.com/hoplab/hoplab/vmtest/pods"
+	"github.com/hoplab/hoplab/vmtest/agent/pods"
 )
 
 // inNS runs fn in ns on the test's locked thread and comes back.

@@ -13,7 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/hoplab/hoplab/internal/netnstest"
-	"github.com/hoplab/hoplab/vmtest/pods"
+	"github.com/hoplab/hoplab/vmtest/agent/pods"
 )
 
 // Real sockets through the attached datapath, in a node namespace with two

@@ -10,7 +10,7 @@ import (
 // carries them over; the zero value is invalid.
 type Direction uint8
 
-// Directions (checked against the datapath's in vmtest/node).
+// Directions (checked against the datapath's in vmtest/agent/roles).
 const (
 	Ingress Direction = 1
 	Egress  Direction = 2

@@ -6,7 +6,7 @@ import (
 	"os"
 	"strings"
 
-	"github.com/hoplab/hoplab/vmtest/control"
+	"github.com/hoplab/hoplab/vmtest/protocol/control"
 )
 
 // Cmdline accumulates a QEMU command line: arguments, the files passed to

@@ -13,7 +13,7 @@
 //   - a QMP monitor, driven through github.com/digitalocean/go-qemu (status,
 //     set_link, quit), its events drained;
 //   - a virtio-serial port named hoplab.ctl that the agent (package
-//     vmtest/guest) opens; the harness speaks package vmtest/control on it.
+//     vmtest/agent) opens; the harness speaks package vmtest/protocol/control on it.
 //
 // Start returns once the agent's ready event arrived. A guest that panics
 // ends QEMU at once (panic=-1 with -no-reboot); a guest that never gets
@@ -31,7 +31,7 @@
 // # Links and fabrics
 //
 // NICs are QEMU dgram netdevs on unix sockets. [StartFabric] connects each
-// node's two NICs to the ToR through wires of package vmtest/link (capture
+// node's two NICs to the ToR through wires of package vmtest/wire (capture
 // to pcapng, injection, cuts, counters), or straight to each other with
 // [FabricSpec.Direct]. It boots all VMs in parallel and configures bonds,
 // addresses, routes and forwarding through the agents. [Fabric.SetLink]
@@ -54,7 +54,7 @@
 //
 // # Extending the agent
 //
-// A role registers guest methods with guest.Handle (package vmtest/guest)
+// A role registers guest methods with agent.Handle (package vmtest/agent)
 // and the host calls them with [VM.Call]; events the role emits reach
 // handlers given with [WithEventHandler] or VM.Agent().OnEvent.
 //

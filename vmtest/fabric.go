@@ -13,8 +13,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/hoplab/hoplab/vmtest/control"
-	"github.com/hoplab/hoplab/vmtest/link"
+	"github.com/hoplab/hoplab/vmtest/protocol/control"
+	"github.com/hoplab/hoplab/vmtest/wire"
 )
 
 // UplinkNICs is the number of NICs between each node and the ToR; a node
@@ -83,8 +83,8 @@ type Fabric struct {
 	router *VM
 	nodes  []*VM
 	byName map[string]*VM
-	wires  map[string]*link.Wire // by LinkName
-	wireL  []*link.Wire
+	wires  map[string]*wire.Wire // by LinkName
+	wireL  []*wire.Wire
 
 	// BootTime is the wall time from the start of StartFabric until every
 	// VM was ready and configured.
@@ -192,7 +192,7 @@ func StartFabric(ctx context.Context, spec FabricSpec) (*Fabric, error) {
 	if err := spec.validate(); err != nil {
 		return nil, err
 	}
-	f := &Fabric{spec: spec, dir: spec.Dir, log: spec.Logger, byName: map[string]*VM{}, wires: map[string]*link.Wire{}}
+	f := &Fabric{spec: spec, dir: spec.Dir, log: spec.Logger, byName: map[string]*VM{}, wires: map[string]*wire.Wire{}}
 	if f.log == nil {
 		f.log = slog.Default()
 	}
@@ -215,25 +215,25 @@ func StartFabric(ctx context.Context, spec FabricSpec) (*Fabric, error) {
 	for i, n := range spec.Nodes {
 		for j := range UplinkNICs {
 			name := LinkName(n.Name, j)
-			nodeEnd, err := link.NewEndpoint(fmt.Sprintf("%s:eth%d", n.Name, j), f.dir, name+"n")
+			nodeEnd, err := wire.NewEndpoint(fmt.Sprintf("%s:eth%d", n.Name, j), f.dir, name+"n")
 			if err != nil {
 				return fail(err)
 			}
-			torEnd, err := link.NewEndpoint(fmt.Sprintf("%s:eth%d", spec.Router, torNIC(i, j)), f.dir, name+"t")
+			torEnd, err := wire.NewEndpoint(fmt.Sprintf("%s:eth%d", spec.Router, torNIC(i, j)), f.dir, name+"t")
 			if err != nil {
 				return fail(err)
 			}
 			nn, tn := spec.uplinkNICs(i, j)
 			if spec.Direct {
-				np, tp := link.Direct(nodeEnd.QEMUPath, torEnd.QEMUPath)
+				np, tp := wire.Direct(nodeEnd.QEMUPath, torEnd.QEMUPath)
 				nn.Local, nn.Remote, tn.Local, tn.Remote = np.Local, np.Remote, tp.Local, tp.Remote
 			} else {
-				var opts []link.Option
+				var opts []wire.Option
 				if !spec.NoCapture {
-					opts = append(opts, link.WithPcap(filepath.Join(f.dir, name+".pcapng")))
+					opts = append(opts, wire.WithPcap(filepath.Join(f.dir, name+".pcapng")))
 				}
-				opts = append(opts, link.WithLogger(f.log))
-				w, err := link.New(name, nodeEnd, torEnd, opts...)
+				opts = append(opts, wire.WithLogger(f.log))
+				w, err := wire.New(name, nodeEnd, torEnd, opts...)
 				if err != nil {
 					return fail(err)
 				}
@@ -391,10 +391,10 @@ func (f *Fabric) Spec() FabricSpec { return f.spec }
 
 // Link returns the wire of the j-th uplink of node (side A is the node,
 // side B the ToR), or nil with Direct wiring.
-func (f *Fabric) Link(node string, j int) *link.Wire { return f.wires[LinkName(node, j)] }
+func (f *Fabric) Link(node string, j int) *wire.Wire { return f.wires[LinkName(node, j)] }
 
 // Links returns all wires in order (node by node, uplink by uplink).
-func (f *Fabric) Links() []*link.Wire { return f.wireL }
+func (f *Fabric) Links() []*wire.Wire { return f.wireL }
 
 func (f *Fabric) nodeIndex(node string) (int, error) {
 	for i, n := range f.spec.Nodes {
@@ -490,7 +490,7 @@ func (f *Fabric) InjectToNode(node string, frame []byte) error {
 	if w == nil {
 		return fmt.Errorf("fabric: no harness wire to %s (direct wiring?)", node)
 	}
-	return w.Inject(link.A, frame)
+	return w.Inject(wire.A, frame)
 }
 
 // InjectToRouter delivers frame to the ToR on node's first uplink, as if
@@ -500,15 +500,15 @@ func (f *Fabric) InjectToRouter(node string, frame []byte) error {
 	if w == nil {
 		return fmt.Errorf("fabric: no harness wire to %s (direct wiring?)", node)
 	}
-	return w.Inject(link.B, frame)
+	return w.Inject(wire.B, frame)
 }
 
-// Tap calls fn for every frame on every wire (see link.Wire.Tap); the
+// Tap calls fn for every frame on every wire (see wire.Wire.Tap); the
 // returned function removes the taps.
-func (f *Fabric) Tap(fn func(w *link.Wire, fr link.Frame)) (remove func()) {
+func (f *Fabric) Tap(fn func(w *wire.Wire, fr wire.Frame)) (remove func()) {
 	var removes []func()
 	for _, w := range f.wireL {
-		removes = append(removes, w.Tap(func(fr link.Frame) { fn(w, fr) }))
+		removes = append(removes, w.Tap(func(fr wire.Frame) { fn(w, fr) }))
 	}
 	return func() {
 		for _, r := range removes {

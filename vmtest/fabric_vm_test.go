@@ -16,8 +16,8 @@ import (
 	"github.com/google/gopacket/layers"
 	"github.com/google/gopacket/pcapgo"
 
-	"github.com/hoplab/hoplab/vmtest/control"
-	"github.com/hoplab/hoplab/vmtest/link"
+	"github.com/hoplab/hoplab/vmtest/protocol/control"
+	"github.com/hoplab/hoplab/vmtest/wire"
 )
 
 func twoNodeSpec(t *testing.T, mode control.BondMode) FabricSpec {
@@ -211,8 +211,8 @@ func checkInjectAndCapture(t *testing.T, f *Fabric) {
 	// node2's bond0 has its first slave's MAC; the ToR's bond toward node2
 	// has the MAC of its first NIC toward node2.
 	frame := udpFrame(t, MAC(0, torNIC(1, 0)), MAC(2, 0), "10.255.1.11", "10.255.2.12", 5555, 9100, []byte("injected by the harness"))
-	seen := make(chan link.Frame, 8)
-	remove := f.Tap(func(tw *link.Wire, fr link.Frame) {
+	seen := make(chan wire.Frame, 8)
+	remove := f.Tap(func(tw *wire.Wire, fr wire.Frame) {
 		if fr.Injected && tw == w {
 			seen <- fr
 		}

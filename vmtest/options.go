@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hoplab/hoplab/vmtest/control"
+	"github.com/hoplab/hoplab/vmtest/protocol/control"
 )
 
 // Defaults of [Options].

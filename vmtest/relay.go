@@ -10,7 +10,7 @@ import (
 	"path/filepath"
 	"sync"
 
-	"github.com/hoplab/hoplab/vmtest/control"
+	"github.com/hoplab/hoplab/vmtest/protocol/control"
 )
 
 // Relay serves a VM's agent to other processes on a unix socket (so that

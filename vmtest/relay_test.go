@@ -7,15 +7,15 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/hoplab/hoplab/vmtest/control"
-	"github.com/hoplab/hoplab/vmtest/guest"
+	"github.com/hoplab/hoplab/vmtest/agent"
+	"github.com/hoplab/hoplab/vmtest/protocol/control"
 )
 
 // fakeVM is a VM whose agent is an in-process guest agent on a pipe.
 func fakeVM(t *testing.T) *VM {
 	t.Helper()
 	host, g := net.Pipe()
-	go guest.NewAgent(nil).Serve(context.Background(), control.NewConn(g, g))
+	go agent.NewAgent(nil).Serve(context.Background(), control.NewConn(g, g))
 	vm := &VM{opts: &Options{Name: "fake"}, agent: control.NewClient(host), exited: make(chan struct{})}
 	t.Cleanup(func() { vm.agent.Close(); g.Close() })
 	return vm

@@ -21,7 +21,7 @@ import (
 	"github.com/digitalocean/go-qemu/qmp"
 	"golang.org/x/sys/unix"
 
-	"github.com/hoplab/hoplab/vmtest/control"
+	"github.com/hoplab/hoplab/vmtest/protocol/control"
 )
 
 // Errors a VM's start or calls can wrap.

@@ -1,5 +1,5 @@
 // Package journeymatch holds Gomega matchers over packet journeys (package
-// tools/journey), for the e2e suites:
+// internal/journey), for the e2e suites:
 //
 //	Expect(j).To(HaveHop("from-container", OnNode("node1"), WithDNAT("10.1.2.40", 8080)))
 //	Expect(j).To(BeDroppedAt("to-container", "Policy denied"))

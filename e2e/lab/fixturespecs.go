@@ -8,7 +8,7 @@ import (
 
 	"github.com/hoplab/hoplab/e2e/journeymatch"
 	"github.com/hoplab/hoplab/fixtures"
-	"github.com/hoplab/hoplab/tools/journey"
+	"github.com/hoplab/hoplab/internal/journey"
 	"github.com/hoplab/hoplab/vmtest/cluster"
 )
 

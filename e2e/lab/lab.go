@@ -16,7 +16,7 @@ import (
 	"github.com/onsi/ginkgo/v2"
 
 	"github.com/hoplab/hoplab/fixtures"
-	"github.com/hoplab/hoplab/tools/journey"
+	"github.com/hoplab/hoplab/internal/journey"
 	"github.com/hoplab/hoplab/topologies"
 	"github.com/hoplab/hoplab/vmtest"
 	"github.com/hoplab/hoplab/vmtest/cluster"

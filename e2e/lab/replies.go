@@ -7,7 +7,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/hoplab/hoplab/tools/journey"
+	"github.com/hoplab/hoplab/internal/journey"
 	"github.com/hoplab/hoplab/vmtest/cluster"
 )
 

@@ -12,8 +12,8 @@ import (
 
 	. "github.com/hoplab/hoplab/e2e/journeymatch"
 	"github.com/hoplab/hoplab/e2e/lab"
-	"github.com/hoplab/hoplab/tools/journey"
-	"github.com/hoplab/hoplab/vmtest/nodeapi"
+	"github.com/hoplab/hoplab/internal/journey"
+	"github.com/hoplab/hoplab/vmtest/protocol/nodeapi"
 )
 
 const topology = "no-backend"
@@ -40,7 +40,7 @@ var _ = Describe("pod1 → Service 10.224.1.9:80, which has no backend", Label("
 		Expect(err).NotTo(HaveOccurred())
 		Expect(res.Outcomes).To(HaveLen(1))
 		Expect(res.Outcomes[0].OK).To(BeFalse(), "%+v", res.Outcomes[0])
-		rows, err := theLab().Cluster.Node("node1").Metrics(ctx)
+		rows, err := theLab().Cluster.Client("node1").Metrics(ctx)
 		Expect(err).NotTo(HaveOccurred())
 		var drops uint64
 		for _, r := range rows {

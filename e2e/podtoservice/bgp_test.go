@@ -13,14 +13,14 @@ import (
 	. "github.com/onsi/gomega"
 
 	. "github.com/hoplab/hoplab/e2e/journeymatch"
-	"github.com/hoplab/hoplab/tools/journey"
+	"github.com/hoplab/hoplab/internal/journey"
 	"github.com/hoplab/hoplab/vmtest/cluster"
-	"github.com/hoplab/hoplab/vmtest/control"
+	"github.com/hoplab/hoplab/vmtest/protocol/control"
 )
 
 // torRoutes returns the destinations in the ToR's main routing table.
 func torRoutes(ctx context.Context) ([]string, error) {
-	rs, err := theLab().Cluster.Node("tor").KernelRoutes(ctx)
+	rs, err := theLab().Cluster.Client("tor").KernelRoutes(ctx)
 	var dsts []string
 	for _, r := range rs {
 		dsts = append(dsts, r.Dst)
@@ -70,7 +70,7 @@ func replaySYN(ctx context.Context) journey.Packet {
 var _ = Describe("BGP: node2 announces 10.1.2.0/24 to the ToR", Label("bgp"), func() {
 	It("node2's speaker stops: pod1's SYN for pod4 is LOST at the ToR; it starts again: the SYN is delivered", func(ctx SpecContext) {
 		l := theLab()
-		node2 := l.Cluster.Node("node2")
+		node2 := l.Cluster.Client("node2")
 		Expect(torRoutes(ctx)).To(ContainElement("10.1.2.0/24"))
 		DeferCleanup(func(ctx SpecContext) {
 			// Leave the cluster converged whatever happened.

@@ -10,9 +10,9 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
-	"github.com/hoplab/hoplab/tools/journey"
-	"github.com/hoplab/hoplab/vmtest/link"
-	"github.com/hoplab/hoplab/vmtest/nodeapi"
+	"github.com/hoplab/hoplab/internal/journey"
+	"github.com/hoplab/hoplab/vmtest/protocol/nodeapi"
+	"github.com/hoplab/hoplab/vmtest/wire"
 )
 
 // slaveTap counts, per uplink of node1, the frames node1 sends for pod1's
@@ -39,9 +39,9 @@ func newSlaveTap() *slaveTap {
 	return s
 }
 
-func (s *slaveTap) tap(w *link.Wire, fr link.Frame) {
+func (s *slaveTap) tap(w *wire.Wire, fr wire.Frame) {
 	j, ok := s.wires[w.Name()]
-	if !ok || fr.From != link.A || fr.Injected {
+	if !ok || fr.From != wire.A || fr.Injected {
 		return
 	}
 	k, ok := journey.KeyFromFrame(fr.Data)

@@ -8,7 +8,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
-	"github.com/hoplab/hoplab/vmtest/nodeapi"
+	"github.com/hoplab/hoplab/vmtest/protocol/nodeapi"
 )
 
 var _ = Describe("a real client in pod1", Label("client"), func() {
@@ -32,7 +32,7 @@ var _ = Describe("a real client in pod1", Label("client"), func() {
 		// pod4 listens on 9999: no answer at all, not a refusal, and
 		// node2 counted the SYNs as Policy denied.
 		Expect(o.Error).NotTo(ContainSubstring("refused"), "a RST came back: the port is closed, not denied")
-		rows, err := theLab().Cluster.Node("node2").Metrics(ctx)
+		rows, err := theLab().Cluster.Client("node2").Metrics(ctx)
 		Expect(err).NotTo(HaveOccurred())
 		var denied uint64
 		for _, r := range rows {

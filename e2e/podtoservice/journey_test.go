@@ -11,9 +11,9 @@ import (
 
 	. "github.com/hoplab/hoplab/e2e/journeymatch"
 	"github.com/hoplab/hoplab/e2e/lab"
-	"github.com/hoplab/hoplab/tools/journey"
+	"github.com/hoplab/hoplab/internal/journey"
 	"github.com/hoplab/hoplab/vmtest/cluster"
-	"github.com/hoplab/hoplab/vmtest/nodeapi"
+	"github.com/hoplab/hoplab/vmtest/protocol/nodeapi"
 )
 
 var _ = Describe("pod1 → Service 10.224.1.1:80, backend pod4:8080 on node2 (the reference journey)", Ordered, ContinueOnFailure, Label("journey"), func() {
@@ -33,14 +33,14 @@ var _ = Describe("pod1 → Service 10.224.1.1:80, backend pod4:8080 on node2 (th
 		frames, _, err := l.Fixture("tcp-syn-vip")
 		Expect(err).NotTo(HaveOccurred())
 		var rep journey.Report
-		before, err := l.Cluster.Node("node2").PolicyGet(ctx, "pod4")
+		before, err := l.Cluster.Client("node2").PolicyGet(ctx, "pod4")
 		Expect(err).NotTo(HaveOccurred())
 		evs, err := l.Observe(ctx, func() (err error) {
 			rep, err = l.Replay(ctx, frames, cluster.ReplayOptions{})
 			return err
 		})
 		Expect(err).NotTo(HaveOccurred())
-		after, err := l.Cluster.Node("node2").PolicyGet(ctx, "pod4")
+		after, err := l.Cluster.Client("node2").PolicyGet(ctx, "pod4")
 		Expect(err).NotTo(HaveOccurred())
 		hits = policyHits(before, after)
 		Expect(rep.Packets).To(HaveLen(1))
@@ -112,7 +112,7 @@ var _ = Describe("pod1 → Service 10.224.1.1:80, backend pod4:8080 on node2 (th
 
 	It("nothing runs on pod4's lxc egress hook: the only program that sees the packet on pod4's lxc is the tail-called to-container", func(ctx SpecContext) {
 		pod4 := l.Topology.Pod("pod4")
-		progs, err := l.Cluster.Node("node2").TCList(ctx)
+		progs, err := l.Cluster.Client("node2").TCList(ctx)
 		Expect(err).NotTo(HaveOccurred())
 		var onHooks []string
 		for _, p := range progs {

@@ -11,9 +11,9 @@ import (
 
 	. "github.com/hoplab/hoplab/e2e/journeymatch"
 	"github.com/hoplab/hoplab/e2e/lab"
-	"github.com/hoplab/hoplab/tools/journey"
+	"github.com/hoplab/hoplab/internal/journey"
 	"github.com/hoplab/hoplab/vmtest/cluster"
-	"github.com/hoplab/hoplab/vmtest/nodeapi"
+	"github.com/hoplab/hoplab/vmtest/protocol/nodeapi"
 )
 
 var _ = Describe("pod4 → pod1, the reply path of pod1 → Service 10.224.1.1:80", Label("reply"), func() {
@@ -67,7 +67,7 @@ var _ = Describe("pod4 → pod1, the reply path of pod1 → Service 10.224.1.1:8
 			out = journey.FlowKey{Proto: 6, Src: local, Dst: netip.MustParseAddrPort("10.1.2.40:8080")}
 			in = journey.FlowKey{Proto: 6, Src: netip.MustParseAddrPort("10.224.1.1:80"), Dst: local}
 			tuple := "TCP OUT " + local.String() + " -> 10.1.2.40:8080"
-			rows, err := l.Cluster.Node("node1").CTList(ctx)
+			rows, err := l.Cluster.Client("node1").CTList(ctx)
 			Expect(err).NotTo(HaveOccurred())
 			for _, r := range rows {
 				if r.Tuple == tuple {
@@ -76,7 +76,7 @@ var _ = Describe("pod4 → pod1, the reply path of pod1 → Service 10.224.1.1:8
 			}
 			Expect(ct1.Tuple).To(Equal(tuple), "node1 CT: %v", rows)
 			tuple = "TCP IN " + local.String() + " -> 10.1.2.40:8080"
-			rows, err = l.Cluster.Node("node2").CTList(ctx)
+			rows, err = l.Cluster.Client("node2").CTList(ctx)
 			Expect(err).NotTo(HaveOccurred())
 			for _, r := range rows {
 				if r.Tuple == tuple {

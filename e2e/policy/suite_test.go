@@ -12,8 +12,8 @@ import (
 
 	. "github.com/hoplab/hoplab/e2e/journeymatch"
 	"github.com/hoplab/hoplab/e2e/lab"
-	"github.com/hoplab/hoplab/tools/journey"
-	"github.com/hoplab/hoplab/vmtest/nodeapi"
+	"github.com/hoplab/hoplab/internal/journey"
+	"github.com/hoplab/hoplab/vmtest/protocol/nodeapi"
 )
 
 const topology = "policy"
@@ -73,7 +73,7 @@ var _ = Describe("ingress policy at node2's to-container, in the datapath's look
 
 	It("counts the drops: node2's metrics show the Policy denied drops of a denied SYN", func(ctx SpecContext) {
 		syn(ctx, "pod1", "10.1.2.80:8080", 0x5431)
-		rows, err := theLab().Cluster.Node("node2").Metrics(ctx)
+		rows, err := theLab().Cluster.Client("node2").Metrics(ctx)
 		Expect(err).NotTo(HaveOccurred())
 		var denied uint64
 		for _, r := range rows {

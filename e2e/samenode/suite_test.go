@@ -11,8 +11,8 @@ import (
 
 	. "github.com/hoplab/hoplab/e2e/journeymatch"
 	"github.com/hoplab/hoplab/e2e/lab"
-	"github.com/hoplab/hoplab/tools/journey"
-	"github.com/hoplab/hoplab/vmtest/nodeapi"
+	"github.com/hoplab/hoplab/internal/journey"
+	"github.com/hoplab/hoplab/vmtest/protocol/nodeapi"
 )
 
 const topology = "same-node"

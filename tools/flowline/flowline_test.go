@@ -10,10 +10,10 @@ import (
 	"time"
 
 	"github.com/hoplab/hoplab/fixtures"
-	"github.com/hoplab/hoplab/tools/journey"
+	"github.com/hoplab/hoplab/internal/journey"
 	"github.com/hoplab/hoplab/tools/replayreport"
 	"github.com/hoplab/hoplab/topologies"
-	"github.com/hoplab/hoplab/vmtest/nodeapi"
+	"github.com/hoplab/hoplab/vmtest/protocol/nodeapi"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files")

@@ -11,7 +11,7 @@ import (
 	"github.com/hoplab/hoplab/topologies"
 	"github.com/hoplab/hoplab/vmtest"
 	"github.com/hoplab/hoplab/vmtest/cluster"
-	"github.com/hoplab/hoplab/vmtest/nodeapi"
+	"github.com/hoplab/hoplab/vmtest/protocol/nodeapi"
 )
 
 // topology loads the topology named on the command line, or, when name is
@@ -75,7 +75,7 @@ func (a *app) nodeClient(node string) (cl *nodeapi.Client, close func(), err err
 	if err != nil {
 		return nil, nil, err
 	}
-	cl = r.Node(node)
+	cl = r.Client(node)
 	if cl == nil {
 		names := []string{r.Topology().Router.Name}
 		for _, n := range r.Topology().Nodes {

@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/hoplab/hoplab/vmtest/cluster"
-	"github.com/hoplab/hoplab/vmtest/nodeapi"
+	"github.com/hoplab/hoplab/vmtest/protocol/nodeapi"
 )
 
 // TestCommandsWithoutCluster checks that every command that needs the

@@ -13,7 +13,7 @@ import (
 	"github.com/hoplab/hoplab/tools/flowline"
 	"github.com/hoplab/hoplab/topologies"
 	"github.com/hoplab/hoplab/vmtest/cluster"
-	"github.com/hoplab/hoplab/vmtest/nodeapi"
+	"github.com/hoplab/hoplab/vmtest/protocol/nodeapi"
 )
 
 // observeFlags are observe's options.

@@ -12,7 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/hoplab/hoplab/tools/journey"
+	"github.com/hoplab/hoplab/internal/journey"
 	"github.com/hoplab/hoplab/tools/replayinput"
 	"github.com/hoplab/hoplab/tools/replayreport"
 	"github.com/hoplab/hoplab/topologies"

@@ -16,12 +16,12 @@ import (
 	"time"
 
 	"github.com/hoplab/hoplab/fixtures"
+	"github.com/hoplab/hoplab/internal/journey"
 	"github.com/hoplab/hoplab/internal/testreq"
-	"github.com/hoplab/hoplab/tools/journey"
 	"github.com/hoplab/hoplab/tools/replayreport"
 	"github.com/hoplab/hoplab/topologies"
 	"github.com/hoplab/hoplab/vmtest/cluster"
-	"github.com/hoplab/hoplab/vmtest/nodeapi"
+	"github.com/hoplab/hoplab/vmtest/protocol/nodeapi"
 )
 
 // caseOf returns the fixture's case for a topology.

@@ -13,7 +13,7 @@ import (
 
 	"github.com/hoplab/hoplab/vmtest"
 	"github.com/hoplab/hoplab/vmtest/cluster"
-	"github.com/hoplab/hoplab/vmtest/control"
+	"github.com/hoplab/hoplab/vmtest/protocol/control"
 )
 
 func newVMCmd(a *app) *cobra.Command {

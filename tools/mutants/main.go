@@ -4,8 +4,8 @@
 //	go run ./tools/mutants [-area bpf,journey,topologies,capture] [-sample N] [-seed S] [-workers 2] [-vm]
 //
 // Mutants come from the source (package internal/mutation): the BPF C of
-// datapath/bpf over its tokens, and the Go of tools/journey, topologies
-// and tools/capture over its syntax tree. A BPF mutant recompiles only the
+// datapath/bpf over its tokens, and the Go of internal/journey, topologies
+// and internal/capture over its syntax tree. A BPF mutant recompiles only the
 // objects that include the mutated file, with the flags of
 // datapath/gen.go, is checked by the 4.19 compatibility check
 // (datapath/compat), and is run through the datapath's tests, compiled
@@ -55,9 +55,9 @@ type Area struct {
 // Areas are the mutated parts of hoplab.
 var Areas = []Area{
 	{Name: "bpf", Files: []string{"datapath/bpf/*.c", "datapath/bpf/lib/*.h"}},
-	{Name: "journey", Files: []string{"tools/journey/*.go"}, Package: "./tools/journey"},
+	{Name: "journey", Files: []string{"internal/journey/*.go"}, Package: "./internal/journey"},
 	{Name: "topologies", Files: []string{"topologies/policy.go", "topologies/validate.go", "topologies/trace.go", "topologies/identity.go", "topologies/derive.go"}, Package: "./topologies"},
-	{Name: "capture", Files: []string{"tools/capture/*.go"}, Package: "./tools/capture"},
+	{Name: "capture", Files: []string{"internal/capture/*.go"}, Package: "./internal/capture"},
 }
 
 func main() {

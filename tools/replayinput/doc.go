@@ -1,7 +1,7 @@
 // Package replayinput decides which packets of a user's capture `hoplab
 // replay` injects, and refuses the others with one line naming the packet.
 //
-// The capture is read with package tools/capture, which already converts
+// The capture is read with package internal/capture, which already converts
 // Linux cooked (SLL, SLL2), raw-IP and loopback captures to Ethernet, strips
 // VLAN tags and pairs repeated sightings of one packet. On top of that,
 // Select applies the replay rules, packet by packet:

@@ -4,7 +4,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/hoplab/hoplab/tools/capture"
+	"github.com/hoplab/hoplab/internal/capture"
 )
 
 // Reasons for refusing a packet; every refusal error wraps one of them (or

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/hoplab/hoplab/tools/capture"
+	"github.com/hoplab/hoplab/internal/capture"
 )
 
 func pkt(i int, f capture.Flags) capture.Packet {

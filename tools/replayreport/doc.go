@@ -1,5 +1,5 @@
 // Package replayreport writes what `hoplab replay` shows of a journey
-// report (package tools/journey): the text journeys with the drop's
+// report (package internal/journey): the text journeys with the drop's
 // identities, one pcapng per hop for Wireshark, and a self-contained HTML
 // page with a picture of each packet's path.
 //

@@ -7,7 +7,7 @@ import (
 	"io"
 	"strconv"
 
-	"github.com/hoplab/hoplab/tools/journey"
+	"github.com/hoplab/hoplab/internal/journey"
 	"github.com/hoplab/hoplab/topologies"
 )
 

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/hoplab/hoplab/tools/journey"
+	"github.com/hoplab/hoplab/internal/journey"
 )
 
 // Figure geometry, in SVG user units.

@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hoplab/hoplab/tools/capture"
-	"github.com/hoplab/hoplab/tools/journey"
+	"github.com/hoplab/hoplab/internal/capture"
+	"github.com/hoplab/hoplab/internal/journey"
 )
 
 // TestWritePcapsRoundTrip writes the per-hop captures of an expected

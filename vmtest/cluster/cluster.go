@@ -10,7 +10,7 @@ import (
 
 	"github.com/hoplab/hoplab/topologies"
 	"github.com/hoplab/hoplab/vmtest"
-	"github.com/hoplab/hoplab/vmtest/nodeapi"
+	"github.com/hoplab/hoplab/vmtest/protocol/nodeapi"
 )
 
 // Spec describes a cluster to start.
@@ -141,8 +141,9 @@ func (c *Cluster) Topology() *topologies.Topology {
 // Fabric is the cluster's VMs and wires.
 func (c *Cluster) Fabric() *vmtest.Fabric { return c.fabric }
 
-// Node returns the agent client of the node or router called name, or nil.
-func (c *Cluster) Node(name string) *nodeapi.Client { return c.clients[name] }
+// Client returns the protocol client of the node or router called name
+// (its agent, over the control channel), or nil.
+func (c *Cluster) Client(name string) *nodeapi.Client { return c.clients[name] }
 
 // Kernel is the guests' kernel release (uname -r).
 func (c *Cluster) Kernel() string { return c.kernel }

@@ -11,7 +11,7 @@ import (
 	"github.com/google/gopacket/layers"
 
 	"github.com/hoplab/hoplab/fixtures"
-	"github.com/hoplab/hoplab/tools/journey"
+	"github.com/hoplab/hoplab/internal/journey"
 	"github.com/hoplab/hoplab/topologies"
 	"github.com/hoplab/hoplab/vmtest"
 )

@@ -19,10 +19,10 @@ import (
 	"github.com/google/gopacket/layers"
 
 	"github.com/hoplab/hoplab/fixtures"
+	"github.com/hoplab/hoplab/internal/journey"
 	"github.com/hoplab/hoplab/internal/testreq"
-	"github.com/hoplab/hoplab/tools/journey"
 	"github.com/hoplab/hoplab/topologies"
-	"github.com/hoplab/hoplab/vmtest/nodeapi"
+	"github.com/hoplab/hoplab/vmtest/protocol/nodeapi"
 )
 
 // Bounds the acceptance tests hold the cluster to (TCG, 2 cores).
@@ -139,7 +139,7 @@ func TestPodToService(t *testing.T) {
 		if tm.Converge > convergeBound {
 			t.Errorf("BGP converged in %v, bound %v", tm.Converge, convergeBound)
 		}
-		peers, err := c.Node("tor").BGPPeers(ctx(t, 10*time.Second))
+		peers, err := c.Client("tor").BGPPeers(ctx(t, 10*time.Second))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -151,7 +151,7 @@ func TestPodToService(t *testing.T) {
 				t.Errorf("ToR session %v", p)
 			}
 		}
-		routes, err := c.Node("tor").KernelRoutes(ctx(t, 10*time.Second))
+		routes, err := c.Client("tor").KernelRoutes(ctx(t, 10*time.Second))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -173,11 +173,11 @@ func TestPodToService(t *testing.T) {
 	t.Run("ct", func(t *testing.T) {
 		res := httpOK(t, c)
 		local := res.Outcomes[0].Local // 10.1.1.10:port
-		n1, err := c.Node("node1").CTList(ctx(t, 10*time.Second))
+		n1, err := c.Client("node1").CTList(ctx(t, 10*time.Second))
 		if err != nil {
 			t.Fatal(err)
 		}
-		n2, err := c.Node("node2").CTList(ctx(t, 10*time.Second))
+		n2, err := c.Client("node2").CTList(ctx(t, 10*time.Second))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -305,7 +305,7 @@ func TestPodToService(t *testing.T) {
 		if r.Kernel() != c.Kernel() || r.Topology().Name != top.Name {
 			t.Errorf("remote: kernel %s topology %s", r.Kernel(), r.Topology().Name)
 		}
-		eps, err := r.Node("node2").EndpointList(ctx(t, 10*time.Second))
+		eps, err := r.Client("node2").EndpointList(ctx(t, 10*time.Second))
 		if err != nil || len(eps) != 1 || eps[0].Pod != "pod4" {
 			t.Errorf("remote endpoint list of node2: %+v, %v", eps, err)
 		}
@@ -356,7 +356,7 @@ func TestPodToService(t *testing.T) {
 			t.Fatalf("attaching process's report: %v\n%s", err, out)
 		}
 		checkReport(t, c.Kernel(), rep, cs)
-		if _, err := c.Node("node1").CTList(ctx(t, 10*time.Second)); err != nil {
+		if _, err := c.Client("node1").CTList(ctx(t, 10*time.Second)); err != nil {
 			t.Errorf("cluster after the remote detached: %v", err)
 		}
 	})
@@ -422,12 +422,12 @@ func TestPodToService(t *testing.T) {
 	})
 
 	t.Run("bgp-withdraw", func(t *testing.T) {
-		if err := c.Node("node2").BGPStop(ctx(t, 10*time.Second)); err != nil {
+		if err := c.Client("node2").BGPStop(ctx(t, 10*time.Second)); err != nil {
 			t.Fatal(err)
 		}
 		begin := time.Now()
 		for {
-			routes, err := c.Node("tor").KernelRoutes(ctx(t, 10*time.Second))
+			routes, err := c.Client("tor").KernelRoutes(ctx(t, 10*time.Second))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -457,7 +457,7 @@ func TestPodToService(t *testing.T) {
 			t.Errorf("last hop %s %s; want node1's wire toward the ToR:\n%s", last.Node, last.Point, journey.RenderPacket(p))
 		}
 
-		if err := c.Node("node2").BGPStart(ctx(t, 10*time.Second)); err != nil {
+		if err := c.Client("node2").BGPStart(ctx(t, 10*time.Second)); err != nil {
 			t.Fatal(err)
 		}
 		begin = time.Now()
@@ -577,7 +577,7 @@ func ctText(rows []nodeapi.CTRow) string {
 // policyDenied sums a node's "Policy denied" counters.
 func policyDenied(t *testing.T, c *Cluster, node string) uint64 {
 	t.Helper()
-	rows, err := c.Node(node).Metrics(ctx(t, 10*time.Second))
+	rows, err := c.Client(node).Metrics(ctx(t, 10*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,7 @@
 // Package cluster runs a topology (package topologies) in VMs: it boots the
 // ToR and the nodes as a vmtest fabric wired with the topology's MACs
 // (FabricSpec), sets up the router and node roles of the agent (package
-// vmtest/nodeapi) with the topology's text (Encode), waits for BGP to
+// vmtest/protocol/nodeapi) with the topology's text (Encode), waits for BGP to
 // converge (every session Established, every PodCIDR in the ToR's and the
 // other nodes' kernel routes), and offers what the e2e suites, the hoplab
 // CLI and the VM tests need on top:
@@ -53,7 +53,7 @@
 // up` holds it, `hoplab replay`, `observe`, dumps and `vm exec` use it): the
 // agents' relays of [vmtest.Fabric.ServeControl], the fabric's state file,
 // and a socket of this package in the run directory (replay, client
-// actions, resets and the observation stream, over package vmtest/control's
+// actions, resets and the observation stream, over package vmtest/protocol/control's
 // protocol), described by a state file ([State]). [CurrentStateFile] finds
 // the state file of the cluster this user serves
 // ($XDG_RUNTIME_DIR/hoplab/current, else /tmp/hoplab-UID/current) and

@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/hoplab/hoplab/fixtures"
+	"github.com/hoplab/hoplab/internal/journey"
 	"github.com/hoplab/hoplab/internal/testreq"
-	"github.com/hoplab/hoplab/tools/journey"
 	"github.com/hoplab/hoplab/topologies"
 )
 

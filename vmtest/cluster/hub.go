@@ -9,9 +9,9 @@ import (
 	"time"
 
 	"github.com/hoplab/hoplab/vmtest"
-	"github.com/hoplab/hoplab/vmtest/control"
-	"github.com/hoplab/hoplab/vmtest/link"
-	"github.com/hoplab/hoplab/vmtest/nodeapi"
+	"github.com/hoplab/hoplab/vmtest/protocol/control"
+	"github.com/hoplab/hoplab/vmtest/protocol/nodeapi"
+	"github.com/hoplab/hoplab/vmtest/wire"
 )
 
 // hub fans the cluster's observations out to subscribers. While anybody
@@ -81,10 +81,10 @@ func (h *hub) agentEvent(m *control.Message) {
 
 // wireFrame receives every frame of every wire (on its forwarding
 // goroutine).
-func (h *hub) wireFrame(w *link.Wire, fr link.Frame, node, router, port string) {
+func (h *hub) wireFrame(w *wire.Wire, fr wire.Frame, node, router, port string) {
 	h.publish(Event{Kind: EventWire, Time: fr.Time, Wire: &WireFrame{
 		Link: w.Name(), Node: node, Router: router, RouterPort: port,
-		FromRouter: fr.From == link.B, Injected: fr.Injected, Dropped: fr.Dropped,
+		FromRouter: fr.From == wire.B, Injected: fr.Injected, Dropped: fr.Dropped,
 		Frame: append([]byte(nil), fr.Data...),
 	}})
 }
@@ -204,7 +204,7 @@ func (h *hub) watch(ctx context.Context, on bool) error {
 				if w == nil {
 					continue
 				}
-				removes = append(removes, w.Tap(func(fr link.Frame) { h.wireFrame(w, fr, n.Name, spec.Router, port) }))
+				removes = append(removes, w.Tap(func(fr wire.Frame) { h.wireFrame(w, fr, n.Name, spec.Router, port) }))
 			}
 		}
 		h.untap = func() {

@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hoplab/hoplab/vmtest/control"
-	"github.com/hoplab/hoplab/vmtest/nodeapi"
+	"github.com/hoplab/hoplab/vmtest/protocol/control"
+	"github.com/hoplab/hoplab/vmtest/protocol/nodeapi"
 )
 
 func TestSubscriberOrderAndBound(t *testing.T) {

@@ -12,7 +12,7 @@ import (
 
 	"github.com/hoplab/hoplab/internal/testreq"
 	"github.com/hoplab/hoplab/topologies"
-	"github.com/hoplab/hoplab/vmtest/nodeapi"
+	"github.com/hoplab/hoplab/vmtest/protocol/nodeapi"
 )
 
 // TestNoBGP: a cluster without speakers serves same-node traffic through

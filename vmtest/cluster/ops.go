@@ -12,7 +12,7 @@ import (
 
 	"github.com/hoplab/hoplab/bgp"
 	"github.com/hoplab/hoplab/topologies"
-	"github.com/hoplab/hoplab/vmtest/nodeapi"
+	"github.com/hoplab/hoplab/vmtest/protocol/nodeapi"
 )
 
 // convergePoll is how often WaitConverged asks the agents; BGP state has no

@@ -8,11 +8,11 @@ import (
 	"sync"
 	"time"
 
-	"github.com/hoplab/hoplab/tools/journey"
+	"github.com/hoplab/hoplab/internal/journey"
 	"github.com/hoplab/hoplab/topologies"
 	"github.com/hoplab/hoplab/vmtest"
-	"github.com/hoplab/hoplab/vmtest/control"
-	"github.com/hoplab/hoplab/vmtest/nodeapi"
+	"github.com/hoplab/hoplab/vmtest/protocol/control"
+	"github.com/hoplab/hoplab/vmtest/protocol/nodeapi"
 )
 
 // Handle is what *Cluster and *Remote both offer: code that works on a
@@ -20,8 +20,8 @@ import (
 type Handle interface {
 	// Topology is the topology the cluster runs.
 	Topology() *topologies.Topology
-	// Node returns the agent client of a node or the router, or nil.
-	Node(name string) *nodeapi.Client
+	// Client returns the protocol client of a node or the router, or nil.
+	Client(name string) *nodeapi.Client
 	// Kernel is the guests' kernel release.
 	Kernel() string
 	// Replay replays frames (see Cluster.Replay).
@@ -91,8 +91,8 @@ func (r *Remote) State() State { return *r.state }
 // Topology is the served topology.
 func (r *Remote) Topology() *topologies.Topology { return r.top }
 
-// Node returns the agent client of a node or the router, or nil.
-func (r *Remote) Node(name string) *nodeapi.Client { return r.clients[name] }
+// Client returns the protocol client of a node or the router, or nil.
+func (r *Remote) Client(name string) *nodeapi.Client { return r.clients[name] }
 
 // Kernel is the guests' kernel release.
 func (r *Remote) Kernel() string { return r.state.Kernel }

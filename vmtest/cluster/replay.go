@@ -10,8 +10,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/hoplab/hoplab/tools/journey"
-	"github.com/hoplab/hoplab/vmtest/nodeapi"
+	"github.com/hoplab/hoplab/internal/journey"
+	"github.com/hoplab/hoplab/vmtest/protocol/nodeapi"
 )
 
 // Frame is one packet to replay.

@@ -14,11 +14,11 @@ import (
 	"syscall"
 
 	"github.com/hoplab/hoplab/vmtest"
-	"github.com/hoplab/hoplab/vmtest/control"
-	"github.com/hoplab/hoplab/vmtest/nodeapi"
+	"github.com/hoplab/hoplab/vmtest/protocol/control"
+	"github.com/hoplab/hoplab/vmtest/protocol/nodeapi"
 )
 
-// Methods and events of the cluster socket (package vmtest/control's
+// Methods and events of the cluster socket (package vmtest/protocol/control's
 // protocol).
 const (
 	// MethodReplay (ReplayRequest → Result) replays frames (Cluster.Trace).

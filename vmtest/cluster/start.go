@@ -16,8 +16,8 @@ import (
 
 	"github.com/hoplab/hoplab/topologies"
 	"github.com/hoplab/hoplab/vmtest"
-	"github.com/hoplab/hoplab/vmtest/control"
-	"github.com/hoplab/hoplab/vmtest/nodeapi"
+	"github.com/hoplab/hoplab/vmtest/protocol/control"
+	"github.com/hoplab/hoplab/vmtest/protocol/nodeapi"
 )
 
 // FabricSpec maps a topology onto the fabric that runs it: the router's

@@ -18,7 +18,7 @@ import (
 )
 
 // AgentPackage is the import path of hoplab's guest agent.
-const AgentPackage = "github.com/hoplab/hoplab/vmtest/guest/cmd/hoplab-agent"
+const AgentPackage = "github.com/hoplab/hoplab/vmtest/agent/cmd/hoplab-agent"
 
 // BuildAgent builds the main package pkg as a static linux/amd64 binary
 // (CGO_ENABLED=0, -trimpath, -ldflags=-s -w) and returns its path. The

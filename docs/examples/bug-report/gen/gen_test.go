@@ -5,7 +5,7 @@ import (
 	"os"
 	"testing"
 
-	"github.com/hoplab/hoplab/tools/capture"
+	"github.com/hoplab/hoplab/internal/capture"
 )
 
 // TestCaptureIsReproducible checks that the shipped capture is what the

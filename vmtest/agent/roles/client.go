@@ -1,0 +1,149 @@
+package roles
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/hoplab/hoplab/vmtest/agent/workload"
+	"github.com/hoplab/hoplab/vmtest/protocol/nodeapi"
+)
+
+// Limits of client actions and injections.
+const (
+	// DefaultClientTimeout bounds each client action unless the request
+	// says otherwise.
+	DefaultClientTimeout = 3 * time.Second
+	// MaxClientCount is the most concurrent actions of one request.
+	MaxClientCount = 1024
+	// MaxGap is the longest pause before an injected frame.
+	MaxGap = time.Minute
+)
+
+// Client runs Count concurrent client actions of req.Kind from req.Pod's
+// namespace to req.Dst and returns their outcomes in order. A failed
+// action is an outcome, not an error; errors are for bad requests.
+func (n *Node) Client(ctx context.Context, req nodeapi.ClientAction) (nodeapi.ClientResult, error) {
+	var res nodeapi.ClientResult
+	p, err := n.pod(req.Pod)
+	if err != nil {
+		return res, err
+	}
+	count := req.Count
+	switch {
+	case count == 0:
+		count = 1
+	case count < 0 || count > MaxClientCount:
+		return res, fmt.Errorf("pod %s: count %d outside 1..%d", req.Pod, req.Count, MaxClientCount)
+	}
+	timeout := req.Timeout
+	if timeout <= 0 {
+		timeout = DefaultClientTimeout
+	}
+	var action func(context.Context) workload.Outcome
+	switch req.Kind {
+	case nodeapi.ClientTCP, nodeapi.ClientHTTP, nodeapi.ClientUDP:
+		dst, err := netip.ParseAddrPort(req.Dst)
+		if err != nil {
+			return res, fmt.Errorf("pod %s: %s destination %q: want ip:port", req.Pod, req.Kind, req.Dst)
+		}
+		switch req.Kind {
+		case nodeapi.ClientTCP:
+			action = func(ctx context.Context) workload.Outcome { return workload.TCPConnect(ctx, p, dst) }
+		case nodeapi.ClientHTTP:
+			action = func(ctx context.Context) workload.Outcome { return workload.HTTPGet(ctx, p, dst) }
+		default:
+			payload := req.Payload
+			if len(payload) == 0 {
+				payload = []byte("hoplab")
+			}
+			action = func(ctx context.Context) workload.Outcome { return workload.UDPExchange(ctx, p, dst, payload) }
+		}
+	case nodeapi.ClientPing:
+		dst, err := netip.ParseAddr(req.Dst)
+		if err != nil {
+			return res, fmt.Errorf("pod %s: ping destination %q: want an IP address", req.Pod, req.Dst)
+		}
+		action = func(ctx context.Context) workload.Outcome { return workload.Ping(ctx, p, dst) }
+	default:
+		return res, fmt.Errorf("pod %s: unknown client kind %q (want tcp, http, udp or ping)", req.Pod, req.Kind)
+	}
+	res.Outcomes = make([]workload.Outcome, count)
+	var wg sync.WaitGroup
+	for i := range count {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			actx, cancel := context.WithTimeout(ctx, timeout)
+			defer cancel()
+			res.Outcomes[i] = action(actx)
+		}()
+	}
+	wg.Wait()
+	return res, nil
+}
+
+// Inject writes req.Frames out of req.Pod's eth0 through an AF_PACKET
+// socket in the pod's namespace, so they cross the veth into the lxc
+// device's tc ingress exactly like the pod's own traffic. Gaps, when
+// given, are the pauses before each frame.
+//
+// With req.SuppressRST the pod's eth0 drops the TCP RSTs the pod's kernel
+// sends on the frames' flows (it has no socket for them) from before the
+// first frame on, and keeps dropping them on the flows of every following
+// injection with the flag; an injection without it, or MethodReset, ends
+// the suppression. Injected RSTs are always sent.
+func (n *Node) Inject(ctx context.Context, req nodeapi.Inject) (nodeapi.Injected, error) {
+	var res nodeapi.Injected
+	p, err := n.pod(req.Pod)
+	if err != nil {
+		return res, err
+	}
+	if len(req.Gaps) != 0 && len(req.Gaps) != len(req.Frames) {
+		return res, fmt.Errorf("pod %s: %d gaps for %d frames", req.Pod, len(req.Gaps), len(req.Frames))
+	}
+	for i, f := range req.Frames {
+		if len(f) < 14 {
+			return res, fmt.Errorf("pod %s: packet %d: %d bytes is shorter than an Ethernet header", req.Pod, i, len(f))
+		}
+		if len(f) > 65535 {
+			return res, fmt.Errorf("pod %s: packet %d: %d bytes is too long", req.Pod, i, len(f))
+		}
+		if i < len(req.Gaps) && (req.Gaps[i] < 0 || req.Gaps[i] > MaxGap) {
+			return res, fmt.Errorf("pod %s: packet %d: gap %v outside 0..%v", req.Pod, i, req.Gaps[i], MaxGap)
+		}
+	}
+	if req.SuppressRST {
+		err = n.suppressRST(req.Pod, p, req.Frames)
+	} else {
+		err = n.stopRST(req.Pod, true)
+	}
+	if err != nil {
+		return res, err
+	}
+	s, err := openPacketSocket(p, false)
+	if err != nil {
+		return res, err
+	}
+	defer s.close()
+	for i, f := range req.Frames {
+		if i < len(req.Gaps) && req.Gaps[i] > 0 {
+			t := time.NewTimer(req.Gaps[i])
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return res, fmt.Errorf("pod %s: packet %d: %w", req.Pod, i, ctx.Err())
+			case <-t.C:
+			}
+		}
+		now := time.Now()
+		if err := s.write(f); err != nil {
+			return res, fmt.Errorf("pod %s: packet %d: send: %w", req.Pod, i, err)
+		}
+		res.Sent++
+		res.Times = append(res.Times, now)
+	}
+	return res, nil
+}

@@ -1,0 +1,137 @@
+package roles
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netlink"
+
+	"github.com/hoplab/hoplab/internal/netnstest"
+	"github.com/hoplab/hoplab/internal/testreq"
+	"github.com/hoplab/hoplab/topologies"
+	"github.com/hoplab/hoplab/vmtest/protocol/nodeapi"
+)
+
+// topologyText reads a shipped topology's file.
+func topologyText(t *testing.T, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", "..", "topologies", name+".yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// events collects what a Node emits.
+type events struct {
+	mu   sync.Mutex
+	list []any
+	kick chan struct{}
+}
+
+func newEvents() *events { return &events{kick: make(chan struct{}, 1)} }
+
+func (e *events) emit(name string, data any) error {
+	e.mu.Lock()
+	e.list = append(e.list, data)
+	e.mu.Unlock()
+	select {
+	case e.kick <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+func (e *events) reset() {
+	e.mu.Lock()
+	e.list = nil
+	e.mu.Unlock()
+}
+
+// wait returns the first event for which match holds, failing the test
+// after timeout.
+func (e *events) wait(t *testing.T, what string, timeout time.Duration, match func(any) bool) any {
+	t.Helper()
+	deadline := time.After(timeout)
+	for {
+		e.mu.Lock()
+		for _, ev := range e.list {
+			if match(ev) {
+				e.mu.Unlock()
+				return ev
+			}
+		}
+		n := len(e.list)
+		e.mu.Unlock()
+		select {
+		case <-e.kick:
+		case <-deadline:
+			t.Fatalf("no %s among %d events within %v", what, n, timeout)
+		}
+	}
+}
+
+// testNode builds node of the topology text in a fresh network namespace
+// of the host kernel, with a veth bond0 standing in for the bond (the host
+// kernel has no bonding). BGP stays off: its sockets would not live in the
+// test's namespace.
+func testNode(t *testing.T, file, text, node string) (*Node, *topologies.Topology, *events) {
+	t.Helper()
+	testreq.Root(t)
+	top, err := topologies.Parse(file, []byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	netnstest.EnterNew(t)
+	tn := top.Node(node)
+	// A veth pair: the host kernel has neither bonding nor dummy devices.
+	bond := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "bond0", HardwareAddr: tn.BondMAC.HardwareAddr()},
+		PeerName: "tor0", PeerHardwareAddr: tn.TorBondMAC.HardwareAddr()}
+	must(t, netlink.LinkAdd(bond))
+	peer, err := netlink.LinkByName("tor0")
+	must(t, err)
+	must(t, netlink.LinkSetUp(peer))
+	l, err := netlink.LinkByName("bond0")
+	must(t, err)
+	must(t, netlink.AddrAdd(l, &netlink.Addr{IPNet: &net.IPNet{IP: tn.Uplink.Address.Addr().AsSlice(), Mask: net.CIDRMask(tn.Uplink.Address.Bits(), 32)}}))
+	must(t, netlink.LinkSetUp(l))
+	must(t, netlink.RouteAdd(&netlink.Route{LinkIndex: l.Attrs().Index, Gw: tn.Uplink.Gateway.AsSlice()}))
+	ev := newEvents()
+	opts := Options{NetNSPrefix: fmt.Sprintf("hlnode%04x-", rand.IntN(1<<16)), Emit: ev.emit, CTEntries: 4096}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	n, res, err := Setup(ctx, opts, nodeapi.Setup{Topology: text, File: file, Node: node, NoBGP: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := n.Close(); err != nil {
+			t.Errorf("close: %v", err)
+		}
+	})
+	t.Logf("%s set up in %v: %d endpoints, programs %v", node, res.Took, len(res.Endpoints), res.Programs)
+	return n, top, ev
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func parse(t *testing.T, text string) *topologies.Topology {
+	t.Helper()
+	top, err := topologies.Parse("test.yaml", []byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return top
+}

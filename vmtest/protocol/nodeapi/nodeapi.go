@@ -1,0 +1,393 @@
+// Package nodeapi is the contract between the host and the node and router
+// roles of the guest agent (package vmtest/agent/roles): method and event names,
+// their parameter and result types, and a typed client over
+// control.Client.
+//
+// The guest side registers one handler per Method… constant; the host side
+// (package vmtest/cluster, the hoplab CLI, the e2e suites) calls them through
+// Client. All values travel as JSON over the control channel.
+package nodeapi
+
+import (
+	"net/netip"
+	"time"
+
+	"github.com/hoplab/hoplab/vmtest/agent/workload"
+)
+
+// Methods served by a node's agent once it imports package vmtest/agent/roles.
+const (
+	// MethodSetup (Setup → SetupResult) builds the node from a topology:
+	// forwarding sysctls, pods (netns + veth + hijacked ARP), datapath load
+	// and attachment, maps filled, listeners started, BGP speaker started.
+	MethodSetup = "node-setup"
+	// MethodUpdate (Update → UpdateResult) applies a changed topology to a
+	// set-up node or router without reloading programs: pods, services,
+	// backends and policies added, changed or removed; CT entries kept.
+	MethodUpdate = "node-update"
+	// MethodRouterSetup (RouterSetup → RouterSetupResult) makes the VM the
+	// ToR: IP forwarding and a BGP speaker peering with every node.
+	MethodRouterSetup = "router-setup"
+	// MethodReset (Reset → ResetResult) flushes CT and metrics (between specs).
+	MethodReset = "node-reset"
+
+	// MethodClient (ClientAction → ClientResult) runs client actions from a pod.
+	MethodClient = "pod-client"
+	// MethodInject (Inject → Injected) sends raw Ethernet frames out of a
+	// pod's eth0, as if the pod had sent them.
+	MethodInject = "pod-inject"
+
+	// MethodWatch (Watch → WatchResult) starts or stops the event stream:
+	// EventDatapath and EventPodPacket events until unwatched.
+	MethodWatch = "watch"
+
+	// MethodCTList (CTListRequest → []CTRow) dumps the CT map.
+	MethodCTList = "ct-list"
+	// MethodLBList (empty → []ServiceRow) dumps services and backends.
+	MethodLBList = "lb-list"
+	// MethodEndpointList (empty → []EndpointRow) dumps the endpoint map.
+	MethodEndpointList = "endpoint-list"
+	// MethodPolicyGet (PolicyGet → []PolicyRow) dumps one endpoint's policy.
+	MethodPolicyGet = "policy-get"
+	// MethodIPCacheList (empty → []IPCacheRow) dumps the ipcache.
+	MethodIPCacheList = "ipcache-list"
+	// MethodMetrics (empty → []MetricRow) dumps the metrics map.
+	MethodMetrics = "metrics"
+
+	// MethodBGPPeers (empty → []bgp.PeerStatus) lists the speaker's sessions.
+	MethodBGPPeers = "bgp-peers"
+	// MethodBGPRoutes (empty → []bgp.Route) lists the speaker's RIB.
+	MethodBGPRoutes = "bgp-routes"
+	// MethodBGPStop (empty → empty) stops the speaker: its routes are
+	// withdrawn from the peers (the session goes down).
+	MethodBGPStop = "bgp-stop"
+	// MethodBGPStart (empty → empty) starts the stopped speaker again with
+	// the same configuration.
+	MethodBGPStart = "bgp-start"
+	// MethodKernelRoutes (empty → []KernelRoute) lists the main routing table.
+	MethodKernelRoutes = "kernel-routes"
+	// MethodTCList (empty → []TCFilterRow) lists the BPF programs attached
+	// at the tc hooks of every device of the node's namespace.
+	MethodTCList = "tc-list"
+	// MethodVerifierStats (empty → []datapath.ProgramStats) loads the
+	// datapath once more, on its own and with the verifier's statistics,
+	// and reports each program's size and processed instructions. It
+	// serves on any VM, set up or not; a rejected program fails the call
+	// with the verifier log attached (see control.Message.Files).
+	MethodVerifierStats = "verifier-stats"
+)
+
+// Events the node role emits while watched.
+const (
+	// EventDatapath carries a DatapathEvent.
+	EventDatapath = "datapath-event"
+	// EventPodPacket carries a PodPacket.
+	EventPodPacket = "pod-packet"
+)
+
+// Setup is MethodSetup's request.
+type Setup struct {
+	// Topology is the topology file's text and File its name (for messages).
+	Topology string `json:"topology"`
+	File     string `json:"file"`
+	// Node is the name of the node this VM is.
+	Node string `json:"node"`
+	// NoBGP leaves the speaker off (tests of the datapath alone).
+	NoBGP bool `json:"no_bgp,omitempty"`
+}
+
+// SetupResult is MethodSetup's response.
+type SetupResult struct {
+	// Endpoints are the node's endpoints as the datapath has them.
+	Endpoints []EndpointRow `json:"endpoints"`
+	// Programs maps program names to the instruction counts the verifier
+	// processed (as logged by the datapath).
+	Programs map[string]int `json:"programs,omitempty"`
+	// Took is how long the setup took inside the guest.
+	Took time.Duration `json:"took"`
+}
+
+// RouterSetup is MethodRouterSetup's request.
+type RouterSetup struct {
+	Topology string `json:"topology"`
+	File     string `json:"file"`
+}
+
+// RouterSetupResult is MethodRouterSetup's response.
+type RouterSetupResult struct {
+	Took time.Duration `json:"took"`
+}
+
+// Update is MethodUpdate's request: the whole new topology.
+type Update struct {
+	Topology string `json:"topology"`
+	File     string `json:"file"`
+}
+
+// UpdateResult is MethodUpdate's response.
+type UpdateResult struct {
+	// Changes lists what changed, one line each ("service backend: +pod5:8080").
+	Changes []string `json:"changes"`
+}
+
+// Reset is MethodReset's request.
+type Reset struct {
+	// KeepCT keeps the CT map (only metrics are cleared).
+	KeepCT bool `json:"keep_ct,omitempty"`
+}
+
+// ResetResult is MethodReset's response.
+type ResetResult struct {
+	// CTFlushed counts the CT entries removed.
+	CTFlushed int `json:"ct_flushed"`
+}
+
+// Client kinds.
+const (
+	ClientTCP  = "tcp"  // TCP connect, then close
+	ClientHTTP = "http" // HTTP GET /
+	ClientUDP  = "udp"  // UDP datagram and its echo
+	ClientPing = "ping" // ICMP echo
+)
+
+// ClientAction is MethodClient's request: Count actions of Kind from Pod to
+// Dst, run concurrently.
+type ClientAction struct {
+	Pod  string `json:"pod"`
+	Kind string `json:"kind"`
+	// Dst is "ip:port" (ip alone for ping).
+	Dst string `json:"dst"`
+	// Payload is the UDP payload (default "hoplab").
+	Payload []byte `json:"payload,omitempty"`
+	// Count is how many concurrent actions (default 1).
+	Count int `json:"count,omitempty"`
+	// Timeout bounds each action (default 3 s).
+	Timeout time.Duration `json:"timeout,omitempty"`
+}
+
+// ClientResult is MethodClient's response.
+type ClientResult struct {
+	Outcomes []workload.Outcome `json:"outcomes"`
+}
+
+// Inject is MethodInject's request.
+type Inject struct {
+	Pod string `json:"pod"`
+	// Frames are complete Ethernet frames, sent in order.
+	Frames [][]byte `json:"frames"`
+	// Gaps, when set, holds the pause before each frame (replay --timing).
+	Gaps []time.Duration `json:"gaps,omitempty"`
+	// SuppressRST drops the TCP RSTs the pod's kernel sends on the frames'
+	// flows, which it has no socket for (fixture capability
+	// "client-rst-suppression"): from before the first frame until an
+	// injection into the pod without it, or MethodReset. Flows accumulate
+	// over consecutive injections with it. Injected RSTs are still sent.
+	SuppressRST bool `json:"suppress_rst,omitempty"`
+}
+
+// Injected is MethodInject's response.
+type Injected struct {
+	// Sent counts the frames written.
+	Sent int `json:"sent"`
+	// Times holds the guest's clock at each frame's send.
+	Times []time.Time `json:"times"`
+}
+
+// Watch is MethodWatch's request.
+type Watch struct {
+	// Datapath streams EventDatapath; Pods streams EventPodPacket for every
+	// pod of the node. Both false stops the stream.
+	Datapath bool `json:"datapath"`
+	Pods     bool `json:"pods"`
+}
+
+// WatchResult is MethodWatch's response.
+type WatchResult struct {
+	// Pods lists the pods being captured.
+	Pods []string `json:"pods,omitempty"`
+	// Dropped counts the events the previous watch (the one this request
+	// ended) dropped because the host read them too slowly, and Lost the
+	// notifications the kernel lost because the agent read them too
+	// slowly. Events are never allowed to block the agent.
+	Dropped uint64 `json:"dropped,omitempty"`
+	Lost    uint64 `json:"lost,omitempty"`
+}
+
+// Datapath event types.
+const (
+	EventTrace = "trace"
+	EventDrop  = "drop"
+)
+
+// DatapathEvent is one decoded trace or drop notification.
+type DatapathEvent struct {
+	// Node is the node that emitted it; Time is the guest's receive time.
+	Node string    `json:"node"`
+	Time time.Time `json:"time"`
+	// Type is EventTrace or EventDrop.
+	Type string `json:"type"`
+	// Point is the journey point (journey.Point vocabulary, "from-container").
+	Point string `json:"point"`
+	// Device is the interface name behind IfIndex ("lxc1a2b3c", "bond0").
+	Device  string `json:"device"`
+	IfIndex uint32 `json:"ifindex"`
+	// Reason is Cilium's drop reason name for drops ("Policy denied"), and
+	// Code its number; empty and 0 for traces.
+	Reason string `json:"reason,omitempty"`
+	Code   uint8  `json:"code,omitempty"`
+	// SrcIdentity and DstIdentity are the identities the program resolved.
+	SrcIdentity uint32 `json:"src_identity"`
+	DstIdentity uint32 `json:"dst_identity"`
+	// Endpoint is the emitting endpoint's id (0 for the netdev).
+	Endpoint uint16 `json:"endpoint"`
+	// Frame holds the packet's first bytes (at most 128); OrigLen its length.
+	Frame   []byte `json:"frame"`
+	OrigLen uint32 `json:"orig_len"`
+	// CTState is the connection-tracking verdict a trace carries (CTNew,
+	// CTEstablished, CTReply, CTRelated); empty for drops and for traces
+	// of points that do no CT lookup (from-container, from-netdev,
+	// to-netdev).
+	CTState string `json:"ct_state,omitempty"`
+	// Summary is the datapath's one-line text of the event.
+	Summary string `json:"summary"`
+}
+
+// Connection-tracking verdicts of DatapathEvent.CTState.
+const (
+	CTNew         = "new"
+	CTEstablished = "established"
+	CTReply       = "reply"
+	CTRelated     = "related"
+)
+
+// Pod packet directions.
+const (
+	PodEgress  = "egress"  // sent by the pod's eth0 (point pod-egress)
+	PodIngress = "ingress" // received by the pod's eth0 (point pod-ingress)
+)
+
+// PodPacket is a frame seen on a pod's eth0.
+type PodPacket struct {
+	Node      string    `json:"node"`
+	Pod       string    `json:"pod"`
+	Direction string    `json:"direction"`
+	Time      time.Time `json:"time"`
+	Frame     []byte    `json:"frame"`
+}
+
+// CTListRequest is MethodCTList's request.
+type CTListRequest struct{}
+
+// CTRow is one CT entry as `cilium bpf ct list global` shows it.
+type CTRow struct {
+	// Tuple is "TCP OUT 10.1.1.10:40000 -> 10.1.2.40:8080" style text.
+	Tuple       string         `json:"tuple"`
+	Proto       string         `json:"proto"`
+	Direction   string         `json:"direction"` // OUT, IN, SERVICE
+	Src         netip.AddrPort `json:"src"`
+	Dst         netip.AddrPort `json:"dst"`
+	Expires     int64          `json:"expires"` // seconds left
+	TxPackets   uint64         `json:"tx_packets"`
+	TxBytes     uint64         `json:"tx_bytes"`
+	RxPackets   uint64         `json:"rx_packets"`
+	RxBytes     uint64         `json:"rx_bytes"`
+	TxFlagsSeen uint8          `json:"tx_flags_seen"`
+	RxFlagsSeen uint8          `json:"rx_flags_seen"`
+	Flags       string         `json:"flags"` // "rx_closing tx_closing ..."
+	RevNAT      uint16         `json:"rev_nat"`
+	// RevNATAddr is the rev-NAT index resolved ("10.224.1.1:80").
+	RevNATAddr  string `json:"rev_nat_addr,omitempty"`
+	BackendID   uint32 `json:"backend_id"`
+	SrcIdentity uint32 `json:"src_sec_id"`
+}
+
+// ServiceRow is one service with its backends, like `cilium bpf lb list`.
+type ServiceRow struct {
+	Frontend string       `json:"frontend"` // "10.224.1.1:80/TCP"
+	ID       uint16       `json:"id"`
+	Backends []BackendRow `json:"backends"`
+}
+
+// BackendRow is one backend of a service.
+type BackendRow struct {
+	ID      uint32 `json:"id"`
+	Address string `json:"address"` // "10.1.2.40:8080"
+	Pod     string `json:"pod,omitempty"`
+}
+
+// EndpointRow is one local endpoint, like `cilium endpoint list`.
+type EndpointRow struct {
+	ID             uint16 `json:"id"`
+	Pod            string `json:"pod"`
+	IP             string `json:"ip"`
+	Identity       uint32 `json:"identity"`
+	Labels         string `json:"labels"` // "app=backend,..."
+	Device         string `json:"device"` // lxc name
+	IfIndex        int    `json:"ifindex"`
+	LXCMAC         string `json:"lxc_mac"`
+	PodMAC         string `json:"pod_mac"`
+	IngressEnforce bool   `json:"ingress_enforcement"`
+	EgressEnforce  bool   `json:"egress_enforcement"`
+}
+
+// PolicyGet is MethodPolicyGet's request: a pod name or endpoint id.
+type PolicyGet struct {
+	Endpoint string `json:"endpoint"`
+}
+
+// PolicyRow is one policy map entry, like `cilium bpf policy get`.
+type PolicyRow struct {
+	Direction string `json:"direction"` // Ingress, Egress
+	Identity  uint32 `json:"identity"`  // 0 = any (L4-only / allow-all)
+	Port      uint16 `json:"port"`      // 0 = any
+	Proto     string `json:"proto"`     // TCP, UDP, ANY
+	Level     string `json:"level"`     // L3L4, L4-only, L3-only, allow-all
+	Deny      bool   `json:"deny,omitempty"`
+	Packets   uint64 `json:"packets"`
+	Bytes     uint64 `json:"bytes"`
+}
+
+// IPCacheRow is one ipcache entry.
+type IPCacheRow struct {
+	Prefix   string `json:"prefix"`
+	Identity uint32 `json:"identity"`
+	Tunnel   string `json:"tunnel_endpoint,omitempty"`
+}
+
+// MetricRow is one metrics counter, like `cilium bpf metrics list`.
+type MetricRow struct {
+	Reason    string `json:"reason"` // "Forwarded", "Policy denied", ...
+	Code      uint8  `json:"code"`
+	Direction string `json:"direction"` // INGRESS, EGRESS
+	Packets   uint64 `json:"packets"`
+	Bytes     uint64 `json:"bytes"`
+}
+
+// tc hooks of TCFilterRow.
+const (
+	TCIngress = "ingress"
+	TCEgress  = "egress"
+)
+
+// TCFilterRow is one BPF program attached at a device's tc hook, like a
+// line of `bpftool net show`.
+type TCFilterRow struct {
+	// Device is the device's name ("lxc7485d3", "bond0").
+	Device string `json:"device"`
+	// Hook is TCIngress or TCEgress (the clsact parent).
+	Hook string `json:"hook"`
+	// Program is the program's name in the journey vocabulary
+	// ("from-container", "from-netdev", "to-netdev").
+	Program string `json:"program"`
+	// ID is the kernel's program id and Tag its hex tag.
+	ID  uint32 `json:"id"`
+	Tag string `json:"tag"`
+}
+
+// KernelRoute is one route of the guest's main table.
+type KernelRoute struct {
+	Dst      string `json:"dst"`
+	Gateway  string `json:"gateway,omitempty"`
+	Device   string `json:"device"`
+	Protocol string `json:"protocol"` // "bgp" for routes the speaker installed
+}
