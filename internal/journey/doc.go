@@ -30,5 +30,8 @@
 // fields are wildcards) with an observed one and renders the whole observed
 // journey with the differing fields marked, for the e2e matchers. [Merge]
 // turns hop observations from several sources into one ordered journey per
-// injected packet, matching observations to packets by flow and IPv4 ID.
+// injected packet, matching observations to packets by flow and IPv4 ID;
+// [MergeReplies] also builds the journeys of the packets pods sent in
+// response and attributes each to the injected packet it answers, telling
+// them apart by the TCP sequence fields ([Segment]) of their frames.
 package journey

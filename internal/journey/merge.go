@@ -28,9 +28,11 @@ type Observation struct {
 
 // NewObservation decodes an Ethernet frame seen at node/point/device into
 // an Observation with a FORWARDED verdict; set Hop.Verdict and
-// Hop.DropReason afterwards for drop events.
+// Hop.DropReason afterwards for drop events. The point is normalised to the
+// vocabulary (Canonical: Cilium's "to-network" becomes "to-netdev", ...);
+// names outside it are kept.
 func NewObservation(source string, t time.Time, node string, point Point, device string, frame []byte) Observation {
-	h := HopFromPacket(node, point, device, frame)
+	h := HopFromPacket(node, normal(point), device, frame)
 	h.Verdict = Forwarded
 	k, ok := KeyFromFrame(frame)
 	return Observation{Source: source, Time: t, Hop: h, Key: k, HasKey: ok}
@@ -148,9 +150,7 @@ func assemble(index int, obs []Observation) Packet {
 	nodes := map[string]*nodeInfo{}
 	obs = append([]Observation(nil), obs...)
 	for i := range obs {
-		if c, ok := Canonical(string(obs[i].Hop.Point)); ok {
-			obs[i].Hop.Point = c // Cilium's trace names → the vocabulary
-		}
+		obs[i].Hop.Point = normal(obs[i].Hop.Point) // Cilium's trace names → the vocabulary
 	}
 	for _, o := range obs {
 		n := nodes[o.Hop.Node]

@@ -170,6 +170,16 @@ func Canonical(s string) (p Point, ok bool) {
 	return Point(s), Point(s).Rank() >= 0
 }
 
+// normal is p in the vocabulary: Canonical's point for a name it knows,
+// else p unchanged. It is the one place observations' points are
+// normalised (NewObservation and Merge).
+func normal(p Point) Point {
+	if c, ok := Canonical(string(p)); ok {
+		return c
+	}
+	return p
+}
+
 // Rank is the point's position in the canonical path order, or -1 for a
 // name outside the vocabulary.
 func (p Point) Rank() int {

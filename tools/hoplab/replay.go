@@ -100,7 +100,8 @@ type replayPlan struct {
 }
 
 // planReplay does everything that needs no VM: topology, capture checks,
-// injection points. Its errors name the file and the packet.
+// gaps and injection points (cluster.Gaps and cluster.Plan, the planning
+// the replay itself does). Its errors name the file and the packet.
 func (a *app) planReplay(f replayFlags) (*replayPlan, error) {
 	if f.pcap == "" {
 		return nil, errors.New("replay: --pcap is required")
@@ -124,27 +125,40 @@ func (a *app) planReplay(f replayFlags) (*replayPlan, error) {
 		p.notes = append(p.notes, fmt.Sprintf("packet %d skipped: %s", s.Index, s.Reason))
 	}
 	p.notes = append(p.notes, sel.Notes...)
-	var prev time.Time
+	times := make([]time.Time, len(sel.Packets))
 	for i, pk := range sel.Packets {
-		pt := point
-		if pt.IsZero() {
-			if pt, err = cluster.DefaultPoint(top, pk.Data); err != nil {
-				if len(top.Nodes) == 0 {
-					return nil, fmt.Errorf("replay: %s: packet %d: %w", f.pcap, pk.Index, err)
-				}
-				pt = cluster.InjectPoint{Kind: cluster.AtRouter, Node: top.Nodes[0].Name, Router: top.Router.Name}
-				p.notes = append(p.notes, fmt.Sprintf("packet %d: neither address belongs to the topology: injected at %s", pk.Index, pt))
-			}
-		}
-		gap := time.Duration(0)
-		if i > 0 && pk.Timestamp.After(prev) {
-			gap = pk.Timestamp.Sub(prev)
-		}
-		prev = pk.Timestamp
-		p.frames = append(p.frames, cluster.Frame{Data: pk.Data, Point: pt, Gap: gap})
+		times[i] = pk.Timestamp
+	}
+	gaps := cluster.Gaps(times)
+	for i, pk := range sel.Packets {
+		p.frames = append(p.frames, cluster.Frame{Data: pk.Data, Point: point, Gap: gaps[i]})
 		p.injected[pk.Index] = pk.Data
 	}
+	// The cluster's planning places the packets without --inject, as the
+	// replay will.
+	planned, err := cluster.Plan(top, p.frames, f.options(top))
+	var perr *cluster.PlanError
+	if errors.As(err, &perr) {
+		return nil, fmt.Errorf("replay: %s: packet %d: %w", f.pcap, sel.Packets[perr.Index].Index, perr.Err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("replay: %s: %w", f.pcap, err)
+	}
+	for i, pl := range planned {
+		p.frames[i].Point = pl.Point
+		if pl.Fallback {
+			p.notes = append(p.notes, fmt.Sprintf("packet %d: neither address belongs to the topology: injected at %s", sel.Packets[i].Index, pl.Point))
+		}
+	}
 	return p, nil
+}
+
+// options are the replay options of the flags for topology top: packets
+// the default point cannot place enter at the router port facing the first
+// node (cluster.FallbackPoint).
+func (f replayFlags) options(top *topologies.Topology) cluster.ReplayOptions {
+	return cluster.ReplayOptions{KeepL2: f.keepL2, Timing: f.timing, Fallback: cluster.FallbackPoint(top),
+		SuppressRST: !f.live, TCPAckRewrite: f.ackRewrite}
 }
 
 func (a *app) replay(ctx context.Context, f replayFlags) error {
@@ -178,8 +192,7 @@ func (a *app) replay(ctx context.Context, f replayFlags) error {
 		defer stop()
 	}
 	start := time.Now()
-	rep, err := h.Replay(ctx, p.frames, cluster.ReplayOptions{KeepL2: f.keepL2, Timing: f.timing,
-		SuppressRST: !f.live, TCPAckRewrite: f.ackRewrite})
+	rep, err := h.Replay(ctx, p.frames, f.options(p.top))
 	if err != nil {
 		return fmt.Errorf("replay: %w", err)
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/hoplab/hoplab/fixtures"
+	"github.com/hoplab/hoplab/internal/journey"
 )
 
 // tcpChecksumOK verifies an Ethernet + IPv4 + TCP frame's TCP checksum.
@@ -39,25 +40,25 @@ func TestAckRewrite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var plan []planned
+	var plan []Planned
 	for i, p := range pkts {
-		plan = append(plan, planned{index: i, data: p.Data})
+		plan = append(plan, Planned{Index: i, Data: p.Data})
 	}
 	ctx := context.Background()
 	a := newAckTracker(plan)
 	a.wait = 100 * time.Millisecond
 
-	syn, err := a.sending(ctx, 0, plan[0].data)
-	if err != nil || &syn[0] != &plan[0].data[0] {
+	syn, err := a.sending(ctx, 0, plan[0].Data)
+	if err != nil || &syn[0] != &plan[0].Data[0] {
 		t.Fatalf("SYN: %v", err)
 	}
 	// Without the live SYN-ACK the ACK cannot be sent.
-	if _, err := a.sending(ctx, 1, plan[1].data); err == nil || !strings.Contains(err.Error(), "packet 1: no SYN-ACK toward 10.1.1.10:40010") {
+	if _, err := a.sending(ctx, 1, plan[1].Data); err == nil || !strings.Contains(err.Error(), "packet 1: no SYN-ACK toward 10.1.1.10:40010") {
 		t.Fatalf("ACK without SYN-ACK: %v", err)
 	}
 	// pod4's SYN-ACK, reverse-NATed, as pod1 receives it: ISN 0x8000fff0.
-	s0, _ := segmentOf(plan[0].data)
-	synack := frameOf(t, "10.224.1.1", "10.1.1.10", "tcp", 80, s0.src.Port(), 61)
+	s0, _ := journey.SegmentOf(plan[0].Data)
+	synack := frameOf(t, "10.224.1.1", "10.1.1.10", "tcp", 80, s0.Src.Port(), 61)
 	tcp := synack[34:]
 	binary.BigEndian.PutUint32(tcp[4:8], 0x8000fff0)
 	tcp[13] = 0x12
@@ -66,23 +67,23 @@ func TestAckRewrite(t *testing.T) {
 		a.observe(synack)
 	}()
 	for i := 1; i < len(plan); i++ {
-		before, _ := segmentOf(plan[i].data)
-		got, err := a.sending(ctx, i, plan[i].data)
+		before, _ := journey.SegmentOf(plan[i].Data)
+		got, err := a.sending(ctx, i, plan[i].Data)
 		if err != nil {
 			t.Fatal(err)
 		}
-		after, _ := segmentOf(got)
-		if want := before.ack + 0x8000fff0; after.ack != want {
-			t.Errorf("packet %d: ack %#x → %#x; want %#x", i, before.ack, after.ack, want)
+		after, _ := journey.SegmentOf(got)
+		if want := before.Ack + 0x8000fff0; after.Ack != want {
+			t.Errorf("packet %d: ack %#x → %#x; want %#x", i, before.Ack, after.Ack, want)
 		}
 		if !tcpChecksumOK(got) {
 			t.Errorf("packet %d: bad TCP checksum after the rewrite", i)
 		}
-		if string(got[:after.tcpOff+8]) != string(plan[i].data[:after.tcpOff+8]) || string(got[after.tcpOff+12:after.tcpOff+16]) != string(plan[i].data[after.tcpOff+12:after.tcpOff+16]) {
+		if string(got[:after.Offset+8]) != string(plan[i].Data[:after.Offset+8]) || string(got[after.Offset+12:after.Offset+16]) != string(plan[i].Data[after.Offset+12:after.Offset+16]) {
 			t.Errorf("packet %d: bytes other than ack and checksum changed", i)
 		}
 	}
-	if !tcpChecksumOK(plan[1].data) {
+	if !tcpChecksumOK(plan[1].Data) {
 		t.Fatal("the fixture's own checksum does not verify: the check is wrong")
 	}
 }

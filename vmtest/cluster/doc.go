@@ -20,7 +20,14 @@
 //     that point really sends ([RewriteL2]; ReplayOptions.KeepL2 keeps them),
 //     the observations collected until they settle and merged into one
 //     journey per frame (journey.Merge) with the CT entries of its flow;
-//     Trace also returns the journeys of the pods' replies.
+//     Trace also returns the journeys of the pods' replies. [Plan] is the
+//     planning of a replay (points, L2 rewriting, gaps), usable without a
+//     VM; [Gaps] derives the frames' gaps from capture times.
+//
+// The replay code is split by job: plan.go (planning), inject.go
+// (injection and RST suppression), replay.go (orchestration: subscribe,
+// inject, settle, merge), ct.go (CT enrichment), ackrewrite.go (TCP ack
+// rewriting).
 //
 // # Hops from the harness wires
 //
@@ -41,7 +48,9 @@
 // the observations with the same IPv4 ID and TCP sequence fields are merged
 // into it. A reply is kept when its flow, reversed, is that of an injected
 // packet at one of its hops; a TCP reply answers the packet whose sequence
-// space it acknowledges. ReplayOptions.TCPAckRewrite shifts the acks of a
+// space it acknowledges. The attribution needs no VM: it is
+// journey.MergeReplies, fed with every observation and its frame's TCP
+// segment. ReplayOptions.TCPAckRewrite shifts the acks of a
 // replayed client to the live server's ISN (fixture capability
 // "tcp-ack-rewrite"); ReplayOptions.SuppressRST drops the RSTs the
 // injecting pod's kernel sends on the injected flows, which it has no

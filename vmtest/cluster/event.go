@@ -81,8 +81,9 @@ func (e Event) frame() []byte {
 
 // Observations converts the event into journey observations:
 //
-//   - a datapath event is a hop at its node, point and device; a drop event's
-//     hop is DROPPED with its reason;
+//   - a datapath event is a hop at its node, point (in the vocabulary:
+//     journey.NewObservation normalises Cilium's names) and device; a drop
+//     event's hop is DROPPED with its reason;
 //   - a pod frame is the pod's pod-egress or pod-ingress hop on
 //     "<pod>:eth0";
 //   - a wire frame is the node's "wire" hop (device: the link's name) and,
@@ -94,11 +95,7 @@ func (e Event) Observations() []journey.Observation {
 	switch {
 	case e.Datapath != nil:
 		d := e.Datapath
-		point := journey.Point(d.Point)
-		if c, ok := journey.Canonical(d.Point); ok {
-			point = c
-		}
-		o := journey.NewObservation("datapath:"+d.Node, e.Time, d.Node, point, d.Device, d.Frame)
+		o := journey.NewObservation("datapath:"+d.Node, e.Time, d.Node, journey.Point(d.Point), d.Device, d.Frame)
 		if d.Type == nodeapi.EventDrop {
 			o.Hop.Verdict, o.Hop.DropReason = journey.Dropped, d.Reason
 		}

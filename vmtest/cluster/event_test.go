@@ -17,13 +17,14 @@ import (
 )
 
 // acking makes a TCP frame acknowledge the sequence space of s (for the
-// replies built from the injected packets' frames).
-func acking(frame []byte, s tcpSeq) []byte {
-	if !s.ok {
+// replies built from the injected packets' frames); ok is false when the
+// packet has no TCP segment.
+func acking(frame []byte, s journey.Segment, ok bool) []byte {
+	if !ok {
 		return frame
 	}
 	tcp := frame[14+int(frame[14]&0x0f)*4:]
-	binary.BigEndian.PutUint32(tcp[8:12], s.end)
+	binary.BigEndian.PutUint32(tcp[8:12], s.End())
 	tcp[13] |= 0x10
 	return frame
 }
@@ -122,8 +123,8 @@ func eventsFor(t *testing.T, top *topologies.Topology, orig []byte, p journey.Pa
 
 // TestObservationsFromFixtures feeds, for every fixture case, the events
 // its expected journeys imply (in random order) through
-// Event.Observations, journey.Merge and the CT selection, and compares the
-// result with the expectation.
+// Event.Observations, journey.MergeReplies and the CT selection, and
+// compares the result with the expectation.
 func TestObservationsFromFixtures(t *testing.T) {
 	rng := rand.New(rand.NewSource(1))
 	cases := 0
@@ -163,25 +164,22 @@ func TestObservationsFromFixtures(t *testing.T) {
 				// Replies, all with IPv4 ID 0 like a kernel's SYN-ACKs.
 				for k, r := range c.Replies {
 					at := t0.Add(time.Second + time.Duration(k)*100*time.Millisecond)
-					orig := acking(withID(pkts[r.InReplyTo].Data, 0), tcpSeqOf(pkts[r.InReplyTo].Data))
+					s, ok := journey.SegmentOf(pkts[r.InReplyTo].Data)
+					orig := acking(withID(pkts[r.InReplyTo].Data, 0), s, ok)
 					events = append(events, eventsFor(t, top, orig, r.Journey, at)...)
 				}
 				rng.Shuffle(len(events), func(i, j int) { events[i], events[j] = events[j], events[i] })
-				var obs []journey.Observation
-				var segs []tcpSeq
+				var seen []journey.Sighting
 				for _, e := range events {
-					o := e.Observations()
-					for range o {
-						segs = append(segs, tcpSeqOf(e.frame()))
+					for _, o := range e.Observations() {
+						seen = append(seen, journey.NewSighting(o, e.frame()))
 					}
-					obs = append(obs, o...)
 				}
-				got, unmatched := journey.Merge(injected, obs)
-				var sent []tcpSeq
+				var sent []journey.Sent
 				for i := range c.Packets {
-					sent = append(sent, tcpSeqOf(pkts[i].Data))
+					sent = append(sent, journey.NewSent(injected[i], pkts[i].Data))
 				}
-				reps := replies(got, sent, unmatched, alignSegs(obs, segs, unmatched))
+				got, reps := journey.MergeReplies(sent, seen)
 				if len(reps) != len(c.Replies) {
 					t.Errorf("%d replies, want %d", len(reps), len(c.Replies))
 				}

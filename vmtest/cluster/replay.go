@@ -2,11 +2,9 @@ package cluster
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/netip"
-	"sort"
 	"sync"
 	"time"
 
@@ -20,7 +18,8 @@ type Frame struct {
 	Data []byte `json:"data"`
 	// Point is where it enters; the zero point means DefaultPoint.
 	Point InjectPoint `json:"point"`
-	// Gap is the pause before the frame (honoured with ReplayOptions.Timing).
+	// Gap is the pause before the frame (honoured with ReplayOptions.Timing;
+	// Gaps derives it from capture times).
 	Gap time.Duration `json:"gap,omitempty"`
 }
 
@@ -31,6 +30,10 @@ type ReplayOptions struct {
 	KeepL2 bool `json:"keep_l2,omitempty"`
 	// Timing keeps the frames' gaps; otherwise they are sent back to back.
 	Timing bool `json:"timing,omitempty"`
+	// Fallback is where a frame without a point enters when DefaultPoint
+	// cannot place it (FallbackPoint is `hoplab replay`'s); the zero point
+	// makes such a frame an error.
+	Fallback InjectPoint `json:"fallback,omitzero"`
 	// TCPAckRewrite shifts the acknowledgement numbers of a replayed
 	// client's segments after its SYN to the live server's ISN, from the
 	// SYN-ACK observed (tcpliveplay-style; fixture capability
@@ -83,14 +86,9 @@ type Result struct {
 }
 
 // Reply is the journey of a packet a pod sent in response to an injected
-// one (a SYN-ACK, an echo reply, a RST).
-type Reply struct {
-	// InReplyTo is the index of the injected packet answered: the last one
-	// whose flow, at some hop, is the reply's flow reversed.
-	InReplyTo int `json:"in_reply_to"`
-	// Journey is the reply's journey; its Index is the reply's ordinal.
-	Journey journey.Packet `json:"journey"`
-}
+// one (a SYN-ACK, an echo reply, a RST); journey.MergeReplies attributes
+// it.
+type Reply = journey.Reply
 
 // Trace is Replay that also returns the replies' journeys. Replays of one
 // cluster run one at a time (the same capture replayed twice at once
@@ -99,48 +97,15 @@ func (c *Cluster) Trace(ctx context.Context, frames []Frame, opts ReplayOptions)
 	c.replayMu.Lock()
 	defer c.replayMu.Unlock()
 	res := Result{Report: journey.Report{Kernel: c.kernel}, Replies: []Reply{}}
-	plan, err := c.plan(frames, opts)
+	plan, err := Plan(c.Topology(), frames, opts)
 	if err != nil {
 		return res, err
 	}
-	var mu sync.Mutex
-	var obs []journey.Observation
-	var segs []tcpSeq
-	var acks *ackTracker
+	col := newCollector(plan)
 	if opts.TCPAckRewrite {
-		acks = newAckTracker(plan)
+		col.acks = newAckTracker(plan)
 	}
-	// Only observations of the injected packets' addresses (either way)
-	// delay the settling: BGP keepalives and other pods' traffic do not.
-	addrs := map[netip.Addr]bool{}
-	for _, p := range plan {
-		if p.key.Src.IsValid() {
-			addrs[p.key.Src.Addr()], addrs[p.key.Dst.Addr()] = true, true
-		}
-	}
-	last := time.Now()
-	stop, err := c.SubscribeContext(ctx, func(e Event) {
-		if acks != nil && e.Pod != nil && e.Pod.Direction == nodeapi.PodIngress {
-			acks.observe(e.Pod.Frame)
-		}
-		if acks != nil && e.Wire != nil {
-			acks.observe(e.Wire.Frame)
-		}
-		o := e.Observations()
-		mu.Lock()
-		seg := tcpSeqOf(e.frame())
-		for range o {
-			segs = append(segs, seg)
-		}
-		obs = append(obs, o...)
-		for _, x := range o {
-			if x.HasKey && (addrs[x.Key.Src.Addr()] || addrs[x.Key.Dst.Addr()]) {
-				last = time.Now()
-				break
-			}
-		}
-		mu.Unlock()
-	})
+	stop, err := c.SubscribeContext(ctx, col.add)
 	if err != nil {
 		return res, fmt.Errorf("replay: %w", err)
 	}
@@ -149,214 +114,124 @@ func (c *Cluster) Trace(ctx context.Context, frames []Frame, opts ReplayOptions)
 	if opts.SuppressRST {
 		defer c.endRSTSuppression(plan)
 	}
-	injected, err := c.inject(ctx, plan, acks, opts.SuppressRST)
+	injected, err := c.inject(ctx, plan, col.acks, opts.SuppressRST)
 	if err != nil {
 		return res, fmt.Errorf("replay: %w", err)
 	}
-	mu.Lock()
-	last = time.Now() // the settle time counts from the last send at least
-	mu.Unlock()
-	if err := c.settle(ctx, opts, &mu, &last); err != nil {
+	col.touch() // the settle time counts from the last send at least
+	if err := settle(ctx, opts, col); err != nil {
 		return res, fmt.Errorf("replay: %w", err)
 	}
 	stop()
-	mu.Lock()
-	all := obs
-	mu.Unlock()
-	var unmatched []journey.Observation
-	res.Report.Packets, unmatched = journey.Merge(injected, all)
+	sent := make([]journey.Sent, len(injected))
+	for i, inj := range injected {
+		sent[i] = journey.NewSent(inj, plan[i].Data)
+	}
+	res.Report.Packets, res.Replies = journey.MergeReplies(sent, col.sightings())
 	for i := range res.Report.Packets {
-		if p := plan[i].point; p.Kind == AtRouter {
+		if p := plan[i].Point; p.Kind == AtRouter {
 			injectedFirst(&res.Report.Packets[i], p.Node)
 		}
 	}
-	sent := make([]tcpSeq, len(plan))
-	for i, p := range plan {
-		sent[i] = tcpSeqOf(p.data)
-	}
-	mu.Lock()
-	allSegs := segs
-	mu.Unlock()
-	res.Replies = replies(res.Report.Packets, sent, unmatched, alignSegs(all, allSegs, unmatched))
 	if err := c.addCT(ctx, res.Report.Packets); err != nil {
 		return res, fmt.Errorf("replay: %w", err)
 	}
 	return res, nil
 }
 
-// tcpSeq is what a TCP segment says about sequence space: the sequence
-// number after it (seq + payload, +1 for SYN and FIN) and its
-// acknowledgement.
-type tcpSeq struct {
-	ok       bool   // a TCP segment
-	end      uint32 // sequence number after the segment
-	consumes bool   // SYN, FIN or payload
-	ack      uint32
-	hasACK   bool
-	flags    uint8
+// collector gathers what a replay's subscription sees: every observation
+// with its frame's TCP segment, and when the last observation of the
+// injected packets' addresses arrived.
+type collector struct {
+	// addrs are the injected packets' addresses (either way): only their
+	// observations delay the settling, BGP keepalives and other pods'
+	// traffic do not.
+	addrs map[netip.Addr]bool
+	// acks, when set, learns the live SYN-ACKs (TCPAckRewrite).
+	acks *ackTracker
+
+	mu   sync.Mutex
+	seen []journey.Sighting
+	last time.Time
 }
 
-// tcpSeqOf reads an Ethernet + IPv4 + TCP frame's sequence fields.
-func tcpSeqOf(frame []byte) tcpSeq {
-	if len(frame) < 34 || frame[12] != 0x08 || frame[13] != 0x00 || frame[14+9] != 6 {
-		return tcpSeq{}
+func newCollector(plan []Planned) *collector {
+	col := &collector{addrs: map[netip.Addr]bool{}, last: time.Now()}
+	for _, p := range plan {
+		if p.Key.Src.IsValid() {
+			col.addrs[p.Key.Src.Addr()], col.addrs[p.Key.Dst.Addr()] = true, true
+		}
 	}
-	ip := frame[14:]
-	ihl := int(ip[0]&0x0f) * 4
-	total := int(binary.BigEndian.Uint16(ip[2:4]))
-	if ihl < 20 || len(ip) < ihl+20 || total < ihl+20 {
-		return tcpSeq{}
-	}
-	tcp := ip[ihl:]
-	doff := int(tcp[12]>>4) * 4
-	flags := tcp[13]
-	payload := total - ihl - doff
-	if payload < 0 {
-		payload = 0
-	}
-	seq := binary.BigEndian.Uint32(tcp[4:8])
-	s := tcpSeq{ok: true, ack: binary.BigEndian.Uint32(tcp[8:12]), hasACK: flags&0x10 != 0, flags: flags}
-	n := uint32(payload)
-	if flags&0x02 != 0 { // SYN
-		n++
-	}
-	if flags&0x01 != 0 { // FIN
-		n++
-	}
-	s.end, s.consumes = seq+n, n > 0
-	return s
+	return col
 }
 
-// fingerprint tells apart the packets of one replay that share an IPv4 ID
-// (kernels send SYN-ACKs, RSTs and pure ACKs with ID 0): their TCP
-// sequence fields, which NAT leaves alone.
-type fingerprint struct {
-	proto uint8
-	id    uint16
-	seg   tcpSeq
+// add is the subscription's callback.
+func (col *collector) add(e Event) {
+	if col.acks != nil && e.Pod != nil && e.Pod.Direction == nodeapi.PodIngress {
+		col.acks.observe(e.Pod.Frame)
+	}
+	if col.acks != nil && e.Wire != nil {
+		col.acks.observe(e.Wire.Frame)
+	}
+	obs := e.Observations()
+	tcp, isTCP := journey.SegmentOf(e.frame())
+	col.mu.Lock()
+	defer col.mu.Unlock()
+	for _, o := range obs {
+		col.seen = append(col.seen, journey.Sighting{Observation: o, TCP: tcp, HasTCP: isTCP})
+	}
+	for _, o := range obs {
+		if o.HasKey && (col.addrs[o.Key.Src.Addr()] || col.addrs[o.Key.Dst.Addr()]) {
+			col.last = time.Now()
+			break
+		}
+	}
 }
 
-// replies builds the journeys of the packets pods sent in response to the
-// injected ones, from the observations no injected packet claimed (segs
-// holds the TCP sequence fields of each one's frame): every pod-egress frame
-// starts a reply, the other observations with the same IPv4 ID and TCP
-// sequence fields are merged into them like into injected packets
-// (journey.Merge), and a reply is kept when its flow reversed is the flow of
-// an injected packet at one of its hops. sent holds the injected packets'
-// TCP sequence fields; a TCP reply answers the packet whose sequence space
-// it acknowledges.
-func replies(pkts []journey.Packet, sent []tcpSeq, unmatched []journey.Observation, segs []tcpSeq) []Reply {
-	type group struct {
-		roots []journey.Observation
-		rsegs []tcpSeq
-		obs   []journey.Observation
-	}
-	groups := map[fingerprint]*group{}
-	var order []fingerprint
-	for i, o := range unmatched {
-		if !o.HasKey {
-			continue
-		}
-		fp := fingerprint{o.Key.Proto, o.Key.IPID, segs[i]}
-		g := groups[fp]
-		if g == nil {
-			g = &group{}
-			groups[fp] = g
-			order = append(order, fp)
-		}
-		g.obs = append(g.obs, o)
-		if o.Hop.Point == journey.PodEgress {
-			g.roots = append(g.roots, o)
-			g.rsegs = append(g.rsegs, segs[i])
-		}
-	}
-	type reply struct {
-		root journey.Observation
-		seg  tcpSeq
-		j    journey.Packet
-	}
-	var all []reply
-	for _, fp := range order {
-		g := groups[fp]
-		inj := make([]journey.Injected, len(g.roots))
-		for k, r := range g.roots {
-			inj[k] = journey.Injected{Index: k, Time: r.Time, Key: r.Key}
-		}
-		js, _ := journey.Merge(inj, g.obs)
-		for k, j := range js {
-			all = append(all, reply{g.roots[k], g.rsegs[k], j})
-		}
-	}
-	sort.SliceStable(all, func(i, j int) bool { return all[i].root.Time.Before(all[j].root.Time) })
-	out := []Reply{}
-	done := map[int]bool{}
-	for _, r := range all {
-		to := answered(pkts, sent, r.root.Hop, r.seg, done)
-		if to < 0 {
-			continue
-		}
-		done[to] = true
-		r.j.Index = len(out)
-		out = append(out, Reply{InReplyTo: to, Journey: r.j})
-	}
-	return out
+// touch restarts the settle time.
+func (col *collector) touch() {
+	col.mu.Lock()
+	col.last = time.Now()
+	col.mu.Unlock()
 }
 
-// alignSegs returns, for each unmatched observation (a subsequence of obs,
-// in order, as journey.Merge returns it), the sequence fields recorded for
-// it in segs (aligned with obs).
-func alignSegs(obs []journey.Observation, segs []tcpSeq, unmatched []journey.Observation) []tcpSeq {
-	out := make([]tcpSeq, len(unmatched))
-	j := 0
-	for i := 0; i < len(obs) && j < len(unmatched); i++ {
-		if obs[i] == unmatched[j] {
-			out[j] = segs[i]
-			j++
-		}
-	}
-	return out
+// quiet is how long no observation of the injected addresses arrived.
+func (col *collector) quiet() time.Duration {
+	col.mu.Lock()
+	defer col.mu.Unlock()
+	return time.Since(col.last)
 }
 
-// answered returns the index of the injected packet the reply with first
-// hop h answers, or -1: among the packets with a hop whose flow is h's
-// reversed, for TCP the one whose sequence space the reply acknowledges
-// (preferring segments that consume sequence space), else the first not
-// yet answered, else the last.
-func answered(pkts []journey.Packet, sent []tcpSeq, h journey.Hop, reply tcpSeq, done map[int]bool) int {
-	var match []int
-	for i, p := range pkts {
-		for _, ph := range p.Hops {
-			if ph.Proto == h.Proto && ph.IPSrc == h.IPDst && ph.IPDst == h.IPSrc && ph.Sport == h.Dport && ph.Dport == h.Sport {
-				match = append(match, i)
-				break
-			}
+// sightings returns what was collected.
+func (col *collector) sightings() []journey.Sighting {
+	col.mu.Lock()
+	defer col.mu.Unlock()
+	return col.seen
+}
+
+// settle waits until no observation arrived for the settle time, or the
+// deadline.
+func settle(ctx context.Context, opts ReplayOptions, col *collector) error {
+	settle, deadline := opts.Settle, opts.Deadline
+	if settle <= 0 {
+		settle = DefaultSettle
+	}
+	if deadline <= 0 {
+		deadline = DefaultReplayDeadline
+	}
+	end := time.Now().Add(deadline)
+	tick := time.NewTicker(settle / 4)
+	defer tick.Stop()
+	for {
+		if col.quiet() >= settle || time.Now().After(end) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
 		}
 	}
-	if len(match) == 0 {
-		return -1
-	}
-	if reply.ok && reply.hasACK {
-		best := -1
-		for _, i := range match {
-			if i < len(sent) && sent[i].ok && sent[i].end == reply.ack {
-				if sent[i].consumes {
-					return i
-				}
-				if best < 0 {
-					best = i
-				}
-			}
-		}
-		if best >= 0 {
-			return best
-		}
-	}
-	for _, i := range match {
-		if !done[i] {
-			return i
-		}
-	}
-	return match[len(match)-1]
 }
 
 // injectedFirst puts first the wire hop of a frame injected toward the ToR
@@ -374,219 +249,4 @@ func injectedFirst(p *journey.Packet, node string) {
 			return
 		}
 	}
-}
-
-// planned is a frame ready to inject.
-type planned struct {
-	index int
-	point InjectPoint
-	data  []byte
-	gap   time.Duration
-	key   journey.FlowKey
-}
-
-func (c *Cluster) plan(frames []Frame, opts ReplayOptions) ([]planned, error) {
-	if len(frames) == 0 {
-		return nil, ErrNoFrames
-	}
-	t := c.Topology()
-	out := make([]planned, len(frames))
-	for i, f := range frames {
-		p := f.Point
-		if p.IsZero() {
-			var err error
-			if p, err = DefaultPoint(t, f.Data); err != nil {
-				return nil, fmt.Errorf("replay: packet %d: %w", i, err)
-			}
-		}
-		data := f.Data
-		if !opts.KeepL2 {
-			var err error
-			if data, err = RewriteL2(t, p, f.Data); err != nil {
-				return nil, fmt.Errorf("replay: packet %d: %w", i, err)
-			}
-		} else if len(data) < 14 {
-			return nil, fmt.Errorf("replay: packet %d: %d bytes have no Ethernet header", i, len(data))
-		}
-		k, _ := journey.KeyFromFrame(data)
-		gap := time.Duration(0)
-		if opts.Timing {
-			gap = f.Gap
-		}
-		out[i] = planned{index: i, point: p, data: data, gap: gap, key: k}
-	}
-	return out, nil
-}
-
-// inject sends the frames in order; consecutive frames for the same pod go
-// in one pod-inject call with their gaps. suppressRST asks the pods to drop
-// their kernels' RSTs on the injected flows.
-func (c *Cluster) inject(ctx context.Context, plan []planned, acks *ackTracker, suppressRST bool) ([]journey.Injected, error) {
-	var injected []journey.Injected
-	for i := 0; i < len(plan); {
-		p := plan[i]
-		if acks != nil {
-			data, err := acks.sending(ctx, p.index, p.data)
-			if err != nil {
-				return nil, err
-			}
-			p.data = data
-		}
-		if p.point.Kind != AtPod {
-			if p.gap > 0 {
-				if err := sleep(ctx, p.gap); err != nil {
-					return nil, err
-				}
-			}
-			now := time.Now()
-			var err error
-			if p.point.Kind == AtNode {
-				err = c.fabric.InjectToNode(p.point.Node, p.data)
-			} else {
-				err = c.fabric.InjectToRouter(p.point.Node, p.data)
-			}
-			if err != nil {
-				return nil, fmt.Errorf("packet %d at %s: %w", p.index, p.point, err)
-			}
-			injected = append(injected, journey.Injected{Index: p.index, Time: now, Key: p.key})
-			i++
-			continue
-		}
-		j := i
-		req := nodeapi.Inject{Pod: p.point.Pod, SuppressRST: suppressRST}
-		if acks != nil {
-			// One by one: the next frame may need an answer to this one.
-			req.Frames, req.Gaps, j = [][]byte{p.data}, []time.Duration{p.gap}, i+1
-		} else {
-			for ; j < len(plan) && plan[j].point == p.point; j++ {
-				req.Frames = append(req.Frames, plan[j].data)
-				req.Gaps = append(req.Gaps, plan[j].gap)
-			}
-		}
-		now := time.Now()
-		if _, err := c.clients[p.point.Node].Inject(ctx, req); err != nil {
-			return nil, fmt.Errorf("packets %d..%d at %s: %w", i, j-1, p.point, err)
-		}
-		var at time.Duration
-		for k := i; k < j; k++ {
-			at += plan[k].gap
-			// Host time of the send, as far as the host knows it.
-			injected = append(injected, journey.Injected{Index: plan[k].index, Time: now.Add(at), Key: plan[k].key})
-		}
-		i = j
-	}
-	return injected, nil
-}
-
-// endRSTSuppression ends the RST suppression of the pods plan injected
-// from: an empty injection without SuppressRST removes a pod's filter. It
-// runs even when the replay failed or was cancelled.
-func (c *Cluster) endRSTSuppression(plan []planned) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	done := map[InjectPoint]bool{}
-	for _, p := range plan {
-		if p.point.Kind != AtPod || done[p.point] {
-			continue
-		}
-		done[p.point] = true
-		if _, err := c.clients[p.point.Node].Inject(ctx, nodeapi.Inject{Pod: p.point.Pod}); err != nil {
-			c.log.Warn("end rst suppression", "pod", p.point.Pod, "err", err)
-		}
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
-
-// settle waits until no observation arrived for the settle time, or the
-// deadline.
-func (c *Cluster) settle(ctx context.Context, opts ReplayOptions, mu *sync.Mutex, last *time.Time) error {
-	settle, deadline := opts.Settle, opts.Deadline
-	if settle <= 0 {
-		settle = DefaultSettle
-	}
-	if deadline <= 0 {
-		deadline = DefaultReplayDeadline
-	}
-	end := time.Now().Add(deadline)
-	tick := time.NewTicker(settle / 4)
-	defer tick.Stop()
-	for {
-		mu.Lock()
-		quiet := time.Since(*last)
-		mu.Unlock()
-		if quiet >= settle || time.Now().After(end) {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-tick.C:
-		}
-	}
-}
-
-// addCT puts into each packet the CT entries of the nodes its hops crossed
-// whose tuple is one of the flows the hops show (either direction).
-func (c *Cluster) addCT(ctx context.Context, pkts []journey.Packet) error {
-	nodes := map[string]bool{}
-	for _, p := range pkts {
-		for _, h := range p.Hops {
-			if c.Topology().Node(h.Node) != nil {
-				nodes[h.Node] = true
-			}
-		}
-	}
-	rows := map[string][]nodeapi.CTRow{}
-	for n := range nodes {
-		r, err := c.clients[n].CTList(ctx)
-		if err != nil {
-			return err
-		}
-		rows[n] = r
-	}
-	for i := range pkts {
-		pkts[i].CT = ctEntries(pkts[i], rows)
-	}
-	return nil
-}
-
-// ctEntries picks the rows of the packet's flows, on the nodes it crossed,
-// in node order of the journey.
-func ctEntries(p journey.Packet, rows map[string][]nodeapi.CTRow) []journey.CTEntry {
-	type pair struct{ a, b netip.AddrPort }
-	flows := map[string]map[pair]bool{}
-	var order []string
-	for _, h := range p.Hops {
-		src, err1 := netip.ParseAddr(h.IPSrc)
-		dst, err2 := netip.ParseAddr(h.IPDst)
-		if err1 != nil || err2 != nil {
-			continue
-		}
-		if flows[h.Node] == nil {
-			flows[h.Node] = map[pair]bool{}
-			order = append(order, h.Node)
-		}
-		s, d := netip.AddrPortFrom(src, h.Sport), netip.AddrPortFrom(dst, h.Dport)
-		flows[h.Node][pair{s, d}] = true
-		flows[h.Node][pair{d, s}] = true
-	}
-	out := []journey.CTEntry{}
-	for _, n := range order {
-		for _, r := range rows[n] {
-			if flows[n][pair{r.Src, r.Dst}] {
-				out = append(out, journey.CTEntry{Node: n, Tuple: r.Tuple, Flags: r.Flags, RevNAT: r.RevNATAddr})
-			}
-		}
-	}
-	return out
 }
