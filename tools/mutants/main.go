@@ -66,6 +66,7 @@ func main() {
 		sample   = flag.Int("sample", 0, "mutate at most this many mutants per area, picked at random (0: all)")
 		seed     = flag.Uint64("seed", 1, "seed of -sample")
 		workers  = flag.Int("workers", 2, "mutants tested at once, each in its own copy of the tree")
+		noSchema = flag.Bool("no-schema", false, "build every Go mutant on its own instead of one schema per area (slower; to cross-check the schema)")
 		vm       = flag.Bool("vm", os.Getenv("MUTANTS_VM") == "1", "run the e2e suites on BPF mutants that survive the host tests")
 		only     = flag.String("only", "", "mutate only files whose path contains this")
 		list     = flag.Bool("list", false, "list the mutants, with the keys equivalent.txt takes, and exit")
@@ -76,7 +77,7 @@ func main() {
 		equivArg = flag.String("equivalent", "tools/mutants/equivalent.txt", "file of equivalent mutants (key TAB reason)")
 	)
 	flag.Parse()
-	if err := run(runSpec{areas: *areas, sample: *sample, seed: *seed, workers: *workers, vm: *vm, only: *only, list: *list,
+	if err := run(runSpec{areas: *areas, sample: *sample, seed: *seed, workers: *workers, vm: *vm, only: *only, list: *list, noSchema: *noSchema,
 		minBPF: *minBPF, minGo: *minGo, timeout: *timeout, report: *report, equivalent: *equivArg}); err != nil {
 		fmt.Fprintln(os.Stderr, "mutants:", err)
 		os.Exit(1)
@@ -87,7 +88,7 @@ type runSpec struct {
 	areas, only, report, equivalent string
 	sample, workers                 int
 	seed                            uint64
-	vm, list                        bool
+	vm, list, noSchema              bool
 	minBPF, minGo                   float64
 	timeout                         time.Duration
 }
@@ -197,6 +198,29 @@ func run(spec runSpec) error {
 		return fmt.Errorf("prepare: %w", setupErr)
 	}
 	fmt.Printf("mutants: tree copied and baseline green in %v\n", time.Since(start).Round(time.Second))
+	schemas := map[string]*schema{}
+	for _, a := range chosen {
+		if a.Package == "" || spec.noSchema {
+			continue
+		}
+		t0 := time.Now()
+		s, err := ws[0].buildSchema(ctx, a, jobs, filepath.Join(tmp, a.Name+".schema.test"))
+		if err != nil {
+			return fmt.Errorf("schema: %w", err)
+		}
+		if s == nil {
+			continue
+		}
+		schemas[a.Name] = s
+		n := 0
+		for _, j := range jobs {
+			if j.area.Name == a.Name {
+				n++
+			}
+		}
+		fmt.Printf("mutants: %s: %d of %d mutants in one schema build (%v); the rest built one by one\n",
+			a.Name, len(s.placed), n, time.Since(t0).Round(100*time.Millisecond))
+	}
 
 	outcomes := make([]Outcome, len(jobs))
 	queue := make(chan int)
@@ -212,7 +236,7 @@ func run(spec runSpec) error {
 				if reason, ok := equiv[j.m.Key()]; ok {
 					o = Outcome{Status: Equivalent, By: reason}
 				} else {
-					o = w.test(ctx, j, spec.vm)
+					o = w.test(ctx, j, spec.vm, schemas[j.area.Name])
 				}
 				mu.Lock()
 				outcomes[i] = o

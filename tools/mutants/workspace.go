@@ -233,9 +233,22 @@ func killer(out string) string {
 	return m[0][1]
 }
 
-// test applies j's mutant in the workspace, runs what should notice it and
-// restores the file.
-func (w *workspace) test(ctx context.Context, j job, vm bool) Outcome {
+// test runs j's mutant: from its area's schema when it is there, else by
+// applying it in the workspace, running what should notice it and
+// restoring the file.
+func (w *workspace) test(ctx context.Context, j job, vm bool, s *schema) Outcome {
+	if s.has(j.id) {
+		start := time.Now()
+		mctx, cancel := w.bounded(ctx, j.area.Package)
+		defer cancel()
+		out, err := w.runSchema(mctx, s, j.id, w.timeout)
+		o := Outcome{Status: Survived}
+		if err != nil {
+			o = Outcome{Status: Killed, By: killer(out)}
+		}
+		o.Took = time.Since(start)
+		return o
+	}
 	path := filepath.Join(w.dir, j.m.File)
 	orig, err := os.ReadFile(path)
 	if err != nil {
