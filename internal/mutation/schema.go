@@ -38,7 +38,7 @@ var %s = func() int {
 // Placed is one mutant compiled into a schema, with the lines of the
 // original file its site spans (compile errors there unplace it).
 type Placed struct {
-	ID                 int
+	ID                  int
 	FirstLine, LastLine int
 }
 
