@@ -40,8 +40,9 @@ func NewSighting(o Observation, frame []byte) Sighting {
 // Reply is the journey of a packet a pod sent in response to an injected
 // one (a SYN-ACK, an echo reply, a RST).
 type Reply struct {
-	// InReplyTo is the index of the injected packet answered: the last one
-	// whose flow, at some hop, is the reply's flow reversed.
+	// InReplyTo is the index of the injected packet answered: one whose
+	// flow, at some hop, is the reply's flow reversed, chosen as
+	// MergeReplies says.
 	InReplyTo int `json:"in_reply_to"`
 	// Journey is the reply's journey; its Index is the reply's ordinal.
 	Journey Packet `json:"journey"`
@@ -57,9 +58,9 @@ type Reply struct {
 // ID and TCP sequence fields (which NAT leaves alone) are merged into those
 // like observations into injected packets. A reply is kept when its flow,
 // reversed, is a sent packet's flow at one of that packet's hops; it answers,
-// among those packets, for TCP the one whose sequence space it acknowledges
-// (preferring segments that take sequence space), else the first not yet
-// answered, else the last.
+// among those packets, for TCP those whose sequence space it acknowledges
+// (preferring segments that take sequence space), else all of them: the
+// first not yet answered, else the last.
 func MergeReplies(sent []Sent, seen []Sighting) (journeys []Packet, replies []Reply) {
 	injected := make([]Injected, len(sent))
 	for i, s := range sent {
@@ -165,9 +166,11 @@ func repliesOf(pkts []Packet, sent []Sent, unmatched []Sighting) []Reply {
 
 // answered returns the index of the sent packet the reply starting with
 // root answers, or -1: among the packets with a hop whose flow is root's
-// reversed, for TCP the one whose sequence space the reply acknowledges
-// (preferring segments that take sequence space), else the first not yet
-// answered (done), else the last.
+// reversed, for TCP those whose sequence space the reply acknowledges (those
+// that take sequence space if any, else those that take none), else all of
+// them; of these, the first not yet answered (done), else the last. A
+// retransmitted SYN's SYN-ACK thus answers the retransmission, not the SYN
+// the first SYN-ACK answered.
 func answered(pkts []Packet, sent []Sent, root Sighting, done map[int]bool) int {
 	h := root.Hop
 	var match []int
@@ -183,25 +186,34 @@ func answered(pkts []Packet, sent []Sent, root Sighting, done map[int]bool) int 
 		return -1
 	}
 	if root.HasTCP && root.TCP.ACK() {
-		best := -1
+		// pkts is aligned with sent (MergeReplies), so i indexes both.
+		var spanning, bare []int
 		for _, i := range match {
-			if i < len(sent) && sent[i].HasTCP && sent[i].TCP.End() == root.TCP.Ack {
-				if sent[i].TCP.Len() > 0 {
-					return i
-				}
-				if best < 0 {
-					best = i
+			if s := sent[i]; s.HasTCP && s.TCP.End() == root.TCP.Ack {
+				if s.TCP.Len() > 0 {
+					spanning = append(spanning, i)
+				} else {
+					bare = append(bare, i)
 				}
 			}
 		}
-		if best >= 0 {
-			return best
+		if len(spanning) > 0 {
+			return firstOpen(spanning, done)
+		}
+		if len(bare) > 0 {
+			return firstOpen(bare, done)
 		}
 	}
-	for _, i := range match {
+	return firstOpen(match, done)
+}
+
+// firstOpen returns the first of candidates (not empty) not yet answered
+// (done), else the last.
+func firstOpen(candidates []int, done map[int]bool) int {
+	for _, i := range candidates {
 		if !done[i] {
 			return i
 		}
 	}
-	return match[len(match)-1]
+	return candidates[len(candidates)-1]
 }

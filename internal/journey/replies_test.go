@@ -20,6 +20,7 @@ const (
 type tcpSeg struct {
 	seq, ack         uint32
 	syn, isACK, fin  bool
+	rst              bool
 	payload          int
 	id               uint16
 	fromPod4, natted bool // pod4 → pod1 (else pod1 → pod4); addresses as pod4 sees them (else as pod1 does)
@@ -32,7 +33,7 @@ func (s tcpSeg) frame(t *testing.T) []byte {
 	if s.natted {
 		server, sport = pod4Addr, 8080
 	}
-	tcp := &layers.TCP{Seq: s.seq, Ack: s.ack, SYN: s.syn, ACK: s.isACK, FIN: s.fin, Window: 64240}
+	tcp := &layers.TCP{Seq: s.seq, Ack: s.ack, SYN: s.syn, ACK: s.isACK, FIN: s.fin, RST: s.rst, Window: 64240}
 	src, dst := client, server
 	tcp.SrcPort, tcp.DstPort = cport, sport
 	if s.fromPod4 {
