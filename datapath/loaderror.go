@@ -46,7 +46,13 @@ func (e *LoadError) Error() string {
 		fmt.Fprintf(&b, " on kernel %s", e.Kernel)
 	}
 	if e.Reason == "" {
-		fmt.Fprintf(&b, ": %v", e.Err)
+		// The loader's error names the program too ("program X: load
+		// program: ..."): name it once.
+		msg := e.Err.Error()
+		if e.Program != "" {
+			msg = strings.TrimPrefix(msg, "program "+e.Program+": ")
+		}
+		fmt.Fprintf(&b, ": %s", msg)
 		return b.String()
 	}
 	fmt.Fprintf(&b, ": verifier: %s", e.Reason)

@@ -2,6 +2,7 @@ package datapath
 
 import (
 	"errors"
+	"fmt"
 	"regexp"
 	"strings"
 	"testing"
@@ -9,7 +10,9 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/rlimit"
+	"golang.org/x/sys/unix"
 
+	"github.com/hoplab/hoplab/internal/errtext"
 	"github.com/hoplab/hoplab/internal/testreq"
 )
 
@@ -66,4 +69,14 @@ func TestLoadErrorNamesProgramKernelAndInsn(t *testing.T) {
 	if !errors.As(e, &ve) {
 		t.Error("LoadError does not unwrap to the verifier error")
 	}
+}
+
+// Without a verifier log the loader's error is quoted, but the program it
+// names is named once.
+func TestLoadErrorNamesTheProgramOnce(t *testing.T) {
+	err := newLoadError("bpf_lxc", fmt.Errorf("program hoplab_to_container: load program: %w", unix.EPERM))
+	want := "load bpf_lxc: program hoplab_to_container on kernel " + kernelRelease() + ": load program: operation not permitted"
+	errtext.Check(t, err, want)
+	err = newLoadError("bpf_lxc", fmt.Errorf("map hoplab_ct4_global: create map: %w", unix.ENOMEM))
+	errtext.Check(t, err, "load bpf_lxc on kernel "+kernelRelease()+": map hoplab_ct4_global: create map: cannot allocate memory")
 }

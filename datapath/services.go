@@ -79,7 +79,7 @@ func (s *ServiceMap) Upsert(svc Service) error {
 		k := master
 		k.BackendSlot = uint16(i + 1)
 		if err := s.m.Put(&k, &lxcLb4Service{BackendId: b.ID}); err != nil {
-			return fmt.Errorf("upsert service slot %d: %w", i+1, err)
+			return fmt.Errorf("upsert service %v:%d: slot %d: %w", svc.VIP, svc.Port, i+1, err)
 		}
 	}
 	v := lxcLb4Service{Count: uint16(len(svc.Backends)), RevNatIndex: svc.ID}
@@ -90,7 +90,7 @@ func (s *ServiceMap) Upsert(svc Service) error {
 		k := master
 		k.BackendSlot = uint16(i)
 		if err := s.m.Delete(&k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-			return fmt.Errorf("delete stale slot %d: %w", i, err)
+			return fmt.Errorf("upsert service %v:%d: delete stale slot %d: %w", svc.VIP, svc.Port, i, err)
 		}
 	}
 	return nil
@@ -114,7 +114,7 @@ func (s *ServiceMap) Delete(vip netip.Addr, port uint16, proto Proto) error {
 		k := master
 		k.BackendSlot = uint16(i)
 		if err := s.m.Delete(&k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-			return fmt.Errorf("delete service slot %d: %w", i, err)
+			return fmt.Errorf("delete service %v:%d: slot %d: %w", vip, port, i, err)
 		}
 	}
 	return nil

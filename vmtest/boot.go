@@ -38,11 +38,11 @@ type Boot struct {
 
 // PrepareBoot fetches the kernel (or takes HOPLAB_KERNEL), builds the agent
 // and the initramfs (or takes HOPLAB_INITRAMFS); all are cached, so later
-// calls are quick.
+// calls are quick. Its errors start with "prepare boot: ".
 func PrepareBoot(ctx context.Context, spec BootSpec) (*Boot, error) {
 	k, ok, err := kernels.FromEnv()
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("prepare boot: %w", err)
 	}
 	if !ok {
 		k, err = kernels.Fetch(ctx, spec.Series, spec.Flavour, kernels.Options{ExtraModules: spec.ExtraModules, Quiet: true})

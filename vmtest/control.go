@@ -72,8 +72,9 @@ func (vm *VM) waitReady(ctx context.Context) error {
 	}
 }
 
-// Call calls an agent method; when QEMU has exited the error says so, with
-// the console tail.
+// Call calls an agent method. Its errors start with the method's name (see
+// control.Client.Call); when QEMU has exited the error wraps a [*VMError]
+// with the console tail ("exec: vm node1: qemu exited: ...").
 func (vm *VM) Call(ctx context.Context, method string, params, result any) error {
 	err := vm.agent.Call(ctx, method, params, result)
 	if err != nil && errors.Is(err, control.ErrClosed) {

@@ -355,7 +355,7 @@ func (f *Fabric) configure(ctx context.Context) error {
 	go func() {
 		defer wg.Done()
 		if err := f.router.Configure(ctx, f.spec.RouterConfig()); err != nil {
-			errs[0] = fmt.Errorf("configure %s: %w", f.router.Name(), err)
+			errs[0] = f.router.named(err)
 		}
 	}()
 	for i, vm := range f.nodes {
@@ -363,7 +363,7 @@ func (f *Fabric) configure(ctx context.Context) error {
 		go func() {
 			defer wg.Done()
 			if err := vm.Configure(ctx, f.spec.NodeConfig(i)); err != nil {
-				errs[i+1] = fmt.Errorf("configure %s: %w", vm.Name(), err)
+				errs[i+1] = vm.named(err)
 			}
 		}()
 	}

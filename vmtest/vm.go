@@ -2,6 +2,7 @@ package vmtest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -90,6 +91,16 @@ func (vm *VM) path(suffix string) string {
 
 // Name is the VM's name.
 func (vm *VM) Name() string { return vm.opts.Name }
+
+// named prefixes err with the VM's name ("node1: configure: ..."), unless
+// err is a [*VMError] of this VM, which names it already.
+func (vm *VM) named(err error) error {
+	var ve *VMError
+	if errors.As(err, &ve) && ve.VM == vm.opts.Name {
+		return err
+	}
+	return fmt.Errorf("%s: %w", vm.opts.Name, err)
+}
 
 // Dir is the VM's run directory (sockets and artifacts).
 func (vm *VM) Dir() string { return vm.dir }

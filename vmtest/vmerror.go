@@ -62,6 +62,10 @@ func (e *VMError) Error() string {
 // Unwrap returns the failure.
 func (e *VMError) Unwrap() error { return e.Err }
 
+// VMName returns e.VM: a client that names the VM in its errors (such as
+// nodeapi.Client) leaves an error that names it already as it is.
+func (e *VMError) VMName() string { return e.VM }
+
 // fail wraps err with the console and agent tails.
 func (vm *VM) fail(err error) error {
 	if err == nil {

@@ -92,7 +92,7 @@ func Start(name string) (*Lab, error) {
 	c, err := cluster.Start(ctx, spec)
 	if err != nil {
 		l.closeConsole()
-		return nil, fmt.Errorf("lab: start %s: %w", top.Name, err)
+		return nil, fmt.Errorf("lab: %w", err) // "cluster NAME: ..."
 	}
 	l.Cluster = c
 	tm := c.Timings()
@@ -240,7 +240,7 @@ func CasesFor(topology string) []string {
 func (l *Lab) Replay(ctx context.Context, frames []cluster.Frame, opts cluster.ReplayOptions) (journey.Report, error) {
 	rep, err := l.Cluster.Replay(ctx, frames, opts)
 	if err != nil {
-		return rep, fmt.Errorf("lab: replay: %w", err)
+		return rep, fmt.Errorf("lab: %w", err) // "replay: ..."
 	}
 	l.save("replay", rep)
 	return rep, nil

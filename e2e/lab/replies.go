@@ -65,7 +65,7 @@ func (l *Lab) Observe(ctx context.Context, fn func() error) ([]cluster.Event, er
 func (l *Lab) Trace(ctx context.Context, frames []cluster.Frame, opts cluster.ReplayOptions) (cluster.Result, error) {
 	res, err := l.Cluster.Trace(ctx, frames, opts)
 	if err != nil {
-		return res, fmt.Errorf("lab: trace: %w", err)
+		return res, fmt.Errorf("lab: %w", err) // "replay: ..."
 	}
 	l.save("trace", res)
 	return res, nil

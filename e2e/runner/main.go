@@ -131,7 +131,7 @@ func run(ctx context.Context, spec RunSpec) Result {
 	start := time.Now()
 	k, err := spec.Target.resolve(ctx, slog.Default())
 	if err != nil {
-		r.Err = fmt.Errorf("kernel %s: %w", spec.Target, err)
+		r.Err = err // Fetch and FromPath name the kernel
 		return r
 	}
 	r.Release, r.Image = k.Version, k.Image

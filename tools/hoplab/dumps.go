@@ -37,7 +37,7 @@ func dumpCmd[T any](a *app, use, short, long string, args cobra.PositionalArgs,
 			defer cancel()
 			rows, err := fetch(ctx, cl, args)
 			if err != nil {
-				return fmt.Errorf("%s: %w", cmd.CommandPath()[len("hoplab "):], err)
+				return err // "node1: ct-list: ...": the node and the method
 			}
 			if asJSON {
 				return writeJSON(a.stdout, rows)

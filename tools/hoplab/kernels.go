@@ -151,7 +151,7 @@ series is taken and the lock updated (with a warning).`,
 				for _, f := range flavours {
 					k, err := kernels.Fetch(cmd.Context(), s, f, kernels.Options{Logger: a.logger()})
 					if err != nil {
-						return fmt.Errorf("kernels fetch %s %s: %w", s, f, err)
+						return err // "fetch kernel 6.1/cloud: ..."
 					}
 					fmt.Fprintf(a.stdout, "%s %s: %s (%s) %s\n", s, f, k.Version, k.PackageVersion, k.BootImage())
 				}

@@ -194,7 +194,7 @@ func (a *app) replay(ctx context.Context, f replayFlags) error {
 	start := time.Now()
 	rep, err := h.Replay(ctx, p.frames, f.options(p.top))
 	if err != nil {
-		return fmt.Errorf("replay: %w", err)
+		return err // "replay: packet 3 at pod1: node1: pod-inject: ..."
 	}
 	log.Debug("replayed", "packets", len(p.frames), "took", time.Since(start).Round(time.Millisecond))
 	// Journeys carry the packets' indexes in the capture.

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/hoplab/hoplab/fixtures"
+	"github.com/hoplab/hoplab/internal/errtext"
 	"github.com/hoplab/hoplab/internal/journey"
 	"github.com/hoplab/hoplab/internal/testreq"
 	"github.com/hoplab/hoplab/tools/replayreport"
@@ -250,6 +251,24 @@ func checkDumps(t *testing.T) {
 	_, errOut, code := runCLIHere("ct", "list", "--node", "node9")
 	if code != 1 || !strings.HasPrefix(errOut, `hoplab: ct list: no node "node9" in the running cluster`) {
 		t.Errorf("unknown node: exit %d, %q", code, errOut)
+	}
+	// A guest's refusal, through the relay of the running cluster: the
+	// node and the method named once, then the guest's reason.
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"ct", "list", "--node", "tor"}, "hoplab: tor: ct-list: a router has no datapath or pods: not set up: call node-setup (or router-setup) first\n"},
+		{[]string{"policy", "get", "pod9", "--node", "node2"}, "hoplab: node2: policy-get: no pod or endpoint \"pod9\"\n"},
+		{[]string{"policy", "get", "pod1", "--node", "node2"}, "hoplab: node2: policy-get: pod pod1 runs on node1\n"},
+	} {
+		_, errOut, code := runCLIHere(c.args...)
+		if code != 1 || errOut != c.want {
+			t.Errorf("%v: exit %d, stderr %q; want %q", c.args, code, errOut, c.want)
+		}
+		if r := errtext.Repeated(errOut); r != "" {
+			t.Errorf("%v: %q repeats %q", c.args, errOut, r)
+		}
 	}
 }
 

@@ -196,7 +196,8 @@ func (a *app) vmExec(ctx context.Context, node string, argv []string, timeout ti
 	defer cancel()
 	res, err := cl.Exec(cctx, control.Exec{Argv: argv, Timeout: timeout})
 	if err != nil {
-		return fmt.Errorf("vm exec: %s: %w", node, err)
+		// The call's error names the method: "node1: exec: ...".
+		return fmt.Errorf("%s: %w", node, err)
 	}
 	a.stdout.Write(res.Stdout)
 	a.stderr.Write(res.Stderr)

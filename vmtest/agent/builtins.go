@@ -59,7 +59,7 @@ func uname() (control.Uname, error) {
 
 func runExec(ctx context.Context, e control.Exec) (control.ExecResult, error) {
 	if len(e.Argv) == 0 {
-		return control.ExecResult{}, errors.New("exec: empty argv")
+		return control.ExecResult{}, errors.New("empty argv")
 	}
 	timeout := e.Timeout
 	if timeout == 0 {

@@ -18,7 +18,9 @@ import (
 )
 
 // Configure applies c to the guest's network: sysctls, NIC names, bonds,
-// addresses and routes, then waits for carrier on c.WaitCarrier.
+// addresses and routes, then waits for carrier on c.WaitCarrier. Errors
+// name the step that failed ("bond bond0: ..."); the caller names the
+// operation.
 func Configure(ctx context.Context, c control.Configure) error {
 	timeout := c.Timeout
 	if timeout == 0 {
@@ -28,32 +30,32 @@ func Configure(ctx context.Context, c control.Configure) error {
 	defer cancel()
 	if c.Hostname != "" {
 		if err := unix.Sethostname([]byte(c.Hostname)); err != nil {
-			return fmt.Errorf("configure hostname: %w", err)
+			return fmt.Errorf("hostname: %w", err)
 		}
 	}
 	for k, v := range c.Sysctls {
 		if err := SetSysctl(k, v); err != nil {
-			return fmt.Errorf("configure: %w", err)
+			return err
 		}
 	}
 	for _, l := range c.Links {
 		if err := configureLink(l); err != nil {
-			return fmt.Errorf("configure link %s: %w", l.Name, err)
+			return fmt.Errorf("link %s: %w", l.Name, err)
 		}
 	}
 	for _, b := range c.Bonds {
 		if err := configureBond(b); err != nil {
-			return fmt.Errorf("configure bond %s: %w", b.Name, err)
+			return fmt.Errorf("bond %s: %w", b.Name, err)
 		}
 	}
 	for _, a := range c.Addresses {
 		if err := configureAddress(a); err != nil {
-			return fmt.Errorf("configure address %s on %s: %w", a.CIDR, a.Link, err)
+			return fmt.Errorf("address %s on %s: %w", a.CIDR, a.Link, err)
 		}
 	}
 	for _, r := range c.Routes {
 		if err := configureRoute(r); err != nil {
-			return fmt.Errorf("configure route %s: %w", r.Dst, err)
+			return fmt.Errorf("route %s: %w", r.Dst, err)
 		}
 	}
 	lacp := map[string][]string{}
@@ -64,11 +66,11 @@ func Configure(ctx context.Context, c control.Configure) error {
 	}
 	for _, name := range c.WaitCarrier {
 		if err := WaitCarrier(ctx, name); err != nil {
-			return fmt.Errorf("configure: %w", err)
+			return err
 		}
 		if slaves, ok := lacp[name]; ok {
 			if err := WaitLACP(ctx, name, slaves); err != nil {
-				return fmt.Errorf("configure: %w", err)
+				return err
 			}
 		}
 	}

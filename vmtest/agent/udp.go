@@ -49,7 +49,7 @@ func (t *udpTable) listen(_ context.Context, p control.UDPListen) (control.UDPLi
 			for _, c := range l.conns {
 				c.Close()
 			}
-			return control.UDPListener{}, fmt.Errorf("listen: %w", err)
+			return control.UDPListener{}, err // "listen udp ADDR: ..."
 		}
 		l.conns = append(l.conns, c)
 	}

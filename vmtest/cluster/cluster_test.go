@@ -11,6 +11,7 @@ import (
 	"github.com/google/gopacket/layers"
 
 	"github.com/hoplab/hoplab/fixtures"
+	"github.com/hoplab/hoplab/internal/errtext"
 	"github.com/hoplab/hoplab/internal/journey"
 	"github.com/hoplab/hoplab/topologies"
 	"github.com/hoplab/hoplab/vmtest"
@@ -162,16 +163,17 @@ func TestParsePoint(t *testing.T) {
 		}
 	}
 	for in, msg := range map[string]string{
-		"pod9":        "no pod pod9 in topology pod-to-service (pods: pod1, pod4)",
-		"node2":       "node2 is a node; say node2:bond0",
-		"node2:eth0":  "frames enter node node2 only on bond0",
-		"tor:node7":   `the router has no port toward "node7"`,
-		"spine:node1": "want POD, NODE:bond0 or tor:NODE",
-		"":            "no pod  in topology",
+		"pod9":        `bad injection point "pod9": no such pod in topology pod-to-service (pods: pod1, pod4)`,
+		"node2":       `bad injection point "node2": that is a node; say node2:bond0`,
+		"node2:eth0":  `bad injection point "node2:eth0": frames enter a node only on bond0`,
+		"tor:node7":   `bad injection point "tor:node7": the router has no port toward "node7" (nodes: node1, node2)`,
+		"spine:node1": `bad injection point "spine:node1": want POD, NODE:bond0 or tor:NODE`,
+		"":            `bad injection point "": no such pod in topology pod-to-service (pods: pod1, pod4)`,
 	} {
 		_, err := ParsePoint(top, in)
-		if !errors.Is(err, ErrBadPoint) || !strings.Contains(err.Error(), msg) {
-			t.Errorf("ParsePoint(%q) error %v; want %q", in, err, msg)
+		errtext.Check(t, err, msg)
+		if !errors.Is(err, ErrBadPoint) {
+			t.Errorf("ParsePoint(%q) error %v is not ErrBadPoint", in, err)
 		}
 	}
 }

@@ -3,7 +3,6 @@ package cluster
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -217,17 +216,14 @@ func (h *hub) watch(ctx context.Context, on bool) error {
 		h.untap()
 		h.untap = nil
 	}
-	err := c.eachNode(ctx, func(ctx context.Context, cl *nodeapi.Client) error {
+	// The clients' errors name the node and the method ("node1: watch: ...").
+	return c.eachNode(ctx, func(ctx context.Context, cl *nodeapi.Client) error {
 		r, err := cl.Watch(ctx, nodeapi.Watch{Datapath: on, Pods: on})
 		if err == nil && (r.Dropped > 0 || r.Lost > 0) {
 			h.log.Warn("node events dropped while watched: journeys may miss hops", "node", cl.Name, "dropped", r.Dropped, "lost", r.Lost)
 		}
 		return err
 	})
-	if err != nil {
-		return fmt.Errorf("cluster watch: %w", err)
-	}
-	return nil
 }
 
 // close stops every subscriber (without unwatching: the VMs are going).

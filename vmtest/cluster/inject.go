@@ -57,7 +57,11 @@ func (c *Cluster) inject(ctx context.Context, plan []Planned, acks *ackTracker, 
 		}
 		now := time.Now()
 		if _, err := c.clients[p.Point.Node].Inject(ctx, req); err != nil {
-			return nil, fmt.Errorf("packets %d..%d at %s: %w", i, j-1, p.Point, err)
+			// The agent names the frame by its index in req ("frame 2").
+			if j == i+1 {
+				return nil, fmt.Errorf("packet %d at %s: %w", p.Index, p.Point, err)
+			}
+			return nil, fmt.Errorf("packets %d..%d at %s: %w", p.Index, plan[j-1].Index, p.Point, err)
 		}
 		var at time.Duration
 		for k := i; k < j; k++ {

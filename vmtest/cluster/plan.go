@@ -37,7 +37,7 @@ type PlanError struct {
 	Err error
 }
 
-func (e *PlanError) Error() string { return fmt.Sprintf("replay: packet %d: %v", e.Index, e.Err) }
+func (e *PlanError) Error() string { return fmt.Sprintf("packet %d: %v", e.Index, e.Err) }
 
 // Unwrap returns e.Err.
 func (e *PlanError) Unwrap() error { return e.Err }

@@ -4,9 +4,10 @@ import (
 	"bytes"
 	"errors"
 	"slices"
-	"strings"
 	"testing"
 	"time"
+
+	"github.com/hoplab/hoplab/internal/errtext"
 )
 
 // Plan places each frame (its own point, else DefaultPoint's, else the
@@ -49,16 +50,19 @@ func TestPlan(t *testing.T) {
 	frames = append(frames, Frame{Data: foreign})
 	_, err = Plan(top, frames, ReplayOptions{})
 	var perr *PlanError
-	if !errors.As(err, &perr) || perr.Index != 3 || !errors.Is(err, ErrBadPoint) || !strings.HasPrefix(err.Error(), "replay: packet 3: bad injection point") {
+	if !errors.As(err, &perr) || perr.Index != 3 || !errors.Is(err, ErrBadPoint) {
 		t.Errorf("foreign frame: %v", err)
 	}
+	errtext.Check(t, err, "packet 3: bad injection point: neither 192.0.2.7 is a pod's nor 198.51.100.1 a node's address; name the point")
 	got, err = Plan(top, frames, ReplayOptions{Fallback: FallbackPoint(top)})
 	if err != nil || !got[3].Fallback || got[3].Point.String() != "tor:node1" || got[0].Fallback {
 		t.Errorf("fallback: %+v, %v", got[3], err)
 	}
-	if _, err := Plan(top, []Frame{{Data: fromPod1[:10], Point: node2}}, ReplayOptions{KeepL2: true}); !errors.As(err, &perr) || perr.Index != 0 {
+	_, err = Plan(top, []Frame{{Data: fromPod1[:10], Point: node2}}, ReplayOptions{KeepL2: true})
+	if !errors.As(err, &perr) || perr.Index != 0 {
 		t.Errorf("10-byte frame: %v", err)
 	}
+	errtext.Check(t, err, "packet 0: 10 bytes have no Ethernet header")
 	if _, err := Plan(top, nil, ReplayOptions{}); !errors.Is(err, ErrNoFrames) {
 		t.Errorf("no frames: %v", err)
 	}

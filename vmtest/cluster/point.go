@@ -68,9 +68,9 @@ func ParsePoint(t *topologies.Topology, s string) (InjectPoint, error) {
 			return InjectPoint{Kind: AtPod, Pod: p.Name, Node: p.Node}, nil
 		}
 		if t.Node(s) != nil {
-			return InjectPoint{}, fmt.Errorf("%w %q: %s is a node; say %s:%s", ErrBadPoint, s, s, s, vmtest.NodeBond)
+			return InjectPoint{}, fmt.Errorf("%w %q: that is a node; say %s:%s", ErrBadPoint, s, s, vmtest.NodeBond)
 		}
-		return InjectPoint{}, fmt.Errorf("%w %q: no pod %s in topology %s (pods: %s)", ErrBadPoint, s, s, t.Name, podNames(t))
+		return InjectPoint{}, fmt.Errorf("%w %q: no such pod in topology %s (pods: %s)", ErrBadPoint, s, t.Name, podNames(t))
 	case a == t.Router.Name:
 		if t.Node(b) == nil {
 			return InjectPoint{}, fmt.Errorf("%w %q: the router has no port toward %q (nodes: %s)", ErrBadPoint, s, b, strings.Join(nodeNames(t), ", "))
@@ -78,7 +78,7 @@ func ParsePoint(t *topologies.Topology, s string) (InjectPoint, error) {
 		return InjectPoint{Kind: AtRouter, Node: b, Router: t.Router.Name}, nil
 	case t.Node(a) != nil:
 		if b != vmtest.NodeBond {
-			return InjectPoint{}, fmt.Errorf("%w %q: frames enter node %s only on %s", ErrBadPoint, s, a, vmtest.NodeBond)
+			return InjectPoint{}, fmt.Errorf("%w %q: frames enter a node only on %s", ErrBadPoint, s, vmtest.NodeBond)
 		}
 		return InjectPoint{Kind: AtNode, Node: a}, nil
 	}

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"sort"
@@ -116,8 +117,29 @@ func (r *Remote) call(ctx context.Context, method string, params, result any) er
 		return err
 	}
 	defer r.forget(cl)
-	return cl.Call(ctx, method, params, result)
+	return served(cl.Call(ctx, method, params, result))
 }
+
+// served makes an error the serving cluster returned read as the Cluster
+// method's own ("replay: packet 3: ..."), without the cluster socket's
+// method name in front ("cluster-replay: replay: ..."): a Remote's errors
+// are those of the Cluster it stands for. Other errors (the socket's) are
+// returned as they are.
+func served(err error) error {
+	var re *control.RemoteError
+	if errors.As(err, &re) {
+		return &servedError{re}
+	}
+	return err
+}
+
+// servedError is an error of the serving cluster's Cluster method.
+type servedError struct{ re *control.RemoteError }
+
+func (e *servedError) Error() string { return e.re.Message }
+
+// Unwrap returns the remote error (its diagnostic files, its method).
+func (e *servedError) Unwrap() error { return e.re }
 
 func (r *Remote) forget(cl *control.Client) {
 	cl.Close()
@@ -188,7 +210,7 @@ func (r *Remote) SubscribeContext(ctx context.Context, fn func(Event)) (stop fun
 	if err := cl.Call(ctx, MethodSubscribe, nil, nil); err != nil {
 		r.forget(cl)
 		s.stop()
-		return nil, err
+		return nil, served(err)
 	}
 	var once sync.Once
 	return func() {

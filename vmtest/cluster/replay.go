@@ -62,7 +62,7 @@ const (
 )
 
 // ErrNoFrames is returned by Replay for an empty capture.
-var ErrNoFrames = errors.New("no frames to replay")
+var ErrNoFrames = errors.New("no frames")
 
 // Replay injects frames, each at its point, collects what the cluster
 // observes of them (datapath events, pod frames, wire frames), waits until
@@ -92,14 +92,15 @@ type Reply = journey.Reply
 
 // Trace is Replay that also returns the replies' journeys. Replays of one
 // cluster run one at a time (the same capture replayed twice at once
-// would have its observations claimed by either).
+// would have its observations claimed by either). Its errors start with
+// "replay: " and name the packets ("replay: packet 3: ...").
 func (c *Cluster) Trace(ctx context.Context, frames []Frame, opts ReplayOptions) (Result, error) {
 	c.replayMu.Lock()
 	defer c.replayMu.Unlock()
 	res := Result{Report: journey.Report{Kernel: c.kernel}, Replies: []Reply{}}
 	plan, err := Plan(c.Topology(), frames, opts)
 	if err != nil {
-		return res, err
+		return res, fmt.Errorf("replay: %w", err)
 	}
 	col := newCollector(plan)
 	if opts.TCPAckRewrite {

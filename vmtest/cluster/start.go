@@ -66,7 +66,7 @@ func start(ctx context.Context, spec Spec) (*Cluster, error) {
 
 	boot, err := vmtest.PrepareBoot(ctx, vmtest.BootSpec{Series: spec.Series, Flavour: spec.Flavour})
 	if err != nil {
-		return nil, fmt.Errorf("cluster %s: prepare boot: %w", t.Name, err)
+		return nil, fmt.Errorf("cluster %s: %w", t.Name, err)
 	}
 	fs := FabricSpec(t)
 	fs.VMOptions = append(fs.VMOptions, boot.Options()...)
@@ -74,7 +74,7 @@ func start(ctx context.Context, spec Spec) (*Cluster, error) {
 	fs.Dir, fs.Logger, fs.ConsoleLine = spec.Dir, c.log, spec.ConsoleLine
 	f, err := vmtest.StartFabric(ctx, fs)
 	if err != nil {
-		return nil, fmt.Errorf("cluster %s: boot: %w", t.Name, err)
+		return nil, fmt.Errorf("cluster %s: %w", t.Name, err)
 	}
 	c.fabric = f
 	c.kernel = f.Router().Ready().Release
@@ -111,7 +111,7 @@ func start(ctx context.Context, spec Spec) (*Cluster, error) {
 }
 
 // setup runs router-setup on the ToR and node-setup on every node, in
-// parallel.
+// parallel. The clients' errors name the VM and the method already.
 func (c *Cluster) setup(ctx context.Context, text string, noBGP bool) error {
 	t := c.top
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
@@ -123,7 +123,7 @@ func (c *Cluster) setup(ctx context.Context, text string, noBGP bool) error {
 		go func() {
 			defer wg.Done()
 			if _, err := c.clients[t.Router.Name].RouterSetup(ctx, nodeapi.RouterSetup{Topology: text, File: t.File}); err != nil {
-				errs[0] = fmt.Errorf("router setup: %w", err)
+				errs[0] = err // "tor: router-setup: ..."
 			}
 		}()
 	}
@@ -133,9 +133,9 @@ func (c *Cluster) setup(ctx context.Context, text string, noBGP bool) error {
 			defer wg.Done()
 			r, err := c.clients[n.Name].Setup(ctx, nodeapi.Setup{Topology: text, File: t.File, Node: n.Name, NoBGP: noBGP})
 			if err != nil {
-				errs[i+1] = fmt.Errorf("node setup: %w", err)
+				errs[i+1] = err // "node1: node-setup: ..."
 				if paths := c.saveDiagnostics(n.Name, err); len(paths) > 0 {
-					errs[i+1] = fmt.Errorf("node setup: %w (full log: %s)", err, strings.Join(paths, ", "))
+					errs[i+1] = fmt.Errorf("%w (full log: %s)", err, strings.Join(paths, ", "))
 				}
 				return
 			}

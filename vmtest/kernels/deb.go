@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"strconv"
@@ -24,44 +25,49 @@ const arMagic = "!<arch>\n"
 
 // walkDeb streams the data.tar.* member of the .deb at path and calls fn for
 // every entry of the data tarball; fn reads the entry's contents from r.
-// Member names are as in the tarball but without a leading "./".
+// Member names are as in the tarball but without a leading "./". Errors do
+// not name the file: the caller does.
 func walkDeb(ctx context.Context, path string, fn func(hdr *tar.Header, r io.Reader) error) error {
 	f, err := os.Open(path)
 	if err != nil {
-		return fmt.Errorf("open deb: %w", err)
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err // the caller names the file
+		}
+		return fmt.Errorf("open: %w", err)
 	}
 	defer f.Close()
 	br := bufio.NewReaderSize(f, 1<<20)
 	magic := make([]byte, len(arMagic))
 	if _, err := io.ReadFull(br, magic); err != nil || string(magic) != arMagic {
-		return fmt.Errorf("%s: %w (no ar header)", path, ErrBadDeb)
+		return fmt.Errorf("%w (no ar header)", ErrBadDeb)
 	}
 	for {
 		var hdr [60]byte
 		if _, err := io.ReadFull(br, hdr[:]); err != nil {
 			if errors.Is(err, io.EOF) {
-				return fmt.Errorf("%s: %w (no data.tar member)", path, ErrBadDeb)
+				return fmt.Errorf("%w (no data.tar member)", ErrBadDeb)
 			}
-			return fmt.Errorf("%s: read ar header: %w", path, err)
+			return fmt.Errorf("read ar header: %w", err)
 		}
 		if string(hdr[58:60]) != "`\n" {
-			return fmt.Errorf("%s: %w (bad ar member header)", path, ErrBadDeb)
+			return fmt.Errorf("%w (bad ar member header)", ErrBadDeb)
 		}
 		name := strings.TrimRight(strings.TrimSpace(string(hdr[0:16])), "/")
 		size, err := strconv.ParseInt(strings.TrimSpace(string(hdr[48:58])), 10, 64)
 		if err != nil || size < 0 {
-			return fmt.Errorf("%s: %w (bad ar member size)", path, ErrBadDeb)
+			return fmt.Errorf("%w (bad ar member size)", ErrBadDeb)
 		}
 		body := io.LimitReader(br, size)
 		if strings.HasPrefix(name, "data.tar") {
 			return walkTar(ctx, name, body, fn)
 		}
 		if _, err := io.Copy(io.Discard, body); err != nil {
-			return fmt.Errorf("%s: %w", path, err)
+			return err
 		}
 		if size%2 == 1 {
 			if _, err := br.Discard(1); err != nil {
-				return fmt.Errorf("%s: %w", path, err)
+				return err
 			}
 		}
 	}

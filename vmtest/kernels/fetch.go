@@ -137,7 +137,8 @@ func newFetcher(opts Options) (*fetcher, error) {
 // Fetch returns the catalogue kernel series/flavour ("" means the default),
 // downloading, verifying and extracting it into the cache on first use.
 // Later calls, also from other processes, return the cached kernel without
-// network access.
+// network access. Its errors name the kernel ("fetch kernel 6.1/cloud:
+// ...", "unknown kernel 0.1/cloud ...").
 func Fetch(ctx context.Context, series, flavour string, opts Options) (*Kernel, error) {
 	f, err := newFetcher(opts)
 	if err != nil {
@@ -157,10 +158,14 @@ func Fetch(ctx context.Context, series, flavour string, opts Options) (*Kernel, 
 	}
 	unlock, err := filelock.Lock(ctx, filepath.Join(f.cacheDir, ".locks", entry.Series+"-"+entry.Flavour+".lock"))
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("fetch kernel %s: %w", entry.Key(), err)
 	}
 	defer unlock()
-	return f.fetchLocked(ctx, entry, want)
+	k, err := f.fetchLocked(ctx, entry, want)
+	if err != nil {
+		return nil, fmt.Errorf("fetch kernel %s: %w", entry.Key(), err)
+	}
+	return k, nil
 }
 
 // wantedModules is DefaultModules plus extra, normalised and deduplicated.
@@ -192,13 +197,13 @@ func (f *fetcher) fetchLocked(ctx context.Context, entry Entry, want []string) (
 			resolved = true
 			newer, rerr := f.resolver.Resolve(ctx, entry)
 			if rerr != nil {
-				return nil, fmt.Errorf("%w; resolving the newest %s in %s failed: %w", err, entry.Key(), entry.Suite, rerr)
+				return nil, fmt.Errorf("%w; resolving the newest of the series in %s failed: %w", err, entry.Suite, rerr)
 			}
 			if err := newer.Validate(); err != nil {
-				return nil, fmt.Errorf("resolved %s: %w", entry.Key(), err)
+				return nil, fmt.Errorf("resolved %s: %w", newer.Version(), err)
 			}
 			if newer.Series != entry.Series || newer.Flavour != entry.Flavour {
-				return nil, fmt.Errorf("resolver returned %s for %s", newer.Key(), entry.Key())
+				return nil, fmt.Errorf("resolver returned %s", newer.Key())
 			}
 			f.log.Warn("pinned kernel has left the mirror; using the newest of its series and updating the lock",
 				"kernel", entry.Key(), "pinned", entry.Version(), "release", entry.Release,
@@ -210,7 +215,7 @@ func (f *fetcher) fetchLocked(ctx context.Context, entry Entry, want []string) (
 			continue
 		}
 		if err != nil {
-			return nil, fmt.Errorf("fetch kernel %s: %w", entry.Key(), err)
+			return nil, err
 		}
 		if k != nil {
 			return f.addModules(ctx, k, entry, debs, want)
@@ -444,7 +449,7 @@ func (f *fetcher) extract(ctx context.Context, entry Entry, debs []string, want 
 	}
 	k.Image = filepath.Join(tmp, "vmlinuz")
 	if _, err := os.Stat(k.Image); err != nil {
-		return nil, fmt.Errorf("extract kernel %s: no kernel image for release %s in %v", entry.Key(), entry.Release, baseNames(debs))
+		return nil, fmt.Errorf("extract: no kernel image for release %s in %v", entry.Release, baseNames(debs))
 	}
 	if _, err := os.Stat(filepath.Join(tmp, "config")); err == nil {
 		k.Config = filepath.Join(tmp, "config")

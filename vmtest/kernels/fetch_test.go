@@ -14,6 +14,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+
+	"github.com/hoplab/hoplab/internal/errtext"
 )
 
 // fakeKernelDeb builds a 6.1-shaped kernel package for release: a bzImage
@@ -206,6 +208,9 @@ func TestFetchChecksumMismatchNamesTheFile(t *testing.T) {
 	if !strings.Contains(err.Error(), "linux-image-6.1.0-90-cloud-amd64_6.1.250-1_amd64.deb") || ce.Want != e.Packages[0].SHA256 {
 		t.Errorf("error does not name the file and the pin: %v", err)
 	}
+	if msg := err.Error(); !strings.HasPrefix(msg, "fetch kernel 6.1/cloud: linux-image-6.1.0-90-cloud-amd64_6.1.250-1_amd64.deb (from http://") || errtext.Repeated(msg) != "" {
+		t.Errorf("error does not name the kernel, then the file, once: %v", err)
+	}
 	if ents, _ := os.ReadDir(filepath.Join(cache, "debs")); len(ents) != 0 {
 		t.Errorf("tampered download left in the cache: %v", ents)
 	}
@@ -304,6 +309,11 @@ func TestFetchStalePinResolverFailure(t *testing.T) {
 	_, err := Fetch(context.Background(), "", "", opts)
 	if !errors.Is(err, ErrGone) || !strings.Contains(err.Error(), "apt-get update failed") {
 		t.Errorf("got %v", err)
+	}
+	if msg := err.Error(); !strings.HasPrefix(msg, "fetch kernel 6.1/cloud: download linux-image-6.1.0-56-cloud-amd64 6.1.192-2 from http://") ||
+		!strings.HasSuffix(msg, ".deb: package has left the mirror; resolving the newest of the series in bookworm-security failed: apt-get update failed") ||
+		errtext.Repeated(msg) != "" {
+		t.Errorf("error does not name the kernel and the package once: %v", err)
 	}
 	// A resolver answering with another series is refused.
 	other := pinned

@@ -37,7 +37,7 @@ func List(cacheDir string) ([]Cached, error) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("list kernels: %w", err)
+		return nil, fmt.Errorf("kernel cache: %w", err)
 	}
 	pinned := map[string]bool{}
 	if lock, err := loadLock(LockPath(cacheDir)); err == nil {

@@ -6,6 +6,8 @@
 // the lxc MAC as destination and enters the datapath at lxc tc ingress.
 //
 // Namespaces are named (under /run/netns) so `ip netns exec POD …` works.
+//
+// Errors name the step that failed, not the pod: callers name it.
 package pods
 
 import (
@@ -56,7 +58,7 @@ func Create(s Spec) (p *Pod, err error) {
 	}
 	ns, err := newNamedNS(s.Name)
 	if err != nil {
-		return nil, fmt.Errorf("pod %s: create netns: %w", s.Name, err)
+		return nil, fmt.Errorf("create netns: %w", err)
 	}
 	p = &Pod{Spec: s, ns: ns}
 	defer func() {
@@ -73,29 +75,29 @@ func Create(s Spec) (p *Pod, err error) {
 		PeerNamespace:    netlink.NsFd(int(ns)),
 	}
 	if err := netlink.LinkAdd(veth); err != nil {
-		return p, fmt.Errorf("pod %s: add veth %s: %w", s.Name, s.HostIfName, err)
+		return p, fmt.Errorf("add veth %s: %w", s.HostIfName, err)
 	}
 	host, err := netlink.LinkByName(s.HostIfName)
 	if err != nil {
-		return p, fmt.Errorf("pod %s: %w", s.Name, err)
+		return p, fmt.Errorf("%s: %w", s.HostIfName, err)
 	}
 	p.HostIndex = host.Attrs().Index
 	if err := netlink.LinkSetUp(host); err != nil {
-		return p, fmt.Errorf("pod %s: up %s: %w", s.Name, s.HostIfName, err)
+		return p, fmt.Errorf("up %s: %w", s.HostIfName, err)
 	}
 	// The node reaches the pod through its lxc device (host-to-pod traffic,
 	// and the kernel's view for replies that are not redirected by BPF).
 	if err := netlink.RouteReplace(&netlink.Route{
 		LinkIndex: p.HostIndex, Dst: hostPrefix(s.IP), Scope: netlink.SCOPE_LINK,
 	}); err != nil {
-		return p, fmt.Errorf("pod %s: route to pod: %w", s.Name, err)
+		return p, fmt.Errorf("route to pod: %w", err)
 	}
 	// MACs are deterministic, so the node never needs to ARP for a pod.
 	if err := netlink.NeighSet(&netlink.Neigh{
 		LinkIndex: p.HostIndex, Family: unix.AF_INET, State: netlink.NUD_PERMANENT,
 		IP: net.IP(s.IP.AsSlice()), HardwareAddr: s.MAC,
 	}); err != nil {
-		return p, fmt.Errorf("pod %s: node neighbour %v: %w", s.Name, s.IP, err)
+		return p, fmt.Errorf("node neighbour %v: %w", s.IP, err)
 	}
 	if err := p.configureInside(); err != nil {
 		return p, err
@@ -111,20 +113,20 @@ func Create(s Spec) (p *Pod, err error) {
 func (p *Pod) waitOperUp(deadline time.Time) error {
 	inside, err := netlink.NewHandleAt(p.ns, unix.NETLINK_ROUTE)
 	if err != nil {
-		return fmt.Errorf("pod %s: netlink in netns: %w", p.Name, err)
+		return fmt.Errorf("netlink in netns: %w", err)
 	}
 	defer inside.Close()
 	for {
 		host, err1 := netlink.LinkByIndex(p.HostIndex)
 		eth0, err2 := inside.LinkByIndex(p.PodIndex)
 		if err := errors.Join(err1, err2); err != nil {
-			return fmt.Errorf("pod %s: %w", p.Name, err)
+			return err
 		}
 		if host.Attrs().OperState == netlink.OperUp && eth0.Attrs().OperState == netlink.OperUp {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("pod %s: veth not operationally up (host %v, pod %v)", p.Name,
+			return fmt.Errorf("veth not operationally up (host %v, pod %v)",
 				host.Attrs().OperState, eth0.Attrs().OperState)
 		}
 		time.Sleep(5 * time.Millisecond)
@@ -136,11 +138,11 @@ func (s Spec) validate() error {
 	case s.Name == "":
 		return errors.New("pod spec: empty name")
 	case len(s.HostIfName) == 0 || len(s.HostIfName) > unix.IFNAMSIZ-1:
-		return fmt.Errorf("pod %s: host interface name %q must be 1..15 bytes", s.Name, s.HostIfName)
+		return fmt.Errorf("host interface name %q must be 1..15 bytes", s.HostIfName)
 	case !s.IP.Is4() || !s.Gateway.Is4():
-		return fmt.Errorf("pod %s: IP %v and gateway %v must be IPv4", s.Name, s.IP, s.Gateway)
+		return fmt.Errorf("IP %v and gateway %v must be IPv4", s.IP, s.Gateway)
 	case len(s.MAC) != 6 || len(s.HostMAC) != 6:
-		return fmt.Errorf("pod %s: MACs %v/%v must be 6 bytes", s.Name, s.MAC, s.HostMAC)
+		return fmt.Errorf("MACs %v/%v must be 6 bytes", s.MAC, s.HostMAC)
 	}
 	return nil
 }
@@ -148,27 +150,27 @@ func (s Spec) validate() error {
 func (p *Pod) configureInside() error {
 	h, err := netlink.NewHandleAt(p.ns, unix.NETLINK_ROUTE)
 	if err != nil {
-		return fmt.Errorf("pod %s: netlink in netns: %w", p.Name, err)
+		return fmt.Errorf("netlink in netns: %w", err)
 	}
 	defer h.Close()
 	lo, err := h.LinkByName("lo")
 	if err != nil {
-		return fmt.Errorf("pod %s: %w", p.Name, err)
+		return fmt.Errorf("lo: %w", err)
 	}
 	if err := h.LinkSetUp(lo); err != nil {
-		return fmt.Errorf("pod %s: up lo: %w", p.Name, err)
+		return fmt.Errorf("up lo: %w", err)
 	}
 	eth0, err := h.LinkByName("eth0")
 	if err != nil {
-		return fmt.Errorf("pod %s: %w", p.Name, err)
+		return fmt.Errorf("eth0: %w", err)
 	}
 	p.PodIndex = eth0.Attrs().Index
 	addr := &netlink.Addr{IPNet: hostPrefix(p.IP)}
 	if err := h.AddrAdd(eth0, addr); err != nil {
-		return fmt.Errorf("pod %s: address %v: %w", p.Name, p.IP, err)
+		return fmt.Errorf("address %v: %w", p.IP, err)
 	}
 	if err := h.LinkSetUp(eth0); err != nil {
-		return fmt.Errorf("pod %s: up eth0: %w", p.Name, err)
+		return fmt.Errorf("up eth0: %w", err)
 	}
 	gw := net.IP(p.Gateway.AsSlice())
 	// The gateway is on-link via eth0, and the pod's only other route is the
@@ -176,16 +178,16 @@ func (p *Pod) configureInside() error {
 	if err := h.RouteReplace(&netlink.Route{
 		LinkIndex: p.PodIndex, Dst: hostPrefix(p.Gateway), Scope: netlink.SCOPE_LINK,
 	}); err != nil {
-		return fmt.Errorf("pod %s: route to gateway: %w", p.Name, err)
+		return fmt.Errorf("route to gateway: %w", err)
 	}
 	if err := h.RouteReplace(&netlink.Route{LinkIndex: p.PodIndex, Gw: gw}); err != nil {
-		return fmt.Errorf("pod %s: default route: %w", p.Name, err)
+		return fmt.Errorf("default route: %w", err)
 	}
 	if err := h.NeighSet(&netlink.Neigh{
 		LinkIndex: p.PodIndex, Family: unix.AF_INET, State: netlink.NUD_PERMANENT,
 		IP: gw, HardwareAddr: p.HostMAC,
 	}); err != nil {
-		return fmt.Errorf("pod %s: neighbour %v: %w", p.Name, p.Gateway, err)
+		return fmt.Errorf("neighbour %v: %w", p.Gateway, err)
 	}
 	return nil
 }
@@ -197,11 +199,11 @@ func (p *Pod) Do(fn func() error) error {
 	defer runtime.UnlockOSThread()
 	orig, err := netns.Get()
 	if err != nil {
-		return fmt.Errorf("pod %s: current netns: %w", p.Name, err)
+		return fmt.Errorf("current netns: %w", err)
 	}
 	defer orig.Close()
 	if err := netns.Set(p.ns); err != nil {
-		return fmt.Errorf("pod %s: enter netns: %w", p.Name, err)
+		return fmt.Errorf("enter netns: %w", err)
 	}
 	defer func() {
 		if err := netns.Set(orig); err != nil {
@@ -222,14 +224,14 @@ func (p *Pod) Delete() error {
 	var errs []error
 	if l, err := netlink.LinkByName(p.HostIfName); err == nil {
 		if err := netlink.LinkDel(l); err != nil {
-			errs = append(errs, fmt.Errorf("pod %s: delete %s: %w", p.Name, p.HostIfName, err))
+			errs = append(errs, fmt.Errorf("delete %s: %w", p.HostIfName, err))
 		}
 	}
 	if p.ns.IsOpen() {
 		p.ns.Close()
 	}
 	if err := netns.DeleteNamed(p.Name); err != nil && !errors.Is(err, os.ErrNotExist) && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
-		errs = append(errs, fmt.Errorf("pod %s: delete netns: %w", p.Name, err))
+		errs = append(errs, fmt.Errorf("delete netns: %w", err))
 	}
 	return errors.Join(errs...)
 }

@@ -73,7 +73,7 @@ func agentSetup(ctx context.Context, s nodeapi.Setup) (nodeapi.SetupResult, erro
 	role.mu.Lock()
 	defer role.mu.Unlock()
 	if err := closeRole(); err != nil {
-		return nodeapi.SetupResult{}, fmt.Errorf("tear down previous role: %w", err)
+		return nodeapi.SetupResult{}, fmt.Errorf("previous role: %w", err)
 	}
 	n, res, err := Setup(ctx, agentOptions(), s)
 	if err != nil {
@@ -87,7 +87,7 @@ func agentRouterSetup(ctx context.Context, s nodeapi.RouterSetup) (nodeapi.Route
 	role.mu.Lock()
 	defer role.mu.Unlock()
 	if err := closeRole(); err != nil {
-		return nodeapi.RouterSetupResult{}, fmt.Errorf("tear down previous role: %w", err)
+		return nodeapi.RouterSetupResult{}, fmt.Errorf("previous role: %w", err)
 	}
 	r, res, err := SetupRouter(ctx, agentOptions(), s)
 	if err != nil {
@@ -115,7 +115,7 @@ func currentNode() (*Node, error) {
 	defer role.mu.Unlock()
 	if role.node == nil {
 		if role.router != nil {
-			return nil, fmt.Errorf("router %s has no datapath or pods: %w", role.router.top.Router.Name, ErrNotSetUp)
+			return nil, fmt.Errorf("a router has no datapath or pods: %w", ErrNotSetUp)
 		}
 		return nil, ErrNotSetUp
 	}

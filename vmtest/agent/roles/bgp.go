@@ -2,6 +2,7 @@ package roles
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -23,7 +24,7 @@ func (n *Node) startBGP(ctx context.Context) error {
 		inst := &bgp.NetlinkInstaller{}
 		// Leftovers of an agent that did not stop cleanly.
 		if err := inst.Flush(); err != nil {
-			return fmt.Errorf("node %s: bgp: %w", nd.Name, err)
+			return fmt.Errorf("bgp: %w", err)
 		}
 		n.bgpCfg = &bgp.NodeConfig{
 			ASN:      nd.ASN,
@@ -38,10 +39,10 @@ func (n *Node) startBGP(ctx context.Context) error {
 	}
 	sp, err := bgp.NewNode(*n.bgpCfg)
 	if err != nil {
-		return fmt.Errorf("node %s: bgp: %w", nd.Name, err)
+		return fmt.Errorf("bgp: %w", err)
 	}
 	if err := sp.Start(ctx); err != nil {
-		return fmt.Errorf("node %s: bgp: %w", nd.Name, err)
+		return fmt.Errorf("bgp: %w", err)
 	}
 	n.speaker = sp
 	return nil
@@ -71,7 +72,7 @@ func (n *Node) BGPStop(context.Context) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.speaker == nil {
-		return fmt.Errorf("node %s: bgp speaker not running", n.name())
+		return errors.New("bgp speaker not running")
 	}
 	n.speaker.Stop()
 	n.speaker = nil
@@ -83,7 +84,7 @@ func (n *Node) BGPStart(ctx context.Context) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.speaker != nil {
-		return fmt.Errorf("node %s: bgp speaker already running", n.name())
+		return errors.New("bgp speaker already running")
 	}
 	return n.startBGP(ctx)
 }
@@ -92,7 +93,7 @@ func (n *Node) bgp() (*bgp.Speaker, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.speaker == nil {
-		return nil, fmt.Errorf("node %s: bgp speaker not running", n.name())
+		return nil, errors.New("bgp speaker not running")
 	}
 	return n.speaker, nil
 }
@@ -103,13 +104,13 @@ func KernelRoutes(h *netlink.Handle) ([]nodeapi.KernelRoute, error) {
 	if h == nil {
 		var err error
 		if h, err = netlink.NewHandle(unix.NETLINK_ROUTE); err != nil {
-			return nil, fmt.Errorf("kernel routes: %w", err)
+			return nil, fmt.Errorf("netlink: %w", err)
 		}
 		defer h.Close()
 	}
 	routes, err := h.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Table: unix.RT_TABLE_MAIN}, netlink.RT_FILTER_TABLE)
 	if err != nil {
-		return nil, fmt.Errorf("kernel routes: %w", err)
+		return nil, fmt.Errorf("list routes: %w", err)
 	}
 	names := map[int]string{}
 	out := make([]nodeapi.KernelRoute, 0, len(routes))

@@ -95,6 +95,9 @@ func (n *Node) Client(ctx context.Context, req nodeapi.ClientAction) (nodeapi.Cl
 // first frame on, and keeps dropping them on the flows of every following
 // injection with the flag; an injection without it, or MethodReset, ends
 // the suppression. Injected RSTs are always sent.
+//
+// Errors name the frame by its index in req.Frames, not the pod: the
+// caller names that.
 func (n *Node) Inject(ctx context.Context, req nodeapi.Inject) (nodeapi.Injected, error) {
 	var res nodeapi.Injected
 	p, err := n.pod(req.Pod)
@@ -102,17 +105,17 @@ func (n *Node) Inject(ctx context.Context, req nodeapi.Inject) (nodeapi.Injected
 		return res, err
 	}
 	if len(req.Gaps) != 0 && len(req.Gaps) != len(req.Frames) {
-		return res, fmt.Errorf("pod %s: %d gaps for %d frames", req.Pod, len(req.Gaps), len(req.Frames))
+		return res, fmt.Errorf("%d gaps for %d frames", len(req.Gaps), len(req.Frames))
 	}
 	for i, f := range req.Frames {
 		if len(f) < 14 {
-			return res, fmt.Errorf("pod %s: packet %d: %d bytes is shorter than an Ethernet header", req.Pod, i, len(f))
+			return res, fmt.Errorf("frame %d: %d bytes is shorter than an Ethernet header", i, len(f))
 		}
 		if len(f) > 65535 {
-			return res, fmt.Errorf("pod %s: packet %d: %d bytes is too long", req.Pod, i, len(f))
+			return res, fmt.Errorf("frame %d: %d bytes is too long", i, len(f))
 		}
 		if i < len(req.Gaps) && (req.Gaps[i] < 0 || req.Gaps[i] > MaxGap) {
-			return res, fmt.Errorf("pod %s: packet %d: gap %v outside 0..%v", req.Pod, i, req.Gaps[i], MaxGap)
+			return res, fmt.Errorf("frame %d: gap %v outside 0..%v", i, req.Gaps[i], MaxGap)
 		}
 	}
 	if req.SuppressRST {
@@ -134,13 +137,13 @@ func (n *Node) Inject(ctx context.Context, req nodeapi.Inject) (nodeapi.Injected
 			select {
 			case <-ctx.Done():
 				t.Stop()
-				return res, fmt.Errorf("pod %s: packet %d: %w", req.Pod, i, ctx.Err())
+				return res, fmt.Errorf("frame %d: %w", i, ctx.Err())
 			case <-t.C:
 			}
 		}
 		now := time.Now()
 		if err := s.write(f); err != nil {
-			return res, fmt.Errorf("pod %s: packet %d: send: %w", req.Pod, i, err)
+			return res, fmt.Errorf("frame %d: send: %w", i, err)
 		}
 		res.Sent++
 		res.Times = append(res.Times, now)

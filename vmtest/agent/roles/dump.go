@@ -19,7 +19,7 @@ import (
 func (n *Node) CTList(context.Context) ([]nodeapi.CTRow, error) {
 	entries, err := n.dp.CT.Entries()
 	if err != nil {
-		return nil, fmt.Errorf("node %s: %w", n.name(), err)
+		return nil, err
 	}
 	now := monotonicSeconds()
 	out := make([]nodeapi.CTRow, 0, len(entries))
@@ -87,7 +87,7 @@ func monotonicSeconds() int64 {
 func (n *Node) LBList(context.Context) ([]nodeapi.ServiceRow, error) {
 	svcs, err := n.dp.Services.List()
 	if err != nil {
-		return nil, fmt.Errorf("node %s: %w", n.name(), err)
+		return nil, err
 	}
 	top := n.topology()
 	out := make([]nodeapi.ServiceRow, 0, len(svcs))
@@ -114,7 +114,7 @@ func (n *Node) LBList(context.Context) ([]nodeapi.ServiceRow, error) {
 func (n *Node) EndpointList(context.Context) ([]nodeapi.EndpointRow, error) {
 	eps, err := n.dp.Endpoints.List()
 	if err != nil {
-		return nil, fmt.Errorf("node %s: %w", n.name(), err)
+		return nil, err
 	}
 	top := n.topology()
 	out := make([]nodeapi.EndpointRow, 0, len(eps))
@@ -142,7 +142,7 @@ func (n *Node) PolicyGet(_ context.Context, req nodeapi.PolicyGet) ([]nodeapi.Po
 	}
 	rules, err := n.dp.Policy.Entries()
 	if err != nil {
-		return nil, fmt.Errorf("node %s: %w", n.name(), err)
+		return nil, err
 	}
 	out := []nodeapi.PolicyRow{}
 	for _, r := range rules {
@@ -187,22 +187,22 @@ func (n *Node) endpointID(s string) (uint16, error) {
 				return uint16(id), nil
 			}
 		}
-		return 0, fmt.Errorf("node %s has no endpoint %d", n.name(), id)
+		return 0, fmt.Errorf("no endpoint %d", id)
 	}
 	if p := n.st.pods[s]; p != nil {
 		return p.EndpointID, nil
 	}
 	if n.st.top.Pod(s) != nil {
-		return 0, fmt.Errorf("pod %s is not on node %s", s, n.name())
+		return 0, n.notHere(s)
 	}
-	return 0, fmt.Errorf("node %s: no pod or endpoint %q", n.name(), s)
+	return 0, fmt.Errorf("no pod or endpoint %q", s)
 }
 
 // IPCacheList dumps the ipcache.
 func (n *Node) IPCacheList(context.Context) ([]nodeapi.IPCacheRow, error) {
 	recs, err := n.dp.IPCache.Entries()
 	if err != nil {
-		return nil, fmt.Errorf("node %s: %w", n.name(), err)
+		return nil, err
 	}
 	out := make([]nodeapi.IPCacheRow, 0, len(recs))
 	for _, r := range recs {
@@ -220,7 +220,7 @@ func (n *Node) IPCacheList(context.Context) ([]nodeapi.IPCacheRow, error) {
 func (n *Node) Metrics(context.Context) ([]nodeapi.MetricRow, error) {
 	all, err := n.dp.Metrics.All()
 	if err != nil {
-		return nil, fmt.Errorf("node %s: %w", n.name(), err)
+		return nil, err
 	}
 	out := []nodeapi.MetricRow{}
 	for k, v := range all {
@@ -249,12 +249,12 @@ func reasonName(r datapath.DropReason) string {
 func (n *Node) Reset(_ context.Context, r nodeapi.Reset) (nodeapi.ResetResult, error) {
 	var res nodeapi.ResetResult
 	if err := n.stopAllRST(true); err != nil {
-		return res, fmt.Errorf("node %s: %w", n.name(), err)
+		return res, err
 	}
 	if !r.KeepCT {
 		entries, err := n.dp.CT.Entries()
 		if err != nil {
-			return res, fmt.Errorf("node %s: %w", n.name(), err)
+			return res, err
 		}
 		for _, e := range entries {
 			if err := n.dp.CT.Delete(e.Key); err == nil {
@@ -263,7 +263,7 @@ func (n *Node) Reset(_ context.Context, r nodeapi.Reset) (nodeapi.ResetResult, e
 		}
 	}
 	if err := n.dp.Metrics.Reset(); err != nil {
-		return res, fmt.Errorf("node %s: %w", n.name(), err)
+		return res, err
 	}
 	return res, nil
 }

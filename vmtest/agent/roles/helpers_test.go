@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
 
 	"github.com/hoplab/hoplab/internal/netnstest"
 	"github.com/hoplab/hoplab/internal/testreq"
@@ -89,20 +90,7 @@ func testNode(t *testing.T, file, text, node string) (*Node, *topologies.Topolog
 	if err != nil {
 		t.Fatal(err)
 	}
-	netnstest.EnterNew(t)
-	tn := top.Node(node)
-	// A veth pair: the host kernel has neither bonding nor dummy devices.
-	bond := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "bond0", HardwareAddr: tn.BondMAC.HardwareAddr()},
-		PeerName: "tor0", PeerHardwareAddr: tn.TorBondMAC.HardwareAddr()}
-	must(t, netlink.LinkAdd(bond))
-	peer, err := netlink.LinkByName("tor0")
-	must(t, err)
-	must(t, netlink.LinkSetUp(peer))
-	l, err := netlink.LinkByName("bond0")
-	must(t, err)
-	must(t, netlink.AddrAdd(l, &netlink.Addr{IPNet: &net.IPNet{IP: tn.Uplink.Address.Addr().AsSlice(), Mask: net.CIDRMask(tn.Uplink.Address.Bits(), 32)}}))
-	must(t, netlink.LinkSetUp(l))
-	must(t, netlink.RouteAdd(&netlink.Route{LinkIndex: l.Attrs().Index, Gw: tn.Uplink.Gateway.AsSlice()}))
+	nodeNamespace(t, top, node)
 	ev := newEvents()
 	opts := Options{NetNSPrefix: fmt.Sprintf("hlnode%04x-", rand.IntN(1<<16)), Emit: ev.emit, CTEntries: 4096}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -118,6 +106,28 @@ func testNode(t *testing.T, file, text, node string) (*Node, *topologies.Topolog
 	})
 	t.Logf("%s set up in %v: %d endpoints, programs %v", node, res.Took, len(res.Endpoints), res.Programs)
 	return n, top, ev
+}
+
+// nodeNamespace moves the test into a fresh network namespace (see
+// netnstest.EnterNew) with what the harness gives a node: bond0 with the
+// node's uplink address and a default route via its gateway.
+func nodeNamespace(t *testing.T, top *topologies.Topology, node string) netns.NsHandle {
+	t.Helper()
+	ns := netnstest.EnterNew(t)
+	tn := top.Node(node)
+	// A veth pair: the host kernel has neither bonding nor dummy devices.
+	bond := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "bond0", HardwareAddr: tn.BondMAC.HardwareAddr()},
+		PeerName: "tor0", PeerHardwareAddr: tn.TorBondMAC.HardwareAddr()}
+	must(t, netlink.LinkAdd(bond))
+	peer, err := netlink.LinkByName("tor0")
+	must(t, err)
+	must(t, netlink.LinkSetUp(peer))
+	l, err := netlink.LinkByName("bond0")
+	must(t, err)
+	must(t, netlink.AddrAdd(l, &netlink.Addr{IPNet: &net.IPNet{IP: tn.Uplink.Address.Addr().AsSlice(), Mask: net.CIDRMask(tn.Uplink.Address.Bits(), 32)}}))
+	must(t, netlink.LinkSetUp(l))
+	must(t, netlink.RouteAdd(&netlink.Route{LinkIndex: l.Attrs().Index, Gw: tn.Uplink.Gateway.AsSlice()}))
+	return ns
 }
 
 func must(t *testing.T, err error) {

@@ -140,12 +140,12 @@ func raiseMemlock(log *slog.Logger) {
 func (n *Node) addRouterIP() error {
 	lo, err := n.nl.LinkByName("lo")
 	if err != nil {
-		return fmt.Errorf("node %s: %w", n.name(), err)
+		return fmt.Errorf("router ip: lo: %w", err)
 	}
 	ip := n.st.node.RouterIP
 	addrs, err := n.nl.AddrList(lo, netlink.FAMILY_V4)
 	if err != nil {
-		return fmt.Errorf("node %s: addresses of lo: %w", n.name(), err)
+		return fmt.Errorf("router ip: addresses of lo: %w", err)
 	}
 	for _, a := range addrs {
 		if a.IP.Equal(net.IP(ip.AsSlice())) {
@@ -154,7 +154,7 @@ func (n *Node) addRouterIP() error {
 	}
 	a := &netlink.Addr{IPNet: &net.IPNet{IP: net.IP(ip.AsSlice()), Mask: net.CIDRMask(32, 32)}}
 	if err := n.nl.AddrAdd(lo, a); err != nil {
-		return fmt.Errorf("node %s: router ip %v on lo: %w", n.name(), ip, err)
+		return fmt.Errorf("router ip %v on lo: %w", ip, err)
 	}
 	n.routerIP = a
 	return nil
@@ -164,7 +164,9 @@ func (n *Node) addRouterIP() error {
 // one pod per topology pod on the node, the datapath loaded, its maps
 // filled and its programs attached (bond0 and every lxc), the pods'
 // listeners and, unless s.NoBGP, the BGP node speaker. On error everything
-// done so far is undone.
+// done so far is undone. Errors name the step that failed ("pod pod1: ...",
+// "load bpf_lxc: ..."), not the node: the host's client names the VM and the
+// method ("node1: node-setup: ..."), and so do the node's other methods.
 func Setup(ctx context.Context, opts Options, s nodeapi.Setup) (n *Node, res nodeapi.SetupResult, err error) {
 	start := time.Now()
 	opts = opts.withDefaults()
@@ -177,7 +179,7 @@ func Setup(ctx context.Context, opts Options, s nodeapi.Setup) (n *Node, res nod
 		pods: map[string]*pods.Pod{}, listeners: map[string]map[topologies.Listener]*workload.Listener{},
 	}
 	if top.Mode == topologies.Tunnel {
-		return nil, res, fmt.Errorf("node %s: topology %s: tunnel mode: the datapath has no VXLAN encapsulation yet", s.Node, top.Name)
+		return nil, res, fmt.Errorf("topology %s: tunnel mode: the datapath has no VXLAN encapsulation yet", top.Name)
 	}
 	st, err := desired(top, s.Node, n.ids)
 	if err != nil {
@@ -190,11 +192,11 @@ func Setup(ctx context.Context, opts Options, s nodeapi.Setup) (n *Node, res nod
 	}
 	n.st = st
 	if n.ns, err = netns.Get(); err != nil {
-		return nil, res, fmt.Errorf("node %s: netns: %w", s.Node, err)
+		return nil, res, fmt.Errorf("netns: %w", err)
 	}
 	if n.nl, err = netlink.NewHandleAt(n.ns, unix.NETLINK_ROUTE); err != nil {
 		n.ns.Close()
-		return nil, res, fmt.Errorf("node %s: netlink: %w", s.Node, err)
+		return nil, res, fmt.Errorf("netlink: %w", err)
 	}
 	defer func() {
 		if err != nil {
@@ -203,17 +205,17 @@ func Setup(ctx context.Context, opts Options, s nodeapi.Setup) (n *Node, res nod
 		}
 	}()
 	if _, err := n.nl.LinkByName(opts.Uplink); err != nil {
-		return n, res, fmt.Errorf("node %s: uplink %s: %w", s.Node, opts.Uplink, err)
+		return n, res, fmt.Errorf("uplink %s: %w", opts.Uplink, err)
 	}
 	if err := forwardingSysctls(n.nl); err != nil {
-		return n, res, fmt.Errorf("node %s: %w", s.Node, err)
+		return n, res, err
 	}
 	if err := n.addRouterIP(); err != nil {
 		return n, res, err
 	}
 	if opts.PinPath != "" {
 		if err := os.MkdirAll(opts.PinPath, 0o755); err != nil {
-			return n, res, fmt.Errorf("node %s: pin path: %w", s.Node, err)
+			return n, res, fmt.Errorf("pin path: %w", err)
 		}
 	}
 	raiseMemlock(n.log)
@@ -221,25 +223,25 @@ func Setup(ctx context.Context, opts Options, s nodeapi.Setup) (n *Node, res nod
 	n.dp, err = datapath.Load(datapath.Options{PinPath: opts.PinPath, CTEntries: opts.CTEntries, Logger: n.log})
 	loadTook := time.Since(tLoad)
 	if err != nil {
-		return n, res, fmt.Errorf("node %s: %w", s.Node, err)
+		return n, res, err
 	}
 	// A pinned map may hold a previous run's entries: start from empty maps.
 	if err := n.flushMaps(); err != nil {
-		return n, res, fmt.Errorf("node %s: %w", s.Node, err)
+		return n, res, err
 	}
 	for _, p := range st.sortedServices() {
 		if err := n.dp.Services.Upsert(p); err != nil {
-			return n, res, fmt.Errorf("node %s: service %v: %w", s.Node, p, err)
+			return n, res, err
 		}
 	}
 	for _, pfx := range sortedPrefixes(st.ipcache) {
 		if err := n.dp.IPCache.Upsert(pfx, st.ipcache[pfx]); err != nil {
-			return n, res, fmt.Errorf("node %s: ipcache %v: %w", s.Node, pfx, err)
+			return n, res, err
 		}
 	}
 	for _, k := range sortedPolicy(st.policy) {
 		if err := n.dp.Policy.Allow(k); err != nil {
-			return n, res, fmt.Errorf("node %s: policy %v: %w", s.Node, k, err)
+			return n, res, err
 		}
 	}
 	tPods := time.Now()
@@ -250,7 +252,7 @@ func Setup(ctx context.Context, opts Options, s nodeapi.Setup) (n *Node, res nod
 	}
 	podsTook := time.Since(tPods)
 	if err := n.dp.AttachNetdev(opts.Uplink); err != nil {
-		return n, res, fmt.Errorf("node %s: %w", s.Node, err)
+		return n, res, err
 	}
 	if !s.NoBGP {
 		if err := n.startBGP(ctx); err != nil {
@@ -322,16 +324,16 @@ func (n *Node) addPod(name string) error {
 		HostIfName: tp.LXCName, HostMAC: tp.LXCMAC.HardwareAddr(), Gateway: n.st.node.RouterIP,
 	})
 	if err != nil {
-		return fmt.Errorf("node %s: %w", n.st.node.Name, err)
+		return fmt.Errorf("pod %s: %w", name, err)
 	}
 	n.pods[name] = p
 	ep := n.st.endpoints[name]
 	ep.IfIndex = p.HostIndex
 	if err := n.dp.Endpoints.Upsert(ep); err != nil {
-		return fmt.Errorf("pod %s: endpoint: %w", name, err)
+		return fmt.Errorf("pod %s: %w", name, err)
 	}
 	if err := n.dp.RegisterEndpoint(tp.EndpointID); err != nil {
-		return fmt.Errorf("pod %s: register endpoint %d: %w", name, tp.EndpointID, err)
+		return fmt.Errorf("pod %s: %w", name, err)
 	}
 	if err := n.dp.AttachLXC(tp.LXCName); err != nil {
 		return fmt.Errorf("pod %s: %w", name, err)
@@ -348,7 +350,7 @@ func (n *Node) addPod(name string) error {
 func (n *Node) listen(name string, l topologies.Listener) error {
 	wl, err := workload.Listen(n.pods[name], name, l.Protocol.String(), l.Port)
 	if err != nil {
-		return fmt.Errorf("pod %s: listen %v: %w", name, l, err)
+		return err // names the pod and the listener
 	}
 	if n.listeners[name] == nil {
 		n.listeners[name] = map[topologies.Listener]*workload.Listener{}
@@ -410,7 +412,9 @@ func (n *Node) Close() error {
 	}
 	sort.Strings(names)
 	for _, name := range names {
-		errs = append(errs, n.pods[name].Delete())
+		if err := n.pods[name].Delete(); err != nil {
+			errs = append(errs, fmt.Errorf("pod %s: %w", name, err))
+		}
 	}
 	if n.dp != nil {
 		if err := datapath.DetachNetdev(n.opts.Uplink); err != nil {
@@ -435,7 +439,7 @@ func (n *Node) Close() error {
 		n.ns.Close()
 	}
 	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("node %s: close: %w", n.name(), err)
+		return fmt.Errorf("close: %w", err)
 	}
 	return nil
 }
@@ -451,12 +455,19 @@ func (n *Node) pod(name string) (*pods.Pod, error) {
 	defer n.mu.Unlock()
 	p := n.pods[name]
 	if p == nil {
-		if n.st.top.Pod(name) != nil {
-			return nil, fmt.Errorf("pod %s is not on node %s", name, n.name())
-		}
-		return nil, fmt.Errorf("pod %s: %w in topology %s", name, topologies.ErrUnknownPod, n.st.top.Name)
+		return nil, n.notHere(name)
 	}
 	return p, nil
+}
+
+// notHere is the error for pod name, which this node does not run: it
+// runs on another node, or is not in the topology. The host's error names
+// this node already.
+func (n *Node) notHere(name string) error {
+	if p := n.st.top.Pod(name); p != nil {
+		return fmt.Errorf("pod %s runs on %s", name, p.Node)
+	}
+	return fmt.Errorf("%w %q in topology %s", topologies.ErrUnknownPod, name, n.st.top.Name)
 }
 
 // programCounts returns the verifier's processed instruction count of each

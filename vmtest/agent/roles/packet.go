@@ -48,7 +48,7 @@ func openPacketSocket(p *pods.Pod, recv bool) (*packetSocket, error) {
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("pod %s: %w", p.Name, err)
+		return nil, err
 	}
 	return &packetSocket{f: os.NewFile(uintptr(fd), "packet:"+p.Name), ifindex: p.PodIndex}, nil
 }

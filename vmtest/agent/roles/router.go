@@ -2,6 +2,7 @@ package roles
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -30,7 +31,8 @@ type Router struct {
 // in s: IP forwarding on, reverse-path filtering off, and a BGP speaker with
 // one passive eBGP session per node (its uplink address and ASN), installing
 // each node's PodCIDR via that node. The harness has already configured the
-// bonds toward the nodes with each node's gateway address.
+// bonds toward the nodes with each node's gateway address. As for Setup,
+// errors name the step, not the router.
 func SetupRouter(ctx context.Context, opts Options, s nodeapi.RouterSetup) (*Router, nodeapi.RouterSetupResult, error) {
 	start := time.Now()
 	var res nodeapi.RouterSetupResult
@@ -40,20 +42,20 @@ func SetupRouter(ctx context.Context, opts Options, s nodeapi.RouterSetup) (*Rou
 		return nil, res, err
 	}
 	if len(top.Nodes) == 0 {
-		return nil, res, fmt.Errorf("router %s: topology %s has no nodes", top.Router.Name, top.Name)
+		return nil, res, fmt.Errorf("topology %s has no nodes", top.Name)
 	}
 	h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
 	if err != nil {
-		return nil, res, fmt.Errorf("router %s: netlink: %w", top.Router.Name, err)
+		return nil, res, fmt.Errorf("netlink: %w", err)
 	}
 	err = forwardingSysctls(h)
 	h.Close()
 	if err != nil {
-		return nil, res, fmt.Errorf("router %s: %w", top.Router.Name, err)
+		return nil, res, err
 	}
 	inst := &bgp.NetlinkInstaller{}
 	if err := inst.Flush(); err != nil {
-		return nil, res, fmt.Errorf("router %s: bgp: %w", top.Router.Name, err)
+		return nil, res, fmt.Errorf("bgp: %w", err)
 	}
 	r := &Router{log: opts.Logger.With("router", top.Router.Name), top: top}
 	r.cfg = bgp.RouterConfig{
@@ -77,10 +79,10 @@ func SetupRouter(ctx context.Context, opts Options, s nodeapi.RouterSetup) (*Rou
 func (r *Router) start(ctx context.Context) error {
 	sp, err := bgp.NewRouter(r.cfg)
 	if err != nil {
-		return fmt.Errorf("router %s: bgp: %w", r.top.Router.Name, err)
+		return fmt.Errorf("bgp: %w", err)
 	}
 	if err := sp.Start(ctx); err != nil {
-		return fmt.Errorf("router %s: bgp: %w", r.top.Router.Name, err)
+		return fmt.Errorf("bgp: %w", err)
 	}
 	r.speaker = sp
 	return nil
@@ -90,7 +92,7 @@ func (r *Router) bgp() (*bgp.Speaker, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.speaker == nil {
-		return nil, fmt.Errorf("router %s: bgp speaker not running", r.top.Router.Name)
+		return nil, errors.New("bgp speaker not running")
 	}
 	return r.speaker, nil
 }
@@ -118,7 +120,7 @@ func (r *Router) BGPStop(context.Context) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.speaker == nil {
-		return fmt.Errorf("router %s: bgp speaker not running", r.top.Router.Name)
+		return errors.New("bgp speaker not running")
 	}
 	r.speaker.Stop()
 	r.speaker = nil
@@ -130,7 +132,7 @@ func (r *Router) BGPStart(ctx context.Context) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.speaker != nil {
-		return fmt.Errorf("router %s: bgp speaker already running", r.top.Router.Name)
+		return errors.New("bgp speaker already running")
 	}
 	return r.start(ctx)
 }

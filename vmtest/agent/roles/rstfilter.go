@@ -253,7 +253,7 @@ func (n *Node) suppressRST(pod string, p *pods.Pod, frames [][]byte) error {
 	if f == nil {
 		var err error
 		if f, err = newRSTFilter(p); err != nil {
-			return fmt.Errorf("pod %s: %w", pod, err)
+			return err
 		}
 		if n.rst == nil {
 			n.rst = map[string]*rstFilter{}
@@ -261,10 +261,7 @@ func (n *Node) suppressRST(pod string, p *pods.Pod, frames [][]byte) error {
 		n.rst[pod] = f
 		n.log.Debug("rst filter attached", "pod", pod)
 	}
-	if err := f.add(flows); err != nil {
-		return fmt.Errorf("pod %s: %w", pod, err)
-	}
-	return nil
+	return f.add(flows)
 }
 
 // stopRST removes pod's RST filter, if any; detach is false when the pod
@@ -284,10 +281,7 @@ func (n *Node) stopRST(pod string, detach bool) error {
 		}
 		n.log.Debug("rst filter removed", "pod", pod, "flows", len(m), "dropped", total)
 	}
-	if err := f.close(detach); err != nil {
-		return fmt.Errorf("pod %s: %w", pod, err)
-	}
-	return nil
+	return f.close(detach)
 }
 
 // stopAllRST removes every pod's RST filter.
@@ -300,7 +294,9 @@ func (n *Node) stopAllRST(detach bool) error {
 	n.rstMu.Unlock()
 	var errs []error
 	for _, name := range names {
-		errs = append(errs, n.stopRST(name, detach))
+		if err := n.stopRST(name, detach); err != nil {
+			errs = append(errs, fmt.Errorf("pod %s: %w", name, err))
+		}
 	}
 	return errors.Join(errs...)
 }

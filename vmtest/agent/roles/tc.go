@@ -18,18 +18,14 @@ import (
 // hooks of every device of the node's namespace, ordered by device, then
 // ingress before egress. Pods' namespaces are not looked at.
 func (n *Node) TCList(context.Context) ([]nodeapi.TCFilterRow, error) {
-	rows, err := tcList(n.nl)
-	if err != nil {
-		return nil, fmt.Errorf("node %s: %w", n.name(), err)
-	}
-	return rows, nil
+	return tcList(n.nl)
 }
 
 // tcList lists the BPF filters of every link h sees.
 func tcList(h *netlink.Handle) ([]nodeapi.TCFilterRow, error) {
 	links, err := h.LinkList()
 	if err != nil {
-		return nil, fmt.Errorf("tc list: links: %w", err)
+		return nil, fmt.Errorf("list links: %w", err)
 	}
 	sort.Slice(links, func(i, j int) bool { return links[i].Attrs().Name < links[j].Attrs().Name })
 	rows := []nodeapi.TCFilterRow{}
@@ -44,7 +40,7 @@ func tcList(h *netlink.Handle) ([]nodeapi.TCFilterRow, error) {
 				if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOENT) {
 					continue
 				}
-				return nil, fmt.Errorf("tc list: %s %s: %w", l.Attrs().Name, hook.name, err)
+				return nil, fmt.Errorf("%s %s: %w", l.Attrs().Name, hook.name, err)
 			}
 			for _, f := range fs {
 				bf, ok := f.(*netlink.BpfFilter)

@@ -2,6 +2,7 @@ package roles
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -47,10 +48,10 @@ func (n *Node) update(_ context.Context, u nodeapi.Update) (nodeapi.UpdateResult
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.closed {
-		return res, fmt.Errorf("node %s: closed", n.name())
+		return res, errors.New("node closed")
 	}
 	if top.Node(n.name()) == nil {
-		return res, fmt.Errorf("node %s: the new topology %s has no node %s", n.name(), top.Name, n.name())
+		return res, fmt.Errorf("this node is not in the new topology %s", top.Name)
 	}
 	old := n.st
 	nw, err := desired(top, n.name(), n.ids)
@@ -68,14 +69,14 @@ func (n *Node) update(_ context.Context, u nodeapi.Update) (nodeapi.UpdateResult
 	}
 	fail := func(err error) (nodeapi.UpdateResult, error) {
 		n.devices.Clear()
-		return res, fmt.Errorf("node %s: update: %w", n.name(), err)
+		return res, err
 	}
 
 	// Policy entries that appear.
 	for _, k := range sortedPolicy(nw.policy) {
 		if !old.policy[k] {
 			if err := n.dp.Policy.Allow(k); err != nil {
-				return fail(fmt.Errorf("policy %v: %w", k, err))
+				return fail(err)
 			}
 			add("policy: %s +%v", podName(nw, k.Endpoint), k)
 		}
@@ -122,7 +123,7 @@ func (n *Node) update(_ context.Context, u nodeapi.Update) (nodeapi.UpdateResult
 		if oe.Identity != ne.Identity || oe.EnforceIngress != ne.EnforceIngress || oe.EnforceEgress != ne.EnforceEgress {
 			ne.IfIndex = n.pods[name].HostIndex
 			if err := n.dp.Endpoints.Upsert(ne); err != nil {
-				return fail(fmt.Errorf("pod %s: endpoint: %w", name, err))
+				return fail(fmt.Errorf("pod %s: %w", name, err))
 			}
 			add("endpoint: %s identity %d ingress-enforcement %v egress-enforcement %v", name, ne.Identity, ne.EnforceIngress, ne.EnforceEgress)
 		}
@@ -152,7 +153,7 @@ func (n *Node) update(_ context.Context, u nodeapi.Update) (nodeapi.UpdateResult
 	for _, k := range sortedPolicy(old.policy) {
 		if !nw.policy[k] {
 			if err := n.dp.Policy.Delete(k); err != nil {
-				return fail(fmt.Errorf("policy %v: %w", k, err))
+				return fail(err)
 			}
 			add("policy: %s -%v", podName(old, k.Endpoint), k)
 		}
@@ -167,7 +168,7 @@ func (n *Node) update(_ context.Context, u nodeapi.Update) (nodeapi.UpdateResult
 			continue
 		}
 		if err := n.dp.Services.Upsert(s); err != nil {
-			return fail(fmt.Errorf("service %v: %w", k, err))
+			return fail(err)
 		}
 		if !had {
 			add("service: +%v (id %d) %s", k, s.ID, backendList(nw.top, s.Backends))
@@ -190,7 +191,7 @@ func (n *Node) update(_ context.Context, u nodeapi.Update) (nodeapi.UpdateResult
 			continue
 		}
 		if err := n.dp.Services.Delete(s.VIP, s.Port, s.Proto); err != nil {
-			return fail(fmt.Errorf("service %v: %w", k, err))
+			return fail(err)
 		}
 		add("service: -%v (id %d)", k, s.ID)
 	}
@@ -211,7 +212,7 @@ func (n *Node) update(_ context.Context, u nodeapi.Update) (nodeapi.UpdateResult
 	sort.Slice(gone, func(i, j int) bool { return gone[i] < gone[j] })
 	for _, id := range gone {
 		if err := n.dp.Backends.Delete(id); err != nil {
-			return fail(fmt.Errorf("backend %d: %w", id, err))
+			return fail(err)
 		}
 	}
 	n.ids.forget(nw)
@@ -224,7 +225,7 @@ func (n *Node) update(_ context.Context, u nodeapi.Update) (nodeapi.UpdateResult
 			continue
 		}
 		if err := n.dp.IPCache.Upsert(p, e); err != nil {
-			return fail(fmt.Errorf("ipcache %v: %w", p, err))
+			return fail(err)
 		}
 		if had {
 			add("ipcache: %v identity %d -> %d", p, o.Identity, e.Identity)
@@ -237,7 +238,7 @@ func (n *Node) update(_ context.Context, u nodeapi.Update) (nodeapi.UpdateResult
 			continue
 		}
 		if err := n.dp.IPCache.Delete(p); err != nil {
-			return fail(fmt.Errorf("ipcache %v: %w", p, err))
+			return fail(err)
 		}
 		add("ipcache: -%v", p)
 	}
@@ -291,7 +292,7 @@ func (r *Router) Update(ctx context.Context, u nodeapi.Update) (nodeapi.UpdateRe
 		}
 		if r.speaker != nil {
 			if err := r.speaker.RemovePeer(ctx, p.Address); err != nil {
-				return res, fmt.Errorf("router %s: update: %w", r.top.Router.Name, err)
+				return res, err
 			}
 		}
 		res.Changes = append(res.Changes, fmt.Sprintf("bgp peer: -%v (AS %d)", p.Address, p.ASN))
@@ -304,7 +305,7 @@ func (r *Router) Update(ctx context.Context, u nodeapi.Update) (nodeapi.UpdateRe
 		p.Passive = true
 		if r.speaker != nil {
 			if err := r.speaker.AddPeer(ctx, p); err != nil {
-				return res, fmt.Errorf("router %s: update: %w", r.top.Router.Name, err)
+				return res, err
 			}
 		}
 		keep = append(keep, bgp.Peer{Address: a, ASN: p.ASN})

@@ -14,6 +14,7 @@ import (
 	"github.com/google/gopacket/layers"
 	"github.com/vishvananda/netlink"
 
+	"github.com/hoplab/hoplab/internal/errtext"
 	"github.com/hoplab/hoplab/vmtest/protocol/nodeapi"
 )
 
@@ -172,18 +173,18 @@ func TestInjectFromPod(t *testing.T) {
 		})
 	}
 
-	// Bad requests name the pod and the packet.
+	// Bad requests name the frame of the request; the caller names the pod
+	// (cluster: "packets 0..1 at pod1: node1: pod-inject: frame 1: ...").
 	for _, c := range []struct {
 		req  nodeapi.Inject
 		want string
 	}{
-		{nodeapi.Inject{Pod: "pod9", Frames: [][]byte{syn(1)}}, "pod9"},
-		{nodeapi.Inject{Pod: "pod1", Frames: [][]byte{syn(1), {1, 2, 3}}}, "pod pod1: packet 1: 3 bytes"},
-		{nodeapi.Inject{Pod: "pod1", Frames: [][]byte{syn(1)}, Gaps: []time.Duration{0, 0}}, "pod pod1: 2 gaps for 1 frames"},
+		{nodeapi.Inject{Pod: "pod9", Frames: [][]byte{syn(1)}}, `unknown pod "pod9" in topology same-node`},
+		{nodeapi.Inject{Pod: "pod1", Frames: [][]byte{syn(1), {1, 2, 3}}}, "frame 1: 3 bytes is shorter than an Ethernet header"},
+		{nodeapi.Inject{Pod: "pod1", Frames: [][]byte{syn(1)}, Gaps: []time.Duration{0, 0}}, "2 gaps for 1 frames"},
 	} {
-		if _, err := n.Inject(ctx, c.req); err == nil || !strings.Contains(err.Error(), c.want) {
-			t.Errorf("inject %+v: %v, want %q", c.req.Pod, err, c.want)
-		}
+		_, err := n.Inject(ctx, c.req)
+		errtext.Check(t, err, c.want)
 	}
 }
 
@@ -211,18 +212,18 @@ func TestErrors(t *testing.T) {
 		req  nodeapi.ClientAction
 		want string
 	}{
-		{nodeapi.ClientAction{Pod: "pod9", Kind: "tcp", Dst: "10.224.1.1:80"}, "pod pod9: unknown pod"},
-		{nodeapi.ClientAction{Pod: "pod1", Kind: "smtp", Dst: "10.224.1.1:80"}, `pod pod1: unknown client kind "smtp"`},
-		{nodeapi.ClientAction{Pod: "pod1", Kind: "tcp", Dst: "10.224.1.1"}, `pod pod1: tcp destination "10.224.1.1"`},
-		{nodeapi.ClientAction{Pod: "pod1", Kind: "tcp", Dst: "10.224.1.1:80", Count: -1}, "pod pod1: count -1"},
+		{nodeapi.ClientAction{Pod: "pod9", Kind: "tcp", Dst: "10.224.1.1:80"}, `unknown pod "pod9" in topology same-node`},
+		{nodeapi.ClientAction{Pod: "pod1", Kind: "smtp", Dst: "10.224.1.1:80"}, `pod pod1: unknown client kind "smtp" (want tcp, http, udp or ping)`},
+		{nodeapi.ClientAction{Pod: "pod1", Kind: "tcp", Dst: "10.224.1.1"}, `pod pod1: tcp destination "10.224.1.1": want ip:port`},
+		{nodeapi.ClientAction{Pod: "pod1", Kind: "tcp", Dst: "10.224.1.1:80", Count: -1}, "pod pod1: count -1 outside 1..1024"},
 	} {
-		if _, err := n.Client(ctx, c.req); err == nil || !strings.Contains(err.Error(), c.want) {
-			t.Errorf("client %+v: %v, want %q", c.req, err, c.want)
-		}
+		_, err := n.Client(ctx, c.req)
+		errtext.Check(t, err, c.want)
 	}
-	if _, err := n.PolicyGet(ctx, nodeapi.PolicyGet{Endpoint: "pod9"}); err == nil || !strings.Contains(err.Error(), `"pod9"`) {
-		t.Errorf("policy of pod9: %v", err)
-	}
+	_, err := n.PolicyGet(ctx, nodeapi.PolicyGet{Endpoint: "pod9"})
+	errtext.Check(t, err, `no pod or endpoint "pod9"`)
+	_, err = n.PolicyGet(ctx, nodeapi.PolicyGet{Endpoint: "999"})
+	errtext.Check(t, err, "no endpoint 999")
 	if _, err := n.Update(ctx, nodeapi.Update{Topology: topologyText(t, "same-node"), File: "x.yaml"}); err != nil {
 		t.Errorf("no-op update: %v", err)
 	}

@@ -51,7 +51,7 @@ func (n *Node) Watch(_ context.Context, req nodeapi.Watch) (nodeapi.WatchResult,
 	n.mu.Lock()
 	if n.closed {
 		n.mu.Unlock()
-		return res, fmt.Errorf("node %s: closed", n.name())
+		return res, errors.New("node closed")
 	}
 	podsNow := make(map[string]*pods.Pod, len(n.pods))
 	for name, p := range n.pods {
@@ -61,7 +61,7 @@ func (n *Node) Watch(_ context.Context, req nodeapi.Watch) (nodeapi.WatchResult,
 	w := &watcher{req: req, queue: make(chan event, n.opts.EventQueue), done: make(chan struct{})}
 	fail := func(err error) (nodeapi.WatchResult, error) {
 		w.stop()
-		return res, fmt.Errorf("node %s: watch: %w", n.name(), err)
+		return res, err
 	}
 	if req.Datapath {
 		r, err := n.dp.NewEventReader(0)
@@ -81,7 +81,7 @@ func (n *Node) Watch(_ context.Context, req nodeapi.Watch) (nodeapi.WatchResult,
 		for _, name := range names {
 			s, err := openPacketSocket(podsNow[name], true)
 			if err != nil {
-				return fail(err)
+				return fail(fmt.Errorf("pod %s: %w", name, err))
 			}
 			w.socks = append(w.socks, s)
 			w.wg.Add(1)

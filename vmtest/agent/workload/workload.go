@@ -65,7 +65,7 @@ func Listen(ns NetNS, pod, proto string, port uint16) (*Listener, error) {
 	case "tcp":
 		var ln net.Listener
 		if err := ns.Do(func() (err error) { ln, err = net.Listen("tcp4", addr); return err }); err != nil {
-			return nil, fmt.Errorf("pod %s: listen tcp/%d: %w", pod, port, err)
+			return nil, fmt.Errorf("pod %s: tcp/%d: %w", pod, port, err)
 		}
 		srv := &http.Server{
 			ReadHeaderTimeout: 5 * time.Second,
@@ -80,7 +80,7 @@ func Listen(ns NetNS, pod, proto string, port uint16) (*Listener, error) {
 	case "udp":
 		var pc net.PacketConn
 		if err := ns.Do(func() (err error) { pc, err = net.ListenPacket("udp4", addr); return err }); err != nil {
-			return nil, fmt.Errorf("pod %s: listen udp/%d: %w", pod, port, err)
+			return nil, fmt.Errorf("pod %s: udp/%d: %w", pod, port, err)
 		}
 		l.closer = pc
 		// The datagram's own destination (IP_PKTINFO) is the local address
@@ -88,7 +88,7 @@ func Listen(ns NetNS, pod, proto string, port uint16) (*Listener, error) {
 		p4 := ipv4.NewPacketConn(pc)
 		if err := p4.SetControlMessage(ipv4.FlagDst, true); err != nil {
 			pc.Close()
-			return nil, fmt.Errorf("pod %s: listen udp/%d: %w", pod, port, err)
+			return nil, fmt.Errorf("pod %s: udp/%d: %w", pod, port, err)
 		}
 		go func() {
 			defer close(l.done)

@@ -2,6 +2,7 @@ package nodeapi
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/hoplab/hoplab/bgp"
@@ -15,7 +16,9 @@ type Caller interface {
 	Call(ctx context.Context, method string, params, result any) error
 }
 
-// Client calls the node and router methods of one agent.
+// Client calls the node and router methods of one agent. Its errors name
+// the VM and the method once, then the agent's cause ("node1: node-setup:
+// load bpf_lxc: ..."); callers add only what the client does not know.
 type Client struct {
 	// Name is the VM's name, used in errors.
 	Name string
@@ -33,12 +36,20 @@ func (c *Client) call(ctx context.Context, method string, params, result any) er
 		params = struct{}{}
 	}
 	// The Caller's error already starts with the method's name
-	// (control.Client.Call's contract): add only the VM's.
+	// (control.Client.Call's contract): add only the VM's, unless the
+	// error names it already (a *vmtest.VMError: QEMU exited).
 	if err := c.c.Call(ctx, method, params, result); err != nil {
+		var vn vmNamer
+		if errors.As(err, &vn) && vn.VMName() == c.Name {
+			return err
+		}
 		return fmt.Errorf("%s: %w", c.Name, err)
 	}
 	return nil
 }
+
+// vmNamer is an error that names the VM it comes from (*vmtest.VMError).
+type vmNamer interface{ VMName() string }
 
 // Setup calls MethodSetup.
 func (c *Client) Setup(ctx context.Context, s Setup) (SetupResult, error) {
