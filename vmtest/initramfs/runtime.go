@@ -23,7 +23,7 @@ var libDirs = []string{
 func RuntimeFiles(path string) (map[string]string, error) {
 	f, err := elf.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("agent binary %s: %w", path, err)
+		return nil, fmt.Errorf("agent binary: %w", err) // names the path
 	}
 	defer f.Close()
 	if f.Machine != elf.EM_X86_64 || f.Class != elf.ELFCLASS64 {
@@ -45,7 +45,7 @@ func RuntimeFiles(path string) (map[string]string, error) {
 	}
 	out := map[string]string{interp: interp}
 	if _, err := os.Stat(interp); err != nil {
-		return nil, fmt.Errorf("agent binary %s needs its interpreter %s: %w", path, interp, err)
+		return nil, fmt.Errorf("agent binary %s needs its interpreter: %w", path, err)
 	}
 	queue := []*elf.File{f}
 	for len(queue) > 0 {
@@ -65,7 +65,7 @@ func RuntimeFiles(path string) (map[string]string, error) {
 			out[host] = host
 			lf, err := elf.Open(host)
 			if err != nil {
-				return nil, fmt.Errorf("agent binary %s: library %s: %w", path, host, err)
+				return nil, fmt.Errorf("agent binary %s: library: %w", path, err)
 			}
 			defer lf.Close()
 			queue = append(queue, lf)
