@@ -21,11 +21,11 @@ var libDirs = []string{
 // it needs, directly or through other libraries, at the same paths in the
 // guest as on the host (guest path → host path).
 func RuntimeFiles(path string) (map[string]string, error) {
-	f, err := elf.Open(path)
+	f, closeF, err := openELF(path)
 	if err != nil {
-		return nil, fmt.Errorf("agent binary: %w", err) // names the path
+		return nil, fmt.Errorf("agent binary: %w", err)
 	}
-	defer f.Close()
+	defer closeF()
 	if f.Machine != elf.EM_X86_64 || f.Class != elf.ELFCLASS64 {
 		return nil, fmt.Errorf("agent binary %s is %v %v, the guests are x86-64", path, f.Class, f.Machine)
 	}
@@ -63,11 +63,11 @@ func RuntimeFiles(path string) (map[string]string, error) {
 				continue
 			}
 			out[host] = host
-			lf, err := elf.Open(host)
+			lf, closeLF, err := openELF(host)
 			if err != nil {
 				return nil, fmt.Errorf("agent binary %s: library: %w", path, err)
 			}
-			defer lf.Close()
+			defer closeLF()
 			queue = append(queue, lf)
 		}
 	}
@@ -87,4 +87,19 @@ func findLib(soname string) (string, error) {
 		}
 	}
 	return "", errors.New("shared library " + soname + " not found in " + fmt.Sprint(libDirs))
+}
+
+// openELF opens path as an ELF file and returns what closes it; its
+// errors name path once.
+func openELF(path string) (*elf.File, func(), error) {
+	r, err := os.Open(path)
+	if err != nil {
+		return nil, nil, err // "open PATH: ..."
+	}
+	f, err := elf.NewFile(r)
+	if err != nil {
+		r.Close()
+		return nil, nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return f, func() { r.Close() }, nil
 }
