@@ -76,7 +76,11 @@ func NewReader(rd io.Reader, name string) (*Reader, error) {
 			return nil, r.fileErr(fmt.Errorf("%w: gzip: %v", ErrNotCapture, err))
 		}
 		br = bufio.NewReader(zr)
-		if head, err = br.Peek(4); len(head) == 0 && err != nil {
+		switch head, err = br.Peek(4); {
+		case err != nil && err != io.EOF:
+			// Corrupt or cut before 4 bytes came out: not an empty stream.
+			return nil, r.fileErr(fmt.Errorf("%w: gzip: %v", ErrNotCapture, err))
+		case len(head) == 0:
 			return nil, r.fileErr(fmt.Errorf("%w: gzip stream holds nothing", ErrEmpty))
 		}
 	}
@@ -148,7 +152,7 @@ func (r *Reader) ngErr(err error) error {
 	case errors.Is(err, errCutBlock), errors.Is(err, io.ErrUnexpectedEOF):
 		return ErrTruncatedFile
 	case errors.Is(err, io.EOF):
-		if r.index == 0 && r.ng == nil {
+		if r.ng == nil { // NewNgReader has not returned: the section header is cut
 			return fmt.Errorf("%w: pcapng file ends before its section header is complete", ErrTruncatedFile)
 		}
 		return io.EOF
@@ -222,19 +226,18 @@ func (r *Reader) next() (Packet, error) {
 		if lt, ok = r.guard.popLinkType(); !ok {
 			return p, fmt.Errorf("%w: pcapng packet without a checked block", ErrMalformed)
 		}
+		// olen >= len(raw): the guard refuses packet blocks whose captured
+		// length exceeds their original length, and a simple packet's
+		// captured length is its original length cut to the snaplen.
 		raw, olen, p.Timestamp, p.Interface = data, ci.Length, ci.Timestamp, ci.InterfaceIndex
-		if olen < len(raw) {
-			olen = len(raw)
-		}
 	}
 	p.LinkType = lt
 	if !linkTypeSupported(lt) {
+		// Ends the read, so toEthernet's refusal of these same types (its
+		// default case) never becomes one packet's Refusal.
 		return p, unsupportedLinkType(lt)
 	}
 	if err := toEthernet(&p, lt, raw, olen); err != nil {
-		if errors.Is(err, ErrUnsupportedLinkType) {
-			return p, err
-		}
 		if len(raw) < olen {
 			p.Flags |= Truncated
 		}
