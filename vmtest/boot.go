@@ -3,6 +3,7 @@ package vmtest
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 
 	"github.com/hoplab/hoplab/vmtest/initramfs"
@@ -20,8 +21,14 @@ type BootSpec struct {
 	// DefaultModules.
 	ExtraModules []string
 	// AgentPackage is the agent's main package; default
-	// initramfs.AgentPackage.
+	// initramfs.AgentPackage. It is built with the go command, inside the
+	// source tree.
 	AgentPackage string
+	// AgentBinary, when set, is a ready agent binary used instead of
+	// building AgentPackage (the installed hoplab command, which doubles
+	// as the agent). A dynamically linked one brings its loader and
+	// libraries into the initramfs (initramfs.RuntimeFiles).
+	AgentBinary string
 	// Files adds files to the initramfs (guest path → host path).
 	Files map[string]string
 	// ModuleParams gives modules parameters (module name → "key=value ...").
@@ -54,15 +61,27 @@ func PrepareBoot(ctx context.Context, spec BootSpec) (*Boot, error) {
 	if b.Initramfs != "" {
 		return b, nil
 	}
-	pkg := spec.AgentPackage
-	if pkg == "" {
-		pkg = initramfs.AgentPackage
+	agent, files := spec.AgentBinary, spec.Files
+	if agent == "" {
+		pkg := spec.AgentPackage
+		if pkg == "" {
+			pkg = initramfs.AgentPackage
+		}
+		if agent, err = initramfs.BuildAgent(ctx, pkg); err != nil {
+			return nil, fmt.Errorf("prepare boot: %w", err)
+		}
+	} else {
+		rt, err := initramfs.RuntimeFiles(agent)
+		if err != nil {
+			return nil, fmt.Errorf("prepare boot: %w", err)
+		}
+		files = maps.Clone(files)
+		if files == nil {
+			files = map[string]string{}
+		}
+		maps.Copy(files, rt)
 	}
-	agent, err := initramfs.BuildAgent(ctx, pkg)
-	if err != nil {
-		return nil, fmt.Errorf("prepare boot: %w", err)
-	}
-	b.Initramfs, err = initramfs.Build(ctx, initramfs.Spec{Init: agent, Modules: k.Modules, Files: spec.Files, ModuleParams: spec.ModuleParams})
+	b.Initramfs, err = initramfs.Build(ctx, initramfs.Spec{Init: agent, Modules: k.Modules, Files: files, ModuleParams: spec.ModuleParams})
 	if err != nil {
 		return nil, fmt.Errorf("prepare boot: %w", err)
 	}

@@ -136,7 +136,7 @@ func (a *app) cluster(ctx context.Context, top *topologies.Topology, k kernelCho
 	}
 	vmtest.HandleSignals()
 	log.Info("booting topology", "topology", top.Name, "kernel", firstNonEmpty(k.path, k.series, top.Kernel))
-	c, err := cluster.Start(ctx, cluster.Spec{Topology: top, Series: k.series, Logger: a.harnessLogger(),
+	c, err := cluster.Start(ctx, cluster.Spec{Topology: top, Series: k.series, AgentBinary: selfAgent, Logger: a.harnessLogger(),
 		ConsoleLine: func(vm, line string) { log.Debug("console", "vm", vm, "line", line) }})
 	if err != nil {
 		return nil, nil, err

@@ -103,7 +103,7 @@ hop's rewrites, connection tracking and policy verdicts.`,
 	}
 	add("journeys", newReplayCmd(a), newObserveCmd(a), newPolicyCmd(a))
 	add("state", newDumpCmds(a)...)
-	add("lab", newVMCmd(a), newKernelsCmd(a))
+	add("lab", newVMCmd(a), newKernelsCmd(a), newDoctorCmd(a))
 	return root
 }
 

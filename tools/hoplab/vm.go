@@ -60,7 +60,7 @@ func (a *app) vmUp(ctx context.Context, name, kernel string) error {
 		os.Setenv(vmtest.EnvKernel, k.path)
 	}
 	log.Info("booting topology", "topology", top.Name, "kernel", firstNonEmpty(k.path, k.series, top.Kernel))
-	c, err := cluster.Start(ctx, cluster.Spec{Topology: top, Series: k.series, Logger: a.harnessLogger(),
+	c, err := cluster.Start(ctx, cluster.Spec{Topology: top, Series: k.series, AgentBinary: selfAgent, Logger: a.harnessLogger(),
 		ConsoleLine: func(vm, line string) { log.Debug("console", "vm", vm, "line", line) }})
 	if err != nil {
 		return fmt.Errorf("vm up: %w", err)

@@ -20,6 +20,9 @@ type Spec struct {
 	// Series and Flavour select the catalogue kernel; empty Series means
 	// the topology's kernel, empty Flavour the catalogue's default.
 	Series, Flavour string
+	// AgentBinary is a ready agent binary (vmtest.BootSpec.AgentBinary);
+	// empty builds the agent from the source tree.
+	AgentBinary string
 	// Dir is the run directory; empty creates one the cluster owns.
 	Dir string
 	// Logger is the harness logger; default slog.Default().

@@ -64,7 +64,7 @@ func start(ctx context.Context, spec Spec) (*Cluster, error) {
 	c.obs = newHub(c.log)
 	begin := time.Now()
 
-	boot, err := vmtest.PrepareBoot(ctx, vmtest.BootSpec{Series: spec.Series, Flavour: spec.Flavour})
+	boot, err := vmtest.PrepareBoot(ctx, vmtest.BootSpec{Series: spec.Series, Flavour: spec.Flavour, AgentBinary: spec.AgentBinary})
 	if err != nil {
 		return nil, fmt.Errorf("cluster %s: %w", t.Name, err)
 	}

@@ -142,7 +142,7 @@ func plan(spec Spec) ([]entry, error) {
 	if spec.Init == "" {
 		return nil, fmt.Errorf("%w: no Init binary", ErrInvalidSpec)
 	}
-	if err := checkStatic(spec.Init); err != nil {
+	if err := checkRunnable(spec.Init, spec.Files); err != nil {
 		return nil, err
 	}
 	files := map[string]entry{}
@@ -229,18 +229,25 @@ func plan(spec Spec) ([]entry, error) {
 	return out, nil
 }
 
-// checkStatic rejects an ELF /init that needs a dynamic loader: the
-// initramfs has no libc, and the kernel would only say "no working init
-// found".
-func checkStatic(p string) error {
+// checkRunnable rejects an ELF /init that needs a dynamic loader the
+// archive does not carry (files, by guest path): the kernel would only say
+// "no working init found". [RuntimeFiles] lists what such an init needs.
+func checkRunnable(p string, files map[string]string) error {
 	f, err := elf.Open(p)
 	if err != nil {
 		return nil // not ELF (or unreadable, reported later): nothing to check
 	}
 	defer f.Close()
 	for _, prog := range f.Progs {
-		if prog.Type == elf.PT_INTERP {
-			return fmt.Errorf("%w: init %s is dynamically linked (build it with CGO_ENABLED=0)", ErrInvalidSpec, p)
+		if prog.Type != elf.PT_INTERP {
+			continue
+		}
+		b := make([]byte, prog.Filesz)
+		if _, err := prog.ReadAt(b, 0); err != nil || len(b) == 0 {
+			return fmt.Errorf("%w: init %s: unreadable program interpreter", ErrInvalidSpec, p)
+		}
+		if interp := string(b[:len(b)-1]); files[interp] == "" {
+			return fmt.Errorf("%w: init %s is dynamically linked and the archive lacks its loader %s (build it with CGO_ENABLED=0, or add initramfs.RuntimeFiles)", ErrInvalidSpec, p, interp)
 		}
 	}
 	return nil

@@ -188,15 +188,26 @@ func TestBuildRejectsBadSpecs(t *testing.T) {
 			}
 		})
 	}
-	// A dynamically linked init is refused.
-	if dyn := dynamicELF(); dyn != "" {
-		spec := testSpec(t)
-		spec.Init = dyn
-		if _, err := Build(context.Background(), spec); !errors.Is(err, ErrInvalidSpec) || !strings.Contains(err.Error(), "dynamically linked") {
-			t.Errorf("dynamic init %s: got %v", dyn, err)
-		}
+	// A dynamically linked init is refused without its loader, and
+	// accepted with what RuntimeFiles lists.
+	dyn := dynamicELF()
+	if dyn == "" {
+		t.Fatal("no dynamically linked executable on the host")
 	}
 	spec := testSpec(t)
+	spec.Init = dyn
+	if _, err := Build(context.Background(), spec); !errors.Is(err, ErrInvalidSpec) || !strings.Contains(err.Error(), "dynamically linked") {
+		t.Errorf("dynamic init %s: got %v", dyn, err)
+	}
+	rt, err := RuntimeFiles(dyn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec.Files = rt
+	if _, err := Build(context.Background(), spec); err != nil {
+		t.Errorf("dynamic init %s with its runtime files: %v", dyn, err)
+	}
+	spec = testSpec(t)
 	spec.Files = map[string]string{"/etc/missing": filepath.Join(t.TempDir(), "missing")}
 	if _, err := Build(context.Background(), spec); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("missing host file: got %v", err)
