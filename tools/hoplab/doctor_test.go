@@ -31,12 +31,17 @@ func TestDoctorSaysWhatIsMissing(t *testing.T) {
 	}
 }
 
-// TestDoctorOnThisMachine: with QEMU installed (the test machines have
-// it), the qemu check passes and names the binary.
-func TestDoctorOnThisMachine(t *testing.T) {
+// TestDoctorFindsQEMU: a QEMU on PATH is named with its version.
+func TestDoctorFindsQEMU(t *testing.T) {
+	bin := t.TempDir()
+	qemu := filepath.Join(bin, "qemu-system-x86_64")
+	if err := os.WriteFile(qemu, []byte("#!/bin/sh\necho 'QEMU emulator version 9.9.9'\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", bin)
 	stdout, _, _ := runCLI(t, "doctor")
-	if !strings.Contains(stdout, "ok    qemu         /") || !strings.Contains(stdout, "QEMU emulator version") {
-		t.Errorf("qemu check:\n%s", stdout)
+	if want := "ok    qemu         " + qemu + " (QEMU emulator version 9.9.9)\n"; !strings.Contains(stdout, want) {
+		t.Errorf("doctor output lacks %q:\n%s", want, stdout)
 	}
 	if !strings.Contains(stdout, "ok    tmp ") || !strings.Contains(stdout, "ok    disk ") {
 		t.Errorf("tmp or disk check:\n%s", stdout)
