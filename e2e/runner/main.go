@@ -42,7 +42,7 @@ func main() {
 		matrix  = flag.Bool("matrix", false, "run the suites on every catalogue series in turn")
 		extra   = flag.String("extra-kernels", os.Getenv("EXTRA_KERNELS"), "with -matrix: user kernels to add, /path/bzImage[,modules-dir],...")
 		labels  = flag.String("label-filter", "", "Ginkgo label filter (journey, reply, same-node, policy, drops, client, bond, bgp, fixture)")
-		art     = flag.String("artifacts", "", "artifacts directory (default: a new directory under $TMPDIR/hoplab-e2e)")
+		art     = flag.String("artifacts", "", "artifacts directory (default: a new directory under $TMPDIR/hoplab-e2e-UID)")
 		timeout = flag.Duration("timeout", 20*time.Minute, "bound of one run of the suites")
 	)
 	flag.Parse()
@@ -110,9 +110,12 @@ func main() {
 	fmt.Printf("\ne2e passed: reports (JUnit, JSON) in %s\n", root)
 }
 
+// newArtifactsDir makes a new directory under $TMPDIR/hoplab-e2e-UID: per
+// user, so that users sharing a machine do not trip over each other's
+// folders.
 func newArtifactsDir() (string, error) {
-	base := filepath.Join(os.TempDir(), "hoplab-e2e")
-	if err := os.MkdirAll(base, 0o755); err != nil {
+	base := filepath.Join(os.TempDir(), fmt.Sprintf("hoplab-e2e-%d", os.Getuid()))
+	if err := os.MkdirAll(base, 0o700); err != nil {
 		return "", fmt.Errorf("artifacts: %w", err)
 	}
 	dir, err := os.MkdirTemp(base, time.Now().UTC().Format("20060102-150405-"))

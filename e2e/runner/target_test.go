@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"encoding/xml"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -106,4 +107,26 @@ func reportsWithKernel(release string) []types.Report {
 	r := report("policy", true, types.SpecStatePassed)
 	r.SpecReports[0].ReportEntries[0].Value = types.WrapEntryValue(release)
 	return []types.Report{r}
+}
+
+// TestArtifactsDirIsPerUserUnderTMPDIR: the default artifacts directory
+// honours TMPDIR and is per user and per run.
+func TestArtifactsDirIsPerUserUnderTMPDIR(t *testing.T) {
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	a, err := newArtifactsDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := newArtifactsDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := filepath.Join(tmp, fmt.Sprintf("hoplab-e2e-%d", os.Getuid()))
+	if filepath.Dir(a) != base || filepath.Dir(b) != base || a == b {
+		t.Errorf("artifacts dirs %s and %s, want two under %s", a, b, base)
+	}
+	if st, err := os.Stat(base); err != nil || st.Mode().Perm() != 0o700 {
+		t.Errorf("%s: %v, %v; want a private folder", base, st.Mode(), err)
+	}
 }
