@@ -23,7 +23,7 @@ func (a *app) topology(name string) (*topologies.Topology, error) {
 			return nil, err
 		}
 		for _, w := range top.Warnings {
-			a.logger().Warn(w.String())
+			a.warnTopology(w)
 		}
 		return top, nil
 	}

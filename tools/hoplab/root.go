@@ -12,12 +12,15 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+
+	"github.com/hoplab/hoplab/topologies"
 )
 
 // app is what every command shares: the output streams and the logger.
 type app struct {
 	stdout, stderr io.Writer
 	verbose        bool
+	logFormat      string
 	log            *slog.Logger
 	// onObserving, when set, is called once observe's stream flows (tests).
 	onObserving func()
@@ -77,18 +80,20 @@ hop's rewrites, connection tracking and policy verdicts.`,
   hoplab vm up pod-to-service`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
-		PersistentPreRun: func(cmd *cobra.Command, _ []string) {
-			level := slog.LevelInfo
-			if a.verbose {
-				level = slog.LevelDebug
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			h, err := a.handler(slog.LevelInfo)
+			if err != nil {
+				return err
 			}
-			a.log = slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: level}))
+			a.log = slog.New(h)
 			slog.SetDefault(a.log)
+			return nil
 		},
 	}
 	root.SetOut(a.stdout)
 	root.SetErr(a.stderr)
-	root.PersistentFlags().BoolVarP(&a.verbose, "verbose", "v", false, "log debug messages")
+	root.PersistentFlags().BoolVarP(&a.verbose, "verbose", "v", false, "log debug messages (in slog's text format)")
+	root.PersistentFlags().StringVar(&a.logFormat, "log-format", "", "log records in slog's `text` or `json` format instead of plain note:/warning: lines")
 	root.CompletionOptions.DisableDefaultCmd = true
 	root.AddGroup(
 		&cobra.Group{ID: "journeys", Title: "Journeys:"},
@@ -107,13 +112,54 @@ hop's rewrites, connection tracking and policy verdicts.`,
 	return root
 }
 
+// handler returns the log handler for records of level min and above:
+// plain note:/warning: lines by default, slog's text format with -v (debug
+// included) or --log-format text, JSON with --log-format json.
+func (a *app) handler(min slog.Level) (slog.Handler, error) {
+	if a.verbose {
+		min = slog.LevelDebug
+	}
+	opts := &slog.HandlerOptions{Level: min}
+	switch a.logFormat {
+	case "json":
+		return slog.NewJSONHandler(a.stderr, opts), nil
+	case "text":
+		return slog.NewTextHandler(a.stderr, opts), nil
+	case "":
+		if a.verbose {
+			return slog.NewTextHandler(a.stderr, opts), nil
+		}
+		return newPlainHandler(a.stderr, min), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: want text or json", a.logFormat)
+}
+
 // harnessLogger is the logger handed to the VM harness: warnings only,
 // everything with -v (its Info lines carry full QEMU command lines).
 func (a *app) harnessLogger() *slog.Logger {
 	if a.verbose {
 		return a.logger()
 	}
-	return slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	h, err := a.handler(slog.LevelWarn)
+	if err != nil {
+		return a.logger()
+	}
+	return slog.New(h)
+}
+
+// warnTopology prints a topology warning the way compilers do
+// ("file:line:col: warning: msg"), or as a log record when a log format
+// was asked for.
+func (a *app) warnTopology(w topologies.Warning) {
+	if a.verbose || a.logFormat != "" {
+		a.logger().Warn(w.Msg, "at", fmt.Sprintf("%s:%d:%d", w.File, w.Line, w.Col))
+		return
+	}
+	out := a.stderr
+	if out == nil {
+		out = os.Stderr
+	}
+	fmt.Fprintln(out, w.String())
 }
 
 // logger returns the app's logger (set before any command runs).
