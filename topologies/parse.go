@@ -87,33 +87,38 @@ func decodeDocument(filename string, data []byte) (*yaml.Node, error) {
 		if errors.Is(err, io.EOF) {
 			return nil, &Error{File: filename, Line: 1, Col: 1, Msg: "empty topology"}
 		}
-		e := &Error{File: filename, Msg: strings.TrimPrefix(err.Error(), "yaml: ")}
-		if m := yamlLine.FindStringSubmatch(err.Error()); m != nil {
-			e.Line, _ = strconv.Atoi(m[1])
-			e.Col = 1
-			e.Msg = m[2]
-		}
-		// yaml.v3 reports parser (as opposed to scanner) errors with a
-		// 0-based line; its parser messages are disjoint from the
-		// scanner's.
-		if yamlParserErrors[e.Msg] {
-			e.Line++
-		}
-		if e.Line == 0 {
-			e.Line, e.Col = 1, 1
-		}
-		return nil, e
+		return nil, yamlError(filename, err)
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); err == nil {
 		return nil, &Error{File: filename, Line: extra.Line, Col: extra.Column, Msg: "more than one YAML document; a topology is one document"}
 	} else if !errors.Is(err, io.EOF) {
-		return nil, &Error{File: filename, Msg: strings.TrimPrefix(err.Error(), "yaml: ")}
+		return nil, yamlError(filename, err)
 	}
 	if doc.Kind != yaml.DocumentNode || len(doc.Content) != 1 {
 		return nil, &Error{File: filename, Line: 1, Col: 1, Msg: "empty topology"}
 	}
 	return doc.Content[0], nil
+}
+
+// yamlError locates an error of the YAML library: "yaml: line N: msg"
+// becomes file:N:1: msg, on line 1 when the library names none.
+func yamlError(filename string, err error) *Error {
+	e := &Error{File: filename, Msg: strings.TrimPrefix(err.Error(), "yaml: ")}
+	if m := yamlLine.FindStringSubmatch(err.Error()); m != nil {
+		e.Line, _ = strconv.Atoi(m[1])
+		e.Col = 1
+		e.Msg = m[2]
+	}
+	// yaml.v3 reports parser (as opposed to scanner) errors with a
+	// 0-based line; its parser messages are disjoint from the scanner's.
+	if yamlParserErrors[e.Msg] {
+		e.Line++
+	}
+	if e.Line == 0 {
+		e.Line, e.Col = 1, 1
+	}
+	return e
 }
 
 func (d *decoder) topology(n *yaml.Node) *Topology {
@@ -131,7 +136,7 @@ func (d *decoder) topology(n *yaml.Node) *Topology {
 			if !kernelRE.MatchString(s) {
 				d.fail(v, "kernel: %q is not a kernel series or version (like \"6.1\" or \"6.1.192\")", s)
 			}
-			t.Kernel = s
+			t.Kernel, t.KernelPos = s, pos(v)
 		}
 	}
 	if v := f["mode"]; v != nil {

@@ -18,6 +18,8 @@ type Topology struct {
 	Name string
 	// Kernel is the default kernel series ("6.1" when omitted).
 	Kernel string
+	// KernelPos is where the kernel is given (zero when omitted).
+	KernelPos Pos
 	// Mode is the routing mode (direct-routing when omitted).
 	Mode Mode
 	// Router is the top-of-rack router all nodes peer with.

@@ -139,3 +139,33 @@ func TestStartErrorNamesTheClusterOnce(t *testing.T) {
 		t.Errorf("%v repeats %q", err, errtext.Repeated(err.Error()))
 	}
 }
+
+// TestStartRefusesAnUnknownTopologyKernelWhereItIsNamed: a topology naming
+// a kernel the catalogue lacks fails before anything boots, naming the
+// topology's file:line:col.
+func TestStartRefusesAnUnknownTopologyKernelWhereItIsNamed(t *testing.T) {
+	t.Setenv("HOPLAB_KERNEL", "")
+	top, err := topologies.Parse("odd.yaml", []byte(`name: odd
+kernel: "9.99"
+router: {name: tor, asn: 65000}
+nodes:
+  - name: node1
+    asn: 65001
+    podCIDR: 10.1.1.0/24
+    uplink: {address: 10.255.1.11/24, gateway: 10.255.1.1}
+pods:
+  - {name: pod1, node: node1, ip: 10.1.1.10, labels: {app: a}}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_, err = Start(context.Background(), Spec{Topology: top})
+	want := `odd.yaml:2:9: kernel: unknown kernel 9.99/cloud (catalogue: `
+	if err == nil || !strings.HasPrefix(err.Error(), want) {
+		t.Fatalf("got %v, want %q...", err, want)
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("the refusal took %v: something booted first", took)
+	}
+}

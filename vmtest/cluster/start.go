@@ -16,6 +16,7 @@ import (
 
 	"github.com/hoplab/hoplab/topologies"
 	"github.com/hoplab/hoplab/vmtest"
+	"github.com/hoplab/hoplab/vmtest/kernels"
 	"github.com/hoplab/hoplab/vmtest/protocol/control"
 	"github.com/hoplab/hoplab/vmtest/protocol/nodeapi"
 )
@@ -49,6 +50,13 @@ func start(ctx context.Context, spec Spec) (*Cluster, error) {
 	t := spec.Topology
 	if spec.Series == "" {
 		spec.Series = t.Kernel
+		// A kernel the topology names must be in the catalogue (unless
+		// the user boots their own): say where, before anything boots.
+		if t.KernelPos.Line > 0 && os.Getenv(vmtest.EnvKernel) == "" {
+			if _, err := kernels.Resolve(t.Kernel, spec.Flavour, kernels.Options{Quiet: true}); err != nil {
+				return nil, fmt.Errorf("%s:%d:%d: kernel: %w", t.File, t.KernelPos.Line, t.KernelPos.Col, err)
+			}
+		}
 	}
 	if spec.Logger == nil {
 		spec.Logger = slog.Default()

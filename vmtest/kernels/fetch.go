@@ -134,6 +134,21 @@ func newFetcher(opts Options) (*fetcher, error) {
 	return f, nil
 }
 
+// Resolve returns the catalogue entry Fetch would fetch for series and
+// flavour ("" means the default), without fetching: a quick check of a
+// kernel named in a topology before anything boots.
+func Resolve(series, flavour string, opts Options) (Entry, error) {
+	f, err := newFetcher(opts)
+	if err != nil {
+		return Entry{}, err
+	}
+	lock, err := loadLock(f.lockFile)
+	if err != nil {
+		return Entry{}, err
+	}
+	return lock.Lookup(series, flavour)
+}
+
 // Fetch returns the catalogue kernel series/flavour ("" means the default),
 // downloading, verifying and extracting it into the cache on first use.
 // Later calls, also from other processes, return the cached kernel without
