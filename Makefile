@@ -29,9 +29,10 @@ test: deps-test
 generate: deps-gen
 	$(GO) generate ./datapath/...
 
-## bench: Go benchmarks, including BPF_PROG_TEST_RUN per-packet timings.
+## bench: Go benchmarks, including BPF_PROG_TEST_RUN per-packet timings and reading a 100,000-packet capture.
 bench: deps-test
 	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) ./datapath/...
+	$(GO) test -run '^$$' -bench . -benchtime 5x ./internal/capture
 
 ## mutants: break the code on purpose, one change at a time (BPF C, journey, topologies, capture), and report which test noticed; MUTANTS_SAMPLE=N tests N per area, MUTANTS_VM=1 also runs the e2e suites on BPF survivors (root for the BPF part).
 MUTANTS_SAMPLE ?= 0

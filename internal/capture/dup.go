@@ -3,6 +3,7 @@ package capture
 import (
 	"bytes"
 	"encoding/binary"
+	"hash/maphash"
 	"time"
 )
 
@@ -12,13 +13,15 @@ const DuplicateWindow = 200 * time.Millisecond
 
 // sighting is what stays the same when a router or NAT forwards an IPv4
 // packet: protocol, IP ID and the L4 header fields NAT does not touch plus
-// the payload. Addresses and ports may change on one side only.
+// the payload. One side's address and port may change (DNAT or SNAT); the
+// side whose address is unchanged keeps its port.
 type sighting struct {
-	proto    byte
-	id       uint16
-	src, dst [4]byte
-	ttl      byte
-	l4       []byte // L4 header without ports and checksum, plus payload
+	proto        byte
+	id           uint16
+	src, dst     [4]byte
+	sport, dport uint16 // TCP and UDP ports, 0 for other protocols
+	ttl          byte
+	l4           []byte // L4 header without ports and checksum, plus payload
 }
 
 func sightingOf(p Packet) (sighting, bool) {
@@ -44,16 +47,20 @@ func sightingOf(p Packet) (sighting, bool) {
 			return sighting{}, false
 		}
 		// seq, ack, offset/flags, window; then options and payload.
+		s.sport, s.dport = binary.BigEndian.Uint16(l4[0:2]), binary.BigEndian.Uint16(l4[2:4])
 		s.l4 = append(append([]byte(nil), l4[4:16]...), l4[20:]...)
 	case protoUDP:
 		if len(l4) < 8 {
 			return sighting{}, false
 		}
+		s.sport, s.dport = binary.BigEndian.Uint16(l4[0:2]), binary.BigEndian.Uint16(l4[2:4])
 		s.l4 = append([]byte(nil), l4[8:]...)
 	case protoICMP:
 		if len(l4) < 8 {
 			return sighting{}, false
 		}
+		// type, code; identifier and sequence (the identifier is ICMP's
+		// port: it stays); then the payload.
 		s.l4 = append(append([]byte(nil), l4[0:2]...), l4[4:]...)
 	default:
 		s.l4 = append([]byte(nil), l4...)
@@ -61,11 +68,36 @@ func sightingOf(p Packet) (sighting, bool) {
 	return s, true
 }
 
-// sameAs reports whether later could be earlier forwarded (TTL kept or
-// lowered, at most one side rewritten by NAT).
+// sameAs reports whether later could be earlier forwarded: TTL kept or
+// lowered, and at most one side rewritten by NAT; a side whose address is
+// unchanged kept its port, so two packets between the same hosts on
+// different ports are different packets.
 func (s sighting) sameAs(earlier sighting) bool {
-	return s.proto == earlier.proto && s.id == earlier.id && s.ttl <= earlier.ttl &&
-		(s.src == earlier.src || s.dst == earlier.dst) && bytes.Equal(s.l4, earlier.l4)
+	srcKept, dstKept := s.src == earlier.src, s.dst == earlier.dst
+	if srcKept && s.sport != earlier.sport || dstKept && s.dport != earlier.dport {
+		return false
+	}
+	return (srcKept || dstKept) && s.proto == earlier.proto && s.id == earlier.id && s.ttl <= earlier.ttl &&
+		bytes.Equal(s.l4, earlier.l4)
+}
+
+// keys hashes the fields every sighting of one packet shares with one side
+// (address and port) each: a later sighting keeps at least one side, so it
+// shares at least one key.
+func (s sighting) keys(seed maphash.Seed) [2]uint64 {
+	var out [2]uint64
+	for i, side := range [2]struct {
+		addr [4]byte
+		port uint16
+	}{{s.src, s.sport}, {s.dst, s.dport}} {
+		var h maphash.Hash
+		h.SetSeed(seed)
+		h.Write([]byte{byte(i), s.proto, byte(s.id >> 8), byte(s.id), byte(side.port >> 8), byte(side.port)})
+		h.Write(side.addr[:])
+		h.Write(s.l4)
+		out[i] = h.Sum64()
+	}
+	return out
 }
 
 // MarkDuplicates flags the packets that are another sighting of an earlier
@@ -74,18 +106,31 @@ func (s sighting) sameAs(earlier sighting) bool {
 // bond0, ...), already rewritten by DNAT and with a lower TTL; replaying
 // those sightings would inject the packet twice. Two IPv4 packets are
 // sightings of one when protocol, IP ID, TCP sequence/acknowledgement/flags
-// (or ICMP type/id/sequence) and payload are equal, at least one of the
-// addresses is unchanged, the TTL did not grow, they were captured at most
+// (or ICMP type/identifier/sequence) and payload are equal, at least one
+// side (address and port) is unchanged and a side whose address is
+// unchanged kept its port, the TTL did not grow, they were captured at most
 // DuplicateWindow apart and on different interfaces (pcapng interface or
 // SLL2 ifindex; any two packets of an SLL v1 capture, which does not record
 // the interface). Single-interface captures therefore never have
-// duplicates. ReadFile calls it.
+// duplicates. ReadFile calls it. It takes time linear in the number of
+// packets: earlier sightings are found by a hash of the shared fields.
 func MarkDuplicates(pkts []Packet) {
 	type seen struct {
-		idx int
-		s   sighting
+		idx  int
+		s    sighting
+		keys [2]uint64
 	}
-	var recent []seen
+	seed := maphash.MakeSeed()
+	byKey := map[uint64][]int{} // key → indexes into window, oldest first
+	var window []seen           // sightings in capture order; head is the oldest kept
+	head := 0
+	forget := func(k uint64) {
+		if l := byKey[k][1:]; len(l) > 0 {
+			byKey[k] = l
+		} else {
+			delete(byKey, k)
+		}
+	}
 	for i := range pkts {
 		p := &pkts[i]
 		s, ok := sightingOf(*p)
@@ -93,31 +138,50 @@ func MarkDuplicates(pkts []Packet) {
 			continue
 		}
 		// Forget sightings older than the window.
-		keep := recent[:0]
-		for _, r := range recent {
-			if p.Timestamp.Sub(pkts[r.idx].Timestamp) <= DuplicateWindow {
-				keep = append(keep, r)
+		for ; head < len(window) && p.Timestamp.Sub(pkts[window[head].idx].Timestamp) > DuplicateWindow; head++ {
+			w := &window[head]
+			w.s.l4 = nil // the payload copy is not needed any more
+			forget(w.keys[0])
+			if w.keys[1] != w.keys[0] {
+				forget(w.keys[1])
 			}
 		}
-		recent = keep
-		for _, r := range recent {
-			q := pkts[r.idx]
-			// Sightings are on different interfaces: pcapng interfaces or SLL2
-			// ifindexes differ, or SLL v1, which does not say.
-			distinct := q.Interface != p.Interface || q.IfIndex != p.IfIndex
-			unknown := p.LinkType == LinkTypeLinuxSLL && q.LinkType == LinkTypeLinuxSLL
-			if distinct || unknown {
-				if s.sameAs(r.s) {
-					p.Flags |= Duplicate
-					p.DuplicateOf = r.idx
-					for q.Flags.Has(Duplicate) {
-						p.DuplicateOf = q.DuplicateOf
-						q = pkts[q.DuplicateOf]
-					}
+		keys := s.keys(seed)
+		// The earliest earlier sighting wins, whichever side it kept.
+		match := -1
+		for _, k := range keys {
+			for _, w := range byKey[k] {
+				if match >= 0 && w >= match {
+					break
+				}
+				r := window[w]
+				q := pkts[r.idx]
+				if p.Timestamp.Sub(q.Timestamp) > DuplicateWindow {
+					continue // out of order in the capture, and too old
+				}
+				// Sightings are on different interfaces: pcapng interfaces
+				// or SLL2 ifindexes differ, or SLL v1, which does not say.
+				distinct := q.Interface != p.Interface || q.IfIndex != p.IfIndex
+				unknown := p.LinkType == LinkTypeLinuxSLL && q.LinkType == LinkTypeLinuxSLL
+				if (distinct || unknown) && s.sameAs(r.s) {
+					match = w
 					break
 				}
 			}
 		}
-		recent = append(recent, seen{i, s})
+		if match >= 0 {
+			q := pkts[window[match].idx]
+			p.Flags |= Duplicate
+			p.DuplicateOf = window[match].idx
+			for q.Flags.Has(Duplicate) {
+				p.DuplicateOf = q.DuplicateOf
+				q = pkts[q.DuplicateOf]
+			}
+		}
+		byKey[keys[0]] = append(byKey[keys[0]], len(window))
+		if keys[1] != keys[0] {
+			byKey[keys[1]] = append(byKey[keys[1]], len(window))
+		}
+		window = append(window, seen{i, s, keys})
 	}
 }
