@@ -105,6 +105,10 @@ const (
 	// Duplicate: the packet is another sighting of an earlier packet of the
 	// same capture (see MarkDuplicates); Packet.DuplicateOf names it.
 	Duplicate
+	// BadIPChecksum: the IPv4 header checksum is wrong (see
+	// IPv4HeaderChecksum). Replayed as captured, the first router or
+	// kernel that checks it drops the packet.
+	BadIPChecksum
 )
 
 var flagNames = []struct {
@@ -118,6 +122,7 @@ var flagNames = []struct {
 	{NonIP, "non-ip"},
 	{IPFragment, "ip-fragment"},
 	{Duplicate, "duplicate"},
+	{BadIPChecksum, "bad-ip-checksum"},
 }
 
 // Has reports whether all bits of g are set in f.

@@ -57,6 +57,9 @@ func checkHeaders(p *Packet) error {
 	if len(l3) < ihl {
 		return missing("IPv4 header", ihl, len(l3))
 	}
+	if got, want := IPv4HeaderChecksum(l3[:ihl]); got != want {
+		p.Flags |= BadIPChecksum
+	}
 	total := int(binary.BigEndian.Uint16(l3[2:4]))
 	if total < ihl {
 		return fmt.Errorf("%w: IPv4 total length %d is below its header length %d", ErrBadHeader, total, ihl)
@@ -107,4 +110,19 @@ func checkHeaders(p *Packet) error {
 		return missing(name, need, len(l4))
 	}
 	return nil
+}
+
+// IPv4HeaderChecksum returns the checksum field of the IPv4 header hdr
+// (IHL*4 bytes) and the value it should have.
+func IPv4HeaderChecksum(hdr []byte) (got, want uint16) {
+	var sum uint32
+	for i := 0; i+1 < len(hdr); i += 2 {
+		if i != 10 {
+			sum += uint32(hdr[i])<<8 | uint32(hdr[i+1])
+		}
+	}
+	for sum > 0xffff {
+		sum = sum&0xffff + sum>>16
+	}
+	return binary.BigEndian.Uint16(hdr[10:12]), ^uint16(sum)
 }

@@ -21,6 +21,10 @@ func ipv4(ihl int, total int, proto byte, frag uint16, payload []byte) []byte {
 	h[2], h[3] = byte(total>>8), byte(total)
 	h[6], h[7] = byte(frag>>8), byte(frag)
 	h[8], h[9] = 64, proto
+	if ihl >= 5 {
+		_, sum := IPv4HeaderChecksum(h)
+		h[10], h[11] = byte(sum>>8), byte(sum)
+	}
 	return append(h, payload...)
 }
 

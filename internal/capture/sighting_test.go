@@ -160,3 +160,28 @@ func slled(recs []record) []record {
 	}
 	return out
 }
+
+// TestBadIPChecksumFlagged: a wrong IPv4 header checksum (options
+// included in the sum) is flagged; the packet stays replayable.
+func TestBadIPChecksumFlagged(t *testing.T) {
+	good := ipv4(6, 24+8, 17, 0, make([]byte, 8))
+	good[20], good[21] = 0x94, 0x04 // router alert option, checksummed
+	_, sum := IPv4HeaderChecksum(good[:24])
+	good[10], good[11] = byte(sum>>8), byte(sum)
+	bad := append([]byte(nil), good...)
+	bad[11] ^= 0x01
+	for _, tc := range []struct {
+		name string
+		l3   []byte
+		want bool
+	}{{"correct", good, false}, {"one bit off", bad, true}} {
+		f := frameOf(0x0800, tc.l3)
+		p := Packet{Data: f, OrigLen: len(f)}
+		if err := checkHeaders(&p); err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if p.Flags.Has(BadIPChecksum) != tc.want {
+			t.Errorf("%s: flags %v", tc.name, p.Flags)
+		}
+	}
+}

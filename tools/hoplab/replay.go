@@ -23,6 +23,7 @@ import (
 type replayFlags struct {
 	topology, pcap, inject, kernel, out string
 	json, timing, keepL2, skipRefused   bool
+	strict                              bool
 	// live lets injecting pods' kernels reset the injected flows (they
 	// hold no socket for them); ackRewrite shifts a replayed client's
 	// acknowledgement numbers to the live server's sequence space.
@@ -87,6 +88,7 @@ report.html, a self-contained page with a figure of each packet's path.`,
 	fl.BoolVar(&f.live, "live", false, "let injecting pods' kernels reset the replayed TCP flows")
 	fl.BoolVar(&f.ackRewrite, "ack-rewrite", false, "shift replayed TCP clients' ack numbers to the live server's (after its SYN-ACK)")
 	fl.BoolVar(&f.skipRefused, "skip-refused", false, "skip packets that cannot be replayed (IPv6, non-IP, snaplen-cut) instead of failing")
+	fl.BoolVar(&f.strict, "strict", false, "refuse packets that parse but are malformed (a wrong IPv4 header checksum) instead of replaying them as captured with a note")
 	return cmd
 }
 
@@ -110,7 +112,7 @@ func (a *app) planReplay(f replayFlags) (*replayPlan, error) {
 	if err != nil {
 		return nil, fmt.Errorf("replay: %w", err)
 	}
-	sel, err := replayinput.Load(f.pcap, replayinput.Options{KeepL2: f.keepL2, SkipRefused: f.skipRefused})
+	sel, err := replayinput.Load(f.pcap, replayinput.Options{KeepL2: f.keepL2, SkipRefused: f.skipRefused, Strict: f.strict})
 	if err != nil {
 		return nil, err
 	}

@@ -24,7 +24,14 @@ var (
 	ErrKeepL2 = errors.New("--keep-l2 needs the capture's own Ethernet header")
 	// ErrNothing means no packet of the capture is left to replay.
 	ErrNothing = errors.New("nothing to replay")
+	// ErrBadChecksum means the packet's IPv4 header checksum is wrong and
+	// --strict asked for such packets to be refused.
+	ErrBadChecksum = errors.New("wrong IPv4 header checksum")
 )
+
+// MaxNotes caps the per-packet notes of a selection: the first ones, then
+// a count of the rest.
+const MaxNotes = 20
 
 // Options tune Select.
 type Options struct {
@@ -34,6 +41,10 @@ type Options struct {
 	// SkipRefused skips refused packets instead of failing
 	// (replay --skip-refused).
 	SkipRefused bool
+	// Strict refuses packets that parse but are malformed (a wrong IPv4
+	// header checksum) instead of replaying them as captured with a note
+	// (replay --strict).
+	Strict bool
 }
 
 // Skip is a packet Select leaves out, with the reason.
@@ -69,6 +80,7 @@ func Load(path string, opts Options) (*Selection, error) {
 func Select(file string, pkts []capture.Packet, opts Options) (*Selection, error) {
 	s := &Selection{}
 	var synthesized, vlans int
+	var perPacket []string
 	for _, p := range pkts {
 		if p.Flags.Has(capture.Duplicate) {
 			s.Skipped = append(s.Skipped, Skip{Index: p.Index,
@@ -82,6 +94,10 @@ func Select(file string, pkts []capture.Packet, opts Options) (*Selection, error
 			s.Skipped = append(s.Skipped, Skip{Index: p.Index, Reason: reason(err)})
 			continue
 		}
+		if p.Flags.Has(capture.BadIPChecksum) {
+			got, want := capture.IPv4HeaderChecksum(ipHeader(p.Data))
+			perPacket = append(perPacket, fmt.Sprintf("packet %d: IPv4 header checksum 0x%04x is wrong (0x%04x expected): replayed as captured, so the first hop that checks it drops it (--strict refuses it)", p.Index, got, want))
+		}
 		if p.Flags.Has(capture.L2Synthesized) {
 			synthesized++
 		}
@@ -90,6 +106,10 @@ func Select(file string, pkts []capture.Packet, opts Options) (*Selection, error
 		}
 		s.Packets = append(s.Packets, p)
 	}
+	if len(perPacket) > MaxNotes {
+		perPacket = append(perPacket[:MaxNotes], fmt.Sprintf("... and %d more packet(s) with notes like these", len(perPacket)-MaxNotes))
+	}
+	s.Notes = append(s.Notes, perPacket...)
 	if synthesized > 0 {
 		s.Notes = append(s.Notes, fmt.Sprintf("%d packet(s) have no Ethernet header of their own (cooked or raw-IP capture): their MACs are set at injection", synthesized))
 	}
@@ -116,8 +136,18 @@ func refusal(file string, p capture.Packet, opts Options) error {
 		return wrap(fmt.Errorf("%w: captured %d of %d bytes; capture with -s 0", ErrSnaplenCut, len(p.Data), p.OrigLen))
 	case opts.KeepL2 && p.Flags.Has(capture.L2Synthesized):
 		return wrap(fmt.Errorf("%w, and this capture's link type %d has none", ErrKeepL2, p.LinkType))
+	case opts.Strict && p.Flags.Has(capture.BadIPChecksum):
+		got, want := capture.IPv4HeaderChecksum(ipHeader(p.Data))
+		return wrap(fmt.Errorf("%w: 0x%04x, 0x%04x expected (--strict)", ErrBadChecksum, got, want))
 	}
 	return nil
+}
+
+// ipHeader returns the IPv4 header of an Ethernet frame whose headers the
+// reader checked.
+func ipHeader(frame []byte) []byte {
+	ip := frame[14:]
+	return ip[:int(ip[0]&0x0f)*4]
 }
 
 // reason is the part of a refusal after the file and index.

@@ -54,3 +54,41 @@ func TestSelectRules(t *testing.T) {
 		t.Errorf("nothing left: %v", err)
 	}
 }
+
+// badSum returns a packet whose IPv4 header checksum is 0x0001 where
+// 0x7ac0 would be right.
+func badSum(i int) capture.Packet {
+	p := pkt(i, capture.BadIPChecksum)
+	ip := p.Data[14:]
+	ip[0], ip[8], ip[9] = 0x45, 64, 17
+	ip[2], ip[3] = 0, 46
+	ip[10], ip[11] = 0, 1
+	return p
+}
+
+// TestBadChecksumNotedOrRefused: a wrong IPv4 header checksum is replayed
+// with a note naming the packet and both values, refused with --strict, and
+// the notes stop at MaxNotes with a count of the rest.
+func TestBadChecksumNotedOrRefused(t *testing.T) {
+	s, err := Select("x.pcap", []capture.Packet{pkt(0, 0), badSum(1)}, Options{})
+	if err != nil || len(s.Packets) != 2 {
+		t.Fatalf("selection %+v, %v", s, err)
+	}
+	want := "packet 1: IPv4 header checksum 0x0001 is wrong (0x7ac0 expected): replayed as captured, so the first hop that checks it drops it (--strict refuses it)"
+	if len(s.Notes) != 1 || s.Notes[0] != want {
+		t.Errorf("notes %q, want %q", s.Notes, want)
+	}
+	_, err = Select("x.pcap", []capture.Packet{pkt(0, 0), badSum(1)}, Options{Strict: true})
+	var ce *capture.Error
+	if !errors.Is(err, ErrBadChecksum) || !errors.As(err, &ce) || ce.Index != 1 || !strings.Contains(err.Error(), "0x0001, 0x7ac0 expected (--strict)") {
+		t.Errorf("--strict: %v", err)
+	}
+	var many []capture.Packet
+	for i := range MaxNotes + 5 {
+		many = append(many, badSum(i))
+	}
+	s, err = Select("x.pcap", many, Options{})
+	if err != nil || len(s.Notes) != MaxNotes+1 || s.Notes[MaxNotes] != "... and 5 more packet(s) with notes like these" {
+		t.Errorf("%d notes, last %q, %v", len(s.Notes), s.Notes[len(s.Notes)-1], err)
+	}
+}
