@@ -14,9 +14,14 @@ import (
 // endpoints with a fixed IP ID, TTL, TCP sequence and payload, as scapy
 // and trafgen send them.
 func flowFrame(t testing.TB, proto layers.IPProtocol, src string, sport uint16, dst string, dport uint16, ttl uint8) []byte {
+	return flowFrameWith(t, proto, src, sport, dst, dport, ttl, "same payload")
+}
+
+// flowFrameWith is flowFrame with the given payload.
+func flowFrameWith(t testing.TB, proto layers.IPProtocol, src string, sport uint16, dst string, dport uint16, ttl uint8, data string) []byte {
 	eth := &layers.Ethernet{SrcMAC: macPod1, DstMAC: macLXC, EthernetType: layers.EthernetTypeIPv4}
 	ip := &layers.IPv4{Version: 4, IHL: 5, TTL: ttl, Id: 0, Flags: layers.IPv4DontFragment, Protocol: proto, SrcIP: net.ParseIP(src), DstIP: net.ParseIP(dst)}
-	payload := gopacket.Payload("same payload")
+	payload := gopacket.Payload(data)
 	switch proto {
 	case layers.IPProtocolTCP:
 		return serialize(t, eth, ip, &layers.TCP{SrcPort: layers.TCPPort(sport), DstPort: layers.TCPPort(dport), Seq: 1000, SYN: true, Window: 64240}, payload)
@@ -183,5 +188,86 @@ func TestBadIPChecksumFlagged(t *testing.T) {
 		if p.Flags.Has(BadIPChecksum) != tc.want {
 			t.Errorf("%s: flags %v", tc.name, p.Flags)
 		}
+	}
+}
+
+// sightings turns frames into checked packets, one interface each, at the
+// given times.
+func sightings(t *testing.T, frames [][]byte, at []time.Duration, ifcs []int) []Packet {
+	t.Helper()
+	pkts := make([]Packet, len(frames))
+	for i, f := range frames {
+		pkts[i] = Packet{Index: i, Timestamp: testTime.Add(at[i]), Data: f, OrigLen: len(f), Interface: ifcs[i], LinkType: LinkTypeEthernet}
+		if err := checkHeaders(&pkts[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	MarkDuplicates(pkts)
+	return pkts
+}
+
+// TestEarliestSightingWinsAcrossSides: a packet that matches an earlier
+// packet by its kept source and a later one by its kept destination is a
+// sighting of the earlier one.
+func TestEarliestSightingWinsAcrossSides(t *testing.T) {
+	tcp := layers.IPProtocolTCP
+	a := flowFrame(t, tcp, "10.1.1.10", 40000, "10.96.0.10", 80, 64)    // client → VIP
+	b := flowFrame(t, tcp, "10.255.1.11", 61000, "10.1.2.20", 8080, 64) // node → backend (not a sighting of a)
+	p := flowFrame(t, tcp, "10.1.1.10", 40000, "10.1.2.20", 8080, 63)   // client → backend: a DNATed, or b un-SNATed
+	pkts := sightings(t, [][]byte{a, b, p}, []time.Duration{0, time.Millisecond, 2 * time.Millisecond}, []int{0, 1, 2})
+	if pkts[1].Flags.Has(Duplicate) {
+		t.Fatal("b, with both sides changed, paired with a")
+	}
+	if !pkts[2].Flags.Has(Duplicate) || pkts[2].DuplicateOf != 0 {
+		t.Errorf("p: %v of %d, want a duplicate of packet 0, the earliest match", pkts[2].Flags, pkts[2].DuplicateOf)
+	}
+}
+
+// TestForgottenSightingStaysForgotten: a sighting that left the window is
+// not found again by either of its sides, even when a later packet's
+// timestamp goes back into its window.
+func TestForgottenSightingStaysForgotten(t *testing.T) {
+	udp := layers.IPProtocolUDP
+	// Empty datagrams: nothing but the endpoints tells them apart.
+	a := flowFrameWith(t, udp, "10.1.1.10", 40000, "10.1.2.20", 53, 64, "")
+	other := flowFrameWith(t, udp, "10.1.1.30", 1, "10.1.2.30", 2, 64, "")
+	snat := flowFrameWith(t, udp, "10.255.1.11", 61000, "10.1.2.20", 53, 63, "") // a with its source rewritten
+	pkts := sightings(t, [][]byte{a, other, snat}, []time.Duration{0, time.Second, 100 * time.Millisecond}, []int{0, 0, 1})
+	if pkts[2].Flags.Has(Duplicate) {
+		t.Errorf("packet 2 paired with packet %d, which the window had forgotten at packet 1", pkts[2].DuplicateOf)
+	}
+}
+
+// TestTooOldSightingInWindowOrder: in a capture whose timestamps go back, a
+// sighting still held (a newer packet heads the window) is not paired when
+// it is more than the window older than the packet.
+func TestTooOldSightingInWindowOrder(t *testing.T) {
+	tcp := layers.IPProtocolTCP
+	head := flowFrame(t, tcp, "10.1.1.30", 1, "10.1.2.30", 2, 64)
+	a := flowFrame(t, tcp, "10.1.1.10", 40000, "10.96.0.10", 80, 64)
+	dnat := flowFrame(t, tcp, "10.1.1.10", 40000, "10.1.2.20", 8080, 63)
+	pkts := sightings(t, [][]byte{head, a, dnat}, []time.Duration{500 * time.Millisecond, 0, 400 * time.Millisecond}, []int{0, 0, 1})
+	if pkts[2].Flags.Has(Duplicate) {
+		t.Errorf("packet 2 (400 ms) paired with packet %d (0 ms), 400 ms apart", pkts[2].DuplicateOf)
+	}
+}
+
+// TestIPv4HeaderChecksumValues compares IPv4HeaderChecksum with gopacket's
+// on headers whose sums carry several times, and on one whose words sum
+// to exactly 0xffff (checksum 0).
+func TestIPv4HeaderChecksumValues(t *testing.T) {
+	for _, tc := range []struct{ src, dst string }{
+		{"10.1.1.10", "10.96.0.10"}, {"255.255.255.255", "255.255.255.254"}, {"192.168.200.250", "172.31.255.1"},
+	} {
+		f := flowFrame(t, layers.IPProtocolUDP, tc.src, 1, tc.dst, 2, 255)
+		got, want := IPv4HeaderChecksum(f[14:34])
+		if got != want {
+			t.Errorf("%s -> %s: field %04x, computed %04x", tc.src, tc.dst, got, want)
+		}
+	}
+	// 0x4500 + 0x0014 + 0xbaeb = 0xffff: the checksum is 0.
+	hdr := []byte{0x45, 0, 0, 0x14, 0, 0, 0, 0, 0xba, 0xeb, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
+	if got, want := IPv4HeaderChecksum(hdr); got != 0 || want != 0 {
+		t.Errorf("sum 0xffff: field %04x, computed %04x; want 0 and 0", got, want)
 	}
 }
