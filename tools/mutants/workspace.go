@@ -184,9 +184,20 @@ func (w *workspace) compile(ctx context.Context, o bpfObject) (string, error) {
 	return out, nil
 }
 
+// slowDatapathTests are the datapath tests run only on mutants the others
+// miss: the packet fuzzer takes seconds, the rest of the suite less.
+const slowDatapathTests = "^TestFuzz"
+
+// runDatapathTests runs the datapath's tests on the mutated objects: the
+// quick ones first, and the slow ones only when those all pass.
 func (w *workspace) runDatapathTests(ctx context.Context) (string, error) {
-	cmd := []string{"-test.count=1", "-test.failfast", "-test.v"}
-	return w.commandEnv(ctx, w.timeout, filepath.Join(w.dir, "datapath"), []string{"HOPLAB_DATAPATH_OBJECTS=" + w.objDir}, w.dpTest, cmd...)
+	env := []string{"HOPLAB_DATAPATH_OBJECTS=" + w.objDir}
+	dir := filepath.Join(w.dir, "datapath")
+	out, err := w.commandEnv(ctx, w.timeout, dir, env, w.dpTest, "-test.count=1", "-test.failfast", "-test.v", "-test.skip", slowDatapathTests)
+	if err != nil {
+		return out, err
+	}
+	return w.commandEnv(ctx, w.timeout, dir, env, w.dpTest, "-test.count=1", "-test.failfast", "-test.v", "-test.run", slowDatapathTests)
 }
 
 // goTest runs pkg's tests, without go vet: a mutant is judged by the
