@@ -7,7 +7,7 @@ BENCHTIME ?= 20000x
 TEST_DEPS = clang llvm iproute2 'chromium|chromium-browser'
 GEN_DEPS  = clang llvm libbpf-dev
 
-.PHONY: all build test generate bench lint deps-test deps-gen
+.PHONY: all build test generate bench lint fuzz deps-test deps-gen
 
 all: build
 
@@ -40,6 +40,14 @@ MUTANTS_AREAS  ?= bpf,journey,topologies,capture
 .PHONY: mutants
 mutants: deps-gen
 	$(GO) run ./tools/mutants -area '$(MUTANTS_AREAS)' -sample $(MUTANTS_SAMPLE) $(if $(MUTANTS_SEED),-seed $(MUTANTS_SEED))
+
+## fuzz: each fuzz target for FUZZTIME (default 60s) in turn, from its committed seeds (PKG/testdata/fuzz/FuzzX); prints executions and new corpus entries per target and a summary, fails when one finds a crash (written to PKG/testdata/fuzz/FuzzX). FUZZ_TARGETS=pkg:FuzzX picks targets.
+FUZZTIME         ?= 60s
+FUZZMINIMIZETIME ?= 5s
+FUZZ_TARGETS     ?= topologies:FuzzParse vmtest/cluster:FuzzEncode internal/capture:FuzzRead datapath:FuzzDecodeEvent internal/journey:FuzzMerge vmtest/cluster:FuzzPlan
+.PHONY: fuzz
+fuzz:
+	@tools/fuzz.sh '$(GO)' '$(FUZZTIME)' '$(FUZZMINIMIZETIME)' $(FUZZ_TARGETS)
 
 ## lint: gofmt, vet, and a clean regenerate when clang is present.
 lint:

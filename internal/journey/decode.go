@@ -22,11 +22,21 @@ func HopFromPacket(node string, point Point, device string, frame []byte) Hop {
 		return h
 	}
 	h.EthSrc, h.EthDst = eth.SrcMAC.String(), eth.DstMAC.String()
+	// gopacket keeps the layer of an IP header cut short, with nothing
+	// read (no addresses): such a frame shows only its EtherType.
 	switch ip := pkt.NetworkLayer().(type) {
 	case *layers.IPv4:
+		if ip.SrcIP == nil {
+			h.Proto = strings.ToLower(eth.EthernetType.String())
+			return h
+		}
 		h.IPSrc, h.IPDst, h.TTL = ip.SrcIP.String(), ip.DstIP.String(), ip.TTL
 		h.Proto = ProtoName(ip.Protocol)
 	case *layers.IPv6:
+		if ip.SrcIP == nil {
+			h.Proto = strings.ToLower(eth.EthernetType.String())
+			return h
+		}
 		h.IPSrc, h.IPDst, h.TTL = ip.SrcIP.String(), ip.DstIP.String(), ip.HopLimit
 		h.Proto = ProtoName(ip.NextHeader)
 	default:
@@ -86,7 +96,8 @@ func (k FlowKey) String() string {
 var vxlanPorts = map[layers.UDPPort]bool{4789: true, 8472: true}
 
 // KeyFromFrame extracts the flow key of an Ethernet frame carrying IPv4; for
-// VXLAN it is the inner packet's key. ok is false for anything else.
+// VXLAN it is the inner packet's key. ok is false for anything else, and
+// for a frame whose IPv4 header is cut short.
 func KeyFromFrame(frame []byte) (k FlowKey, ok bool) {
 	pkt := gopacket.NewPacket(frame, layers.LayerTypeEthernet, gopacket.DecodeOptions{Lazy: true, NoCopy: true})
 	for depth := 0; depth < 2; depth++ {
@@ -98,8 +109,11 @@ func KeyFromFrame(frame []byte) (k FlowKey, ok bool) {
 			pkt = gopacket.NewPacket(udp.Payload[8:], layers.LayerTypeEthernet, gopacket.DecodeOptions{Lazy: true, NoCopy: true})
 			continue
 		}
-		src, _ := netip.AddrFromSlice(ip.SrcIP.To4())
-		dst, _ := netip.AddrFromSlice(ip.DstIP.To4())
+		src, okSrc := netip.AddrFromSlice(ip.SrcIP.To4())
+		dst, okDst := netip.AddrFromSlice(ip.DstIP.To4())
+		if !okSrc || !okDst {
+			return FlowKey{}, false // the IPv4 header is cut short
+		}
 		var sp, dp uint16
 		switch l4 := pkt.TransportLayer().(type) {
 		case *layers.TCP:

@@ -48,7 +48,8 @@ func (e *PlanError) Unwrap() error { return e.Err }
 // Ethernet addresses (RewriteL2 unless opts.KeepL2) and its gap (kept with
 // opts.Timing). It needs no VM, so a capture can be checked before a
 // cluster boots. It returns ErrNoFrames for no frames, else a *PlanError
-// naming the first frame that cannot be planned.
+// naming the first frame that cannot be planned: one without a point, at a
+// point that is not t's (see ParsePoint), or without an Ethernet header.
 func Plan(t *topologies.Topology, frames []Frame, opts ReplayOptions) ([]Planned, error) {
 	if len(frames) == 0 {
 		return nil, ErrNoFrames
@@ -64,6 +65,9 @@ func Plan(t *topologies.Topology, frames []Frame, opts ReplayOptions) ([]Planned
 				}
 				p, fallback = opts.Fallback, true
 			}
+		}
+		if err := checkPoint(t, p); err != nil {
+			return nil, &PlanError{Index: i, Err: err}
 		}
 		data := f.Data
 		if !opts.KeepL2 {

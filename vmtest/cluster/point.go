@@ -125,6 +125,34 @@ func owner(t *topologies.Topology, a netip.Addr) string {
 	return ""
 }
 
+// checkPoint reports whether p is a point of t as ParsePoint makes them:
+// its pod, node and router exist and agree. Plan checks every frame's
+// point with it, so that a point the cluster cannot inject at (a pod on
+// another node, another router, an unknown kind) fails before anything is
+// sent, with KeepL2 too.
+func checkPoint(t *topologies.Topology, p InjectPoint) error {
+	switch p.Kind {
+	case AtPod:
+		pod := t.Pod(p.Pod)
+		if pod == nil {
+			return fmt.Errorf("%w: no pod %q", ErrBadPoint, p.Pod)
+		}
+		if p.Node != pod.Node {
+			return fmt.Errorf("%w: pod %s is on %s, not %q", ErrBadPoint, p.Pod, pod.Node, p.Node)
+		}
+	case AtNode, AtRouter:
+		if t.Node(p.Node) == nil {
+			return fmt.Errorf("%w: no node %q", ErrBadPoint, p.Node)
+		}
+		if p.Kind == AtRouter && p.Router != t.Router.Name {
+			return fmt.Errorf("%w: the router is %s, not %q", ErrBadPoint, t.Router.Name, p.Router)
+		}
+	default:
+		return fmt.Errorf("%w: kind %q", ErrBadPoint, p.Kind)
+	}
+	return nil
+}
+
 // RewriteL2 returns frame with its Ethernet addresses replaced by those the
 // point really sends (for AtPod: the pod's MAC to its lxc MAC; for AtNode:
 // the ToR's bond facing the node to the node's bond0; for AtRouter: the
