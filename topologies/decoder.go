@@ -36,8 +36,18 @@ func (d *decoder) result() error {
 	if len(d.errs) == 1 {
 		return d.errs[0]
 	}
+	if len(d.errs) > MaxErrors {
+		// The first MaxErrors, then one line where the rest start.
+		next := d.errs[MaxErrors].(*Error)
+		more := &Error{File: d.file, Line: next.Line, Col: next.Col,
+			Msg: fmt.Sprintf("%d more error(s) from here on (the first %d are listed)", len(d.errs)-MaxErrors, MaxErrors)}
+		d.errs = append(d.errs[:MaxErrors:MaxErrors], more)
+	}
 	return errors.Join(d.errs...)
 }
+
+// MaxErrors is how many errors Parse lists before it sums up the rest.
+const MaxErrors = 20
 
 func pos(n *yaml.Node) Pos { return Pos{Line: n.Line, Col: n.Column} }
 
