@@ -65,16 +65,18 @@ func FromPath(spec string) (*Kernel, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Look at the image before making its cache folder, so a file that is
+	// not a kernel leaves nothing behind.
+	version := imageRelease(data)
+	if version == "" {
+		return nil, fmt.Errorf("user kernel %s: cannot find the kernel release in the image (is it a bzImage or vmlinux?)", image)
+	}
 	sum := sha256.Sum256(data)
 	dir := filepath.Join(cacheDir, "user", hex.EncodeToString(sum[:8]))
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("user kernel cache: %w", err)
 	}
-	k := &Kernel{Flavour: FlavourUser, Image: image, Dir: dir, Requested: wantedModules(nil)}
-	k.Version = imageRelease(data)
-	if k.Version == "" {
-		return nil, fmt.Errorf("user kernel %s: cannot find the kernel release in the image (is it a bzImage or vmlinux?)", image)
-	}
+	k := &Kernel{Flavour: FlavourUser, Image: image, Dir: dir, Requested: wantedModules(nil), Version: version}
 	k.Series = seriesOf(k.Version)
 
 	switch {

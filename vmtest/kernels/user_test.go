@@ -83,3 +83,26 @@ func TestFromEnvUnsetAndBad(t *testing.T) {
 		t.Errorf("empty image accepted")
 	}
 }
+
+// TestFromPathOfANonKernelLeavesNothing: a file that is not a kernel is
+// refused with its path, and the kernel cache gets no folder for it.
+func TestFromPathOfANonKernelLeavesNothing(t *testing.T) {
+	cache := t.TempDir()
+	t.Setenv("HOPLAB_CACHE", cache)
+	img := filepath.Join(t.TempDir(), "notes.txt")
+	os.WriteFile(img, []byte("not a kernel"), 0o644)
+	_, err := FromPath(img)
+	if err == nil || !strings.Contains(err.Error(), img+": cannot find the kernel release") {
+		t.Fatalf("got %v", err)
+	}
+	var left []string
+	filepath.WalkDir(cache, func(p string, d os.DirEntry, err error) error {
+		if strings.Contains(p, "user") {
+			left = append(left, p)
+		}
+		return nil
+	})
+	if len(left) != 0 {
+		t.Errorf("the refusal left %v in the kernel cache", left)
+	}
+}
