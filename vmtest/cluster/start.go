@@ -93,14 +93,20 @@ func start(ctx context.Context, spec Spec) (*Cluster, error) {
 	c.timings.Boot = time.Since(begin)
 	c.log.Info("cluster booted", "kernel", c.kernel, "wall", c.timings.Boot.Round(time.Millisecond))
 
-	fail := func(err error) (*Cluster, error) {
+	fail := func(step string, err error) (*Cluster, error) {
+		if ctx.Err() != nil {
+			// Interrupted (Ctrl-C, or the caller gave up): one line,
+			// nothing is worth keeping, and nothing is left behind.
+			c.Close()
+			return nil, fmt.Errorf("cluster %s: %s: %w", t.Name, step, context.Cause(ctx))
+		}
 		f.KeepArtifacts()
 		c.Close()
 		return nil, fmt.Errorf("cluster %s: %w (artifacts in %s)", t.Name, err, f.Dir())
 	}
 	begin = time.Now()
 	if err := c.setup(ctx, string(text), spec.NoBGP); err != nil {
-		return fail(err)
+		return fail("node setup", err)
 	}
 	c.timings.Setup = time.Since(begin)
 	c.log.Info("cluster set up", "wall", c.timings.Setup.Round(time.Millisecond))
@@ -110,7 +116,7 @@ func start(ctx context.Context, spec Spec) (*Cluster, error) {
 		err := c.WaitConverged(cctx)
 		cancel()
 		if err != nil {
-			return fail(err)
+			return fail("BGP convergence", err)
 		}
 		c.timings.Converge = time.Since(begin)
 		c.log.Info("cluster converged", "wall", c.timings.Converge.Round(time.Millisecond))
