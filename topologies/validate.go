@@ -27,10 +27,10 @@ func (v *validator) validate() {
 	// Host names: the router, nodes and pods share one namespace, since
 	// injection points and journeys name them without a kind.
 	hosts := map[string]Pos{}
+	// Validation runs only on a topology that decoded without errors, so
+	// every name is non-empty, every ASN non-zero and every uplink address
+	// and gateway valid (the decoder refuses the others).
 	claim := func(name string, p Pos, kind string) bool {
-		if name == "" {
-			return false
-		}
 		if prev, dup := hosts[name]; dup {
 			v.failAt(p, "%s name %q is already used at line %d", kind, name, prev.Line)
 			return false
@@ -42,9 +42,6 @@ func (v *validator) validate() {
 
 	asns := map[uint32]string{}
 	claimASN := func(asn uint32, owner string, p Pos) {
-		if asn == 0 {
-			return
-		}
 		if prev, dup := asns[asn]; dup {
 			v.failAt(p, "%s: ASN %d is already used by %s (every speaker needs its own ASN for eBGP)", owner, asn, prev)
 			return
@@ -76,9 +73,6 @@ func (v *validator) validate() {
 
 func (v *validator) uplink(n *Node) {
 	u := n.Uplink
-	if !u.Address.IsValid() || !u.Gateway.IsValid() {
-		return
-	}
 	switch a := u.Address.Addr(); {
 	case a == u.Address.Masked().Addr():
 		v.failAt(n.Pos, "node %s: uplink address %s is the network address of its prefix", n.Name, u.Address)
