@@ -17,11 +17,13 @@ import (
 	"github.com/hoplab/hoplab/internal/testreq"
 )
 
-// The test node: pod1 and pod2 are local endpoints, pod4 lives on node2,
-// the service 10.224.1.1:80/TCP (and :53/UDP) is backed by pod4 and pod5.
+// The test node: pod1 and pod2 are local endpoints (pod3 too, where a
+// test adds it), pod4 lives on node2, the service 10.224.1.1:80/TCP (and
+// :53/UDP) is backed by pod4 and pod5.
 var (
 	pod1 = testEndpoint{ip: "10.1.1.10", id: 1, ifindex: 11, identity: 1001, mac: "0a:00:00:01:01:10", lxc: "0a:00:00:f1:01:10"}
 	pod2 = testEndpoint{ip: "10.1.1.20", id: 2, ifindex: 12, identity: 1002, mac: "0a:00:00:01:01:20", lxc: "0a:00:00:f1:01:20"}
+	pod3 = testEndpoint{ip: "10.1.1.30", id: 3, ifindex: 13, identity: 1003, mac: "0a:00:00:01:01:30", lxc: "0a:00:00:f1:01:30"}
 
 	pod4IP   = netip.MustParseAddr("10.1.2.40")
 	pod5IP   = netip.MustParseAddr("10.1.2.50")

@@ -8,7 +8,8 @@
  *                             backend selection pinned in CT, DNAT, CT
  *                             lookup; known connections are forwarded here
  *     -> tail_ipv4_egress_policy  (NEW connections only) egress policy,
- *                             CT create, then the same forwarding:
+ *                             TTL check, CT create, then the same
+ *                             forwarding:
  *        local endpoint:  TTL-1, MAC rewrite, tail call to its to-container
  *        otherwise:       TC_ACT_OK to the stack
  *
@@ -16,6 +17,11 @@
  *   attached to lxc egress)
  *     hoplab_to_container     CT lookup, ingress policy for NEW flows,
  *                             reverse NAT of replies, redirect to the pod
+ *
+ * A dropped packet leaves no CT entry (lib/conntrack.h): a program that
+ * drops a packet deletes the service and egress entries it created on its
+ * way here (skb->cb[CB_CT_CREATED]), be it from-container, the egress
+ * stage or, for a local destination's ingress policy, to-container.
  *
  * Forwarding decision (the TTL rule of DESIGN.md: every routing node
  * decrements TTL exactly once). Towards another node, from-container does
@@ -53,26 +59,36 @@ struct drop_ids {
 	__u32 dst;
 };
 
-/* ipv4_forward_from_lxc forwards a packet the egress checks let through:
- * local delivery to a pod on this node, else to the stack.
+/* ipv4_route_from_lxc finds where a packet from a pod goes, the local
+ * endpoint it is for (*dst_ep) or the stack (NULL), and drops it where
+ * routing would: TTL <= 1 towards a local pod (the datapath routes) or
+ * another node (the kernel does, see the top of this file), not towards
+ * this host itself, which is not forwarded.
+ */
+static __always_inline int ipv4_route_from_lxc(const struct iphdr *ip,
+					       struct endpoint_info **dst_ep, struct drop_ids *ids)
+{
+	*dst_ep = lookup_ip4_endpoint(ip->daddr);
+	if (*dst_ep)
+		ids->dst = (*dst_ep)->sec_identity;
+	if (ip->ttl <= 1 && (*dst_ep || resolve_identity4(ip->daddr) != IDENTITY_HOST))
+		return -DROP_TTL_EXCEEDED;
+	return 0;
+}
+
+/* ipv4_forward_from_lxc forwards a packet the egress checks and
+ * ipv4_route_from_lxc let through: local delivery to dst_ep, a pod on this
+ * node, with the CT entries it created (CT_CREATED_*), else to the stack.
  */
 static __always_inline int ipv4_forward_from_lxc(struct __sk_buff *skb, struct iphdr *ip,
+						 const struct endpoint_info *dst_ep,
 						 const struct ct_pkt *pkt, int ct, __u16 ep_id,
-						 struct drop_ids *ids)
+						 __u32 created, struct drop_ids *ids)
 {
-	struct endpoint_info *dst_ep = lookup_ip4_endpoint(ip->daddr);
-
 	if (dst_ep) {
-		ids->dst = dst_ep->sec_identity;
 		update_metrics(pkt->len, METRIC_EGRESS, REASON_FORWARDED);
-		return ipv4_local_delivery(skb, ip, dst_ep, ids->src);
+		return ipv4_local_delivery(skb, ip, dst_ep, ids->src, created);
 	}
-
-	/* To the stack: the kernel routes and decrements TTL (see the top of
-	 * this file). Packets for this host itself are not forwarded.
-	 */
-	if (ip->ttl <= 1 && resolve_identity4(ip->daddr) != IDENTITY_HOST)
-		return -DROP_TTL_EXCEEDED;
 	send_trace_notify(skb, TRACE_TO_STACK, ep_id, ids->src, ids->dst, 0, skb->ifindex, ct,
 			  ct == CT_NEW || (pkt->tcp_flags & TCP_FLAGS_REPORT));
 	update_metrics(pkt->len, METRIC_EGRESS, REASON_FORWARDED);
@@ -86,11 +102,13 @@ static __always_inline int ipv4_forward_from_lxc(struct __sk_buff *skb, struct i
 static __always_inline int handle_ipv4_from_lxc(struct __sk_buff *skb, struct drop_ids *ids)
 {
 	__u32 now = bpf_mono_now();
+	struct endpoint_info *dst_ep;
 	struct ct_state state = {};
 	struct ct_key tuple = {};
 	struct ct_pkt pkt = {};
 	struct endpoint_info *ep;
 	__u32 rev_nat, backend_id;
+	__u32 created = 0;
 	struct iphdr ip;
 	__u32 l4_off;
 	int ct, ret;
@@ -118,9 +136,9 @@ static __always_inline int handle_ipv4_from_lxc(struct __sk_buff *skb, struct dr
 		struct lb4_service *svc = lb4_lookup_service(&key);
 
 		if (svc) {
-			ret = lb4_local(skb, l4_off, &tuple, &pkt, &key, svc, &state, now);
+			ret = lb4_local(skb, l4_off, &tuple, &pkt, &key, svc, &state, &created, now);
 			if (ret < 0)
-				return ret;
+				goto drop;
 			ip.daddr = tuple.daddr;
 		}
 	}
@@ -128,15 +146,27 @@ static __always_inline int handle_ipv4_from_lxc(struct __sk_buff *skb, struct dr
 	backend_id = state.backend_id;
 
 	ct = ct_lookup4(&tuple, CT_EGRESS, &pkt, &state, now);
-	if (ct != CT_NEW)
-		return ipv4_forward_from_lxc(skb, &ip, &pkt, ct, ep->ep_id, ids);
+	if (ct != CT_NEW) {
+		ret = ipv4_route_from_lxc(&ip, &dst_ep, ids);
+		if (ret < 0)
+			goto drop;
+		ret = ipv4_forward_from_lxc(skb, &ip, dst_ep, &pkt, ct, ep->ep_id, created, ids);
+		if (ret < 0)
+			goto drop;
+		return ret;
+	}
 
 	skb->cb[CB_SRC_IDENTITY] = ep->sec_identity;
 	skb->cb[CB_BACKEND_ID] = backend_id;
 	skb->cb[CB_REV_NAT] = rev_nat;
 	skb->cb[CB_SRC_EP] = (__u32)ep->ep_id | ((__u32)ep->flags << 16);
+	skb->cb[CB_CT_CREATED] = created;
 	bpf_tail_call(skb, &hoplab_calls_lxc, CALL_IPV4_EGRESS_POLICY);
-	return -DROP_MISSED_TAIL_CALL;
+	ret = -DROP_MISSED_TAIL_CALL;
+drop:
+	/* The service entry lb4_local pinned goes with the packet. */
+	ct_delete_created4(&tuple, created);
+	return ret;
 }
 
 SEC("tc")
@@ -156,13 +186,17 @@ int hoplab_from_container(struct __sk_buff *skb)
 }
 
 /* handle_ipv4_egress_policy: a NEW connection from a pod (already DNATed):
- * egress policy, CT create, forwarding.
+ * egress policy, TTL check, CT create, forwarding. The checks that may
+ * drop come before the CT entry is created; a drop after that (a local
+ * destination's, in to-container) deletes it.
  */
 static __always_inline int handle_ipv4_egress_policy(struct __sk_buff *skb, struct drop_ids *ids)
 {
+	__u32 created = skb->cb[CB_CT_CREATED];
 	__u32 src_ep = skb->cb[CB_SRC_EP];
 	__u16 ep_id = src_ep & 0xffff;
 	__u16 ep_flags = src_ep >> 16;
+	struct endpoint_info *dst_ep;
 	struct ct_state state = {};
 	struct ct_key tuple = {};
 	struct ct_pkt pkt = {};
@@ -183,16 +217,28 @@ static __always_inline int handle_ipv4_egress_policy(struct __sk_buff *skb, stru
 		ret = policy_can_access(ep_id, ids->dst, tuple.dport, tuple.nexthdr, POLICY_EGRESS,
 					pkt.len);
 		if (ret < 0)
-			return ret;
+			goto drop;
 	}
+	ret = ipv4_route_from_lxc(&ip, &dst_ep, ids);
+	if (ret < 0)
+		goto drop;
 	state.rev_nat_index = skb->cb[CB_REV_NAT];
 	state.backend_id = skb->cb[CB_BACKEND_ID];
 	state.src_sec_id = ids->src;
 	tuple.flags = CT_EGRESS;
 	ret = ct_create4(&tuple, &pkt, &state, 0, bpf_mono_now());
 	if (ret < 0)
+		goto drop;
+	created |= CT_CREATED_OUT;
+	ret = ipv4_forward_from_lxc(skb, &ip, dst_ep, &pkt, CT_NEW, ep_id, created, ids);
+	if (ret >= 0)
 		return ret;
-	return ipv4_forward_from_lxc(skb, &ip, &pkt, CT_NEW, ep_id, ids);
+drop:
+	/* The service entry from-container pinned, and the egress entry made
+	 * here, go with the packet.
+	 */
+	ct_delete_created4(&tuple, created);
+	return ret;
 }
 
 SEC("tc")
@@ -242,24 +288,30 @@ static __always_inline int handle_to_container(struct __sk_buff *skb, struct dro
 			ret = policy_can_access(ep->ep_id, ids->src, tuple.dport, tuple.nexthdr,
 						POLICY_INGRESS, pkt.len);
 			if (ret < 0)
-				return ret;
+				goto drop;
 		}
 		state.rev_nat_index = 0;
 		state.backend_id = 0;
 		state.src_sec_id = ids->src;
 		ret = ct_create4(&tuple, &pkt, &state, 0, now);
 		if (ret < 0)
-			return ret;
+			goto drop;
 	} else if (ct == CT_REPLY && state.rev_nat_index) {
 		ret = lb4_rev_nat(skb, l4_off, &tuple, state.rev_nat_index);
 		if (ret < 0)
-			return ret;
+			goto drop;
 	}
 
 	send_trace_notify(skb, TRACE_TO_LXC, ep->ep_id, ids->src, ep->sec_identity, ep->ep_id,
 			  ep->ifindex, ct, ct == CT_NEW || (pkt.tcp_flags & TCP_FLAGS_REPORT));
 	update_metrics(pkt.len, METRIC_INGRESS, REASON_FORWARDED);
 	return bpf_redirect(ep->ifindex, 0);
+drop:
+	/* The entries the packet created on its way from a local pod
+	 * (from-container, the egress stage) go with it.
+	 */
+	ct_delete_created4(&tuple, skb->cb[CB_CT_CREATED]);
+	return ret;
 }
 
 SEC("tc")

@@ -45,7 +45,7 @@ static __always_inline int handle_ipv4_from_netdev(struct __sk_buff *skb, __u32 
 	if (!ep)
 		return TC_ACT_OK;
 	*dst_id = ep->sec_identity;
-	return ipv4_local_delivery(skb, &ip, ep, *src_id);
+	return ipv4_local_delivery(skb, &ip, ep, *src_id, 0);
 }
 
 SEC("tc")

@@ -24,7 +24,7 @@
 #define CB_BACKEND_ID 1   /* backend chosen by the service LB, 0 if none */
 #define CB_REV_NAT 2      /* reverse-NAT index of the service, 0 if none */
 #define CB_SRC_EP 3       /* endpoint id (low 16 bits) and flags (high 16) */
-#define CB_FROM_HOST 4    /* reserved */
+#define CB_CT_CREATED 4   /* CT entries the packet created, to delete on a drop (conntrack.h) */
 
 /* Slots of hoplab_calls_lxc (per-program call array of bpf_lxc.c). */
 #define CALL_IPV4_EGRESS_POLICY 1 /* tail_ipv4_egress_policy */

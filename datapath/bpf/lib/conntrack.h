@@ -10,6 +10,14 @@
  * reversed tuple exists with the opposite direction, NEW otherwise. Service
  * entries (TUPLE_F_SERVICE) are keyed by the pre-DNAT tuple and pin the
  * backend of a flow. Expired entries count as missing and are overwritten.
+ *
+ * A dropped packet leaves no CT entry: the checks that may drop a NEW
+ * connection come before its egress entry is created (egress policy, TTL),
+ * and a program that drops a packet after an entry was created for it
+ * (from-container after pinning a backend, the egress stage, to-container
+ * on a local destination's ingress policy) deletes the entries the packet
+ * created on its way, which reach it in skb->cb[CB_CT_CREATED] across tail
+ * calls (ct_delete_created4).
  */
 #ifndef __HOPLAB_CONNTRACK_H
 #define __HOPLAB_CONNTRACK_H
@@ -34,6 +42,14 @@
 #define CT_ESTABLISHED 1
 #define CT_REPLY 2
 #define CT_RELATED 3
+
+/* The CT entries a packet created (skb->cb[CB_CT_CREATED]): CT_CREATED_*
+ * in the low 16 bits and, with CT_CREATED_SVC, the service's rev-NAT index
+ * in the high 16.
+ */
+#define CT_CREATED_OUT 1 /* the egress entry of the packet's tuple */
+#define CT_CREATED_SVC 2 /* the service entry of its pre-DNAT tuple */
+#define CT_CREATED_SVC_OF(rev_nat_index) (CT_CREATED_SVC | ((__u32)(rev_nat_index) << 16))
 
 /* Entry flags. */
 #define CT_F_RX_CLOSING 0x0001
@@ -331,6 +347,39 @@ static __always_inline int ct_create4(const struct ct_key *tuple, const struct c
 	if (bpf_map_update_elem(&hoplab_ct4_global, tuple, &entry, BPF_ANY) < 0)
 		return -DROP_CT_CREATE_FAILED;
 	return 0;
+}
+
+/* ct_delete4 deletes the entry for tuple, if there is one. */
+static __always_inline void ct_delete4(const struct ct_key *tuple)
+{
+	bpf_map_delete_elem(&hoplab_ct4_global, tuple);
+}
+
+/* ct_delete_created4 deletes the entries a packet that is being dropped
+ * created (created as in skb->cb[CB_CT_CREATED]); tuple is the packet's,
+ * before or after DNAT. A service entry is keyed by the pre-DNAT tuple,
+ * whose destination is the service's frontend: the address and port the
+ * rev-NAT map holds for its index.
+ */
+static __always_inline void ct_delete_created4(const struct ct_key *tuple, __u32 created)
+{
+	struct lb4_reverse_nat *nat;
+	struct ct_key key = *tuple;
+	__u16 rev_nat_index = created >> 16;
+
+	if (created & CT_CREATED_OUT) {
+		key.flags = TUPLE_F_OUT;
+		ct_delete4(&key);
+	}
+	if (!(created & CT_CREATED_SVC))
+		return;
+	nat = bpf_map_lookup_elem(&hoplab_lb4_reverse_nat, &rev_nat_index);
+	if (!nat)
+		return;
+	key.daddr = nat->address;
+	key.dport = nat->port;
+	key.flags = TUPLE_F_SERVICE;
+	ct_delete4(&key);
 }
 
 #endif /* __HOPLAB_CONNTRACK_H */

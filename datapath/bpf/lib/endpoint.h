@@ -25,11 +25,14 @@ static __always_inline struct endpoint_info *lookup_ip4_endpoint(__be32 ip)
 
 /* ipv4_local_delivery routes the packet to a local endpoint: it drops at
  * TTL <= 1, decrements the TTL once, writes the pod's MAC as destination and
- * the lxc MAC as source, records the sender's identity in skb->cb and tail
- * calls the endpoint's to-container. It only returns on error.
+ * the lxc MAC as source, records the sender's identity and the CT entries
+ * the packet created (CT_CREATED_*, which to-container deletes if it drops
+ * the packet) in skb->cb and tail calls the endpoint's to-container. It
+ * only returns on error.
  */
 static __always_inline int ipv4_local_delivery(struct __sk_buff *skb, struct iphdr *ip,
-					       const struct endpoint_info *ep, __u32 src_identity)
+					       const struct endpoint_info *ep, __u32 src_identity,
+					       __u32 ct_created)
 {
 	int ret;
 
@@ -42,6 +45,7 @@ static __always_inline int ipv4_local_delivery(struct __sk_buff *skb, struct iph
 	if (ret < 0)
 		return ret;
 	skb->cb[CB_SRC_IDENTITY] = src_identity;
+	skb->cb[CB_CT_CREATED] = ct_created;
 	bpf_tail_call(skb, &hoplab_policy_progs, ep->ep_id);
 	return -DROP_MISSED_TAIL_CALL;
 }

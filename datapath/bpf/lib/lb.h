@@ -62,10 +62,13 @@ static __always_inline int lb4_rewrite(struct __sk_buff *skb, __u8 proto, __u32 
 /* lb4_local selects (or finds the pinned) backend of the flow in tuple,
  * DNATs the packet to it and updates tuple to the post-DNAT flow. The
  * chosen backend and the service's rev-NAT index are returned in state.
+ * When it pins the backend in a new service entry, *created says so
+ * (CT_CREATED_SVC_OF): the entry must go if the packet is dropped.
  */
 static __always_inline int lb4_local(struct __sk_buff *skb, __u32 l4_off, struct ct_key *tuple,
 				     const struct ct_pkt *pkt, struct lb4_key *key,
-				     const struct lb4_service *svc, struct ct_state *state, __u32 now)
+				     const struct lb4_service *svc, struct ct_state *state,
+				     __u32 *created, __u32 now)
 {
 	struct lb4_backend *backend = 0;
 	struct ct_entry *entry;
@@ -94,6 +97,7 @@ static __always_inline int lb4_local(struct __sk_buff *skb, __u32 l4_off, struct
 		ret = ct_create4(&skey, pkt, state, CT_F_SERVICE, now);
 		if (ret < 0)
 			return ret;
+		*created = CT_CREATED_SVC_OF(svc->rev_nat_index);
 	}
 	state->backend_id = backend_id;
 	state->rev_nat_index = svc->rev_nat_index;
