@@ -38,7 +38,7 @@ func TestCutIPHeaderShowsOnlyItsEtherType(t *testing.T) {
 	}
 	whole := cutIP(0x0800, 4, 20)
 	whole[14+2], whole[14+3] = 0, 20 // total length
-	whole[14+9] = 47                  // GRE: no ports
+	whole[14+9] = 47                 // GRE: no ports
 	copy(whole[14+12:], []byte{10, 1, 1, 10, 10, 1, 2, 20})
 	h := HopFromPacket("node1", PodEgress, "lxc1", whole)
 	if h.IPSrc != "10.1.1.10" || h.IPDst != "10.1.2.20" {
