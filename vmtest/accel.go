@@ -41,20 +41,28 @@ func ProbeAccel(ctx context.Context, o *Options) (Accel, string) {
 	return accelCache.accel, accelCache.reason
 }
 
-func probeAccel(ctx context.Context, o *Options) (Accel, string) {
+// KVMModule reports whether this machine offers hardware KVM: /dev/kvm
+// opens for reading and writing and kvm_intel or kvm_amd is loaded. It
+// returns the module, or why not. Only a boot proves that KVM works
+// ([ProbeAccel]).
+func KVMModule() (module, whyNot string) {
 	f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0)
 	if err != nil {
-		return AccelTCG, fmt.Sprintf("no usable /dev/kvm (%v)", err)
+		return "", fmt.Sprintf("no usable /dev/kvm (%v)", err)
 	}
 	f.Close()
-	module := ""
 	for _, m := range []string{"kvm_intel", "kvm_amd"} {
 		if _, err := os.Stat("/sys/module/" + m); err == nil {
-			module = m
+			return m, ""
 		}
 	}
+	return "", "/dev/kvm is not backed by kvm_intel or kvm_amd (a paravirtual KVM that cannot boot stock kernels)"
+}
+
+func probeAccel(ctx context.Context, o *Options) (Accel, string) {
+	module, whyNot := KVMModule()
 	if module == "" {
-		return AccelTCG, "/dev/kvm is not backed by kvm_intel or kvm_amd (a paravirtual KVM that cannot boot stock kernels)"
+		return AccelTCG, whyNot
 	}
 	if o.Initramfs == "" {
 		return AccelKVM, module + " loaded (no initramfs to probe-boot with)"

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 
+	"github.com/hoplab/hoplab/vmtest"
 	"github.com/hoplab/hoplab/vmtest/initramfs"
 	"github.com/hoplab/hoplab/vmtest/kernels"
 )
@@ -84,19 +85,12 @@ func checkQEMU(ctx context.Context) checkResult {
 
 func checkKVM() checkResult {
 	r := checkResult{name: "kvm", hint: "VMs run under TCG (emulation), several times slower; for KVM: a host with virtualisation enabled, and access to /dev/kvm (the kvm group)"}
-	f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0)
-	if err != nil {
-		r.status, r.detail = checkWarn, fmt.Sprintf("no usable /dev/kvm (%v)", err)
+	module, whyNot := vmtest.KVMModule()
+	if module == "" {
+		r.status, r.detail = checkWarn, whyNot
 		return r
 	}
-	f.Close()
-	for _, m := range []string{"kvm_intel", "kvm_amd"} {
-		if _, err := os.Stat("/sys/module/" + m); err == nil {
-			r.status, r.detail = checkOK, "/dev/kvm usable, "+m+" loaded (a probe boot at the first run confirms it)"
-			return r
-		}
-	}
-	r.status, r.detail = checkWarn, "/dev/kvm is not backed by kvm_intel or kvm_amd: VMs will run under TCG"
+	r.status, r.detail = checkOK, "/dev/kvm usable, "+module+" loaded (a probe boot at the first run confirms it)"
 	return r
 }
 
