@@ -238,17 +238,12 @@ func checkRunnable(p string, files map[string]string) error {
 		return nil // not ELF (or unreadable, reported later): nothing to check
 	}
 	defer f.Close()
-	for _, prog := range f.Progs {
-		if prog.Type != elf.PT_INTERP {
-			continue
-		}
-		b := make([]byte, prog.Filesz)
-		if _, err := prog.ReadAt(b, 0); err != nil || len(b) == 0 {
-			return fmt.Errorf("%w: init %s: unreadable program interpreter", ErrInvalidSpec, p)
-		}
-		if interp := string(b[:len(b)-1]); files[interp] == "" {
-			return fmt.Errorf("%w: init %s is dynamically linked and the archive lacks its loader %s (build it with CGO_ENABLED=0, or add initramfs.RuntimeFiles)", ErrInvalidSpec, p, interp)
-		}
+	interp, err := interpreter(f)
+	if err != nil {
+		return fmt.Errorf("%w: init %s: %v", ErrInvalidSpec, p, err)
+	}
+	if interp != "" && files[interp] == "" {
+		return fmt.Errorf("%w: init %s is dynamically linked and the archive lacks its loader %s (build it with CGO_ENABLED=0, or add initramfs.RuntimeFiles)", ErrInvalidSpec, p, interp)
 	}
 	return nil
 }

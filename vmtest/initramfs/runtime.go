@@ -29,16 +29,9 @@ func RuntimeFiles(path string) (map[string]string, error) {
 	if f.Machine != elf.EM_X86_64 || f.Class != elf.ELFCLASS64 {
 		return nil, fmt.Errorf("agent binary %s is %v %v, the guests are x86-64", path, f.Class, f.Machine)
 	}
-	interp := ""
-	for _, p := range f.Progs {
-		if p.Type != elf.PT_INTERP {
-			continue
-		}
-		b := make([]byte, p.Filesz)
-		if _, err := p.ReadAt(b, 0); err != nil {
-			return nil, fmt.Errorf("agent binary %s: read its interpreter: %w", path, err)
-		}
-		interp = string(b[:len(b)-1]) // NUL-terminated
+	interp, err := interpreter(f)
+	if err != nil {
+		return nil, fmt.Errorf("agent binary %s: %w", path, err)
 	}
 	if interp == "" {
 		return map[string]string{}, nil
@@ -102,4 +95,20 @@ func openELF(path string) (*elf.File, func(), error) {
 		return nil, nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return f, func() { r.Close() }, nil
+}
+
+// interpreter returns the program interpreter (dynamic loader) an ELF
+// executable names, or "" for a static one.
+func interpreter(f *elf.File) (string, error) {
+	for _, p := range f.Progs {
+		if p.Type != elf.PT_INTERP {
+			continue
+		}
+		b := make([]byte, p.Filesz)
+		if _, err := p.ReadAt(b, 0); err != nil || len(b) < 2 {
+			return "", fmt.Errorf("unreadable program interpreter (%d bytes): %v", len(b), err)
+		}
+		return string(b[:len(b)-1]), nil // NUL-terminated
+	}
+	return "", nil
 }
