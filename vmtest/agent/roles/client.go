@@ -20,6 +20,8 @@ const (
 	MaxClientCount = 1024
 	// MaxGap is the longest pause before an injected frame.
 	MaxGap = time.Minute
+	// MaxStreamDuration is the longest http-stream.
+	MaxStreamDuration = 10 * time.Minute
 )
 
 // Client runs Count concurrent client actions of req.Kind from req.Pod's
@@ -44,7 +46,7 @@ func (n *Node) Client(ctx context.Context, req nodeapi.ClientAction) (nodeapi.Cl
 	}
 	var action func(context.Context) workload.Outcome
 	switch req.Kind {
-	case nodeapi.ClientTCP, nodeapi.ClientHTTP, nodeapi.ClientUDP:
+	case nodeapi.ClientTCP, nodeapi.ClientHTTP, nodeapi.ClientUDP, nodeapi.ClientHTTPStream:
 		dst, err := netip.ParseAddrPort(req.Dst)
 		if err != nil {
 			return res, fmt.Errorf("pod %s: %s destination %q: want ip:port", req.Pod, req.Kind, req.Dst)
@@ -54,6 +56,14 @@ func (n *Node) Client(ctx context.Context, req nodeapi.ClientAction) (nodeapi.Cl
 			action = func(ctx context.Context) workload.Outcome { return workload.TCPConnect(ctx, p, dst) }
 		case nodeapi.ClientHTTP:
 			action = func(ctx context.Context) workload.Outcome { return workload.HTTPGet(ctx, p, dst) }
+		case nodeapi.ClientHTTPStream:
+			if req.Duration <= 0 || req.Duration > MaxStreamDuration {
+				return res, fmt.Errorf("pod %s: http-stream duration %v outside (0, %v]", req.Pod, req.Duration, MaxStreamDuration)
+			}
+			each, d := timeout, req.Duration
+			// The action's own deadline must not end the stream early.
+			timeout = d + each
+			action = func(ctx context.Context) workload.Outcome { return workload.HTTPStream(ctx, p, dst, d, each) }
 		default:
 			payload := req.Payload
 			if len(payload) == 0 {
@@ -68,7 +78,7 @@ func (n *Node) Client(ctx context.Context, req nodeapi.ClientAction) (nodeapi.Cl
 		}
 		action = func(ctx context.Context) workload.Outcome { return workload.Ping(ctx, p, dst) }
 	default:
-		return res, fmt.Errorf("pod %s: unknown client kind %q (want tcp, http, udp or ping)", req.Pod, req.Kind)
+		return res, fmt.Errorf("pod %s: unknown client kind %q (want tcp, http, http-stream, udp or ping)", req.Pod, req.Kind)
 	}
 	res.Outcomes = make([]workload.Outcome, count)
 	var wg sync.WaitGroup

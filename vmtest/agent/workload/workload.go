@@ -124,6 +124,10 @@ type Outcome struct {
 	Local string `json:"local,omitempty"`
 	// RTT is how long the action took.
 	RTT time.Duration `json:"rtt"`
+	// Requests counts the answered requests of a stream (HTTPStream).
+	Requests int `json:"requests,omitempty"`
+	// MaxWait is a stream's longest wait for an answer.
+	MaxWait time.Duration `json:"max_wait,omitempty"`
 }
 
 // dial connects from inside the pod's network namespace; the socket keeps

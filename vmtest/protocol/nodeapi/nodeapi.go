@@ -148,6 +148,9 @@ const (
 	ClientHTTP = "http" // HTTP GET /
 	ClientUDP  = "udp"  // UDP datagram and its echo
 	ClientPing = "ping" // ICMP echo
+	// ClientHTTPStream holds one connection for Duration and sends HTTP
+	// GETs over it back to back; Timeout bounds each answer.
+	ClientHTTPStream = "http-stream"
 )
 
 // ClientAction is MethodClient's request: Count actions of Kind from Pod to
@@ -163,6 +166,9 @@ type ClientAction struct {
 	Count int `json:"count,omitempty"`
 	// Timeout bounds each action (default 3 s).
 	Timeout time.Duration `json:"timeout,omitempty"`
+	// Duration is how long an http-stream runs (required for it, at most
+	// MaxStreamDuration of package roles).
+	Duration time.Duration `json:"duration,omitempty"`
 }
 
 // ClientResult is MethodClient's response.
