@@ -176,7 +176,17 @@ type PacketInfo struct {
 // ErrNotIPv4Packet is returned by DecodePacket for non-IPv4 frames.
 var ErrNotIPv4Packet = errors.New("not an IPv4 packet")
 
+// ErrIPv4HeaderCut is returned by DecodePacket for an IPv4 frame whose
+// header is cut short: fewer than 20 bytes after the Ethernet header, or
+// fewer than its header length (IHL*4). gopacket keeps such a layer with
+// whatever it read, so without this check the packet would look whole.
+var ErrIPv4HeaderCut = errors.New("IPv4 header cut short")
+
 // DecodePacket parses captured Ethernet bytes (possibly truncated to 128).
+// For a frame whose IPv4 header is cut short it returns an error matching
+// ErrIPv4HeaderCut, together with the fields the bytes present hold: the
+// Ethernet addresses, and the addresses, TTL and protocol number when the
+// 20 fixed bytes are there (no ports: the L4 header is not decoded).
 func DecodePacket(data []byte) (PacketInfo, error) {
 	p := gopacket.NewPacket(data, layers.LayerTypeEthernet, gopacket.Lazy)
 	var pi PacketInfo
@@ -185,7 +195,24 @@ func DecodePacket(data []byte) (PacketInfo, error) {
 	}
 	ip, _ := p.Layer(layers.LayerTypeIPv4).(*layers.IPv4)
 	if ip == nil {
+		if emptyIPv4(p) {
+			return pi, fmt.Errorf("decode packet: %w: 0 of 20 bytes", ErrIPv4HeaderCut)
+		}
 		return pi, fmt.Errorf("decode packet: %w", ErrNotIPv4Packet)
+	}
+	// gopacket adds the IPv4 layer even when its header could not be read
+	// whole: with fewer than 20 bytes nothing is set, with fewer than IHL*4
+	// the fixed part is. Its contents are the bytes from the IPv4 header on.
+	if have := len(ip.Contents); len(ip.SrcIP) == 0 || have < int(ip.IHL)*4 {
+		need := max(20, int(ip.IHL)*4)
+		if len(ip.SrcIP) == 0 {
+			have = len(ipv4Bytes(p))
+		} else {
+			pi.IPSrc, _ = netip.AddrFromSlice(ip.SrcIP.To4())
+			pi.IPDst, _ = netip.AddrFromSlice(ip.DstIP.To4())
+			pi.TTL, pi.Proto = ip.TTL, fmt.Sprint(uint8(ip.Protocol))
+		}
+		return pi, fmt.Errorf("decode packet: %w: %d of %d bytes", ErrIPv4HeaderCut, have, need)
 	}
 	pi.IPSrc, _ = netip.AddrFromSlice(ip.SrcIP.To4())
 	pi.IPDst, _ = netip.AddrFromSlice(ip.DstIP.To4())
@@ -214,10 +241,17 @@ func DecodePacket(data []byte) (PacketInfo, error) {
 }
 
 // PacketSummary describes captured Ethernet bytes as
-// "10.1.1.10:40000 -> 10.224.1.1:80 TCP SYN ttl=64".
+// "10.1.1.10:40000 -> 10.224.1.1:80 TCP SYN ttl=64"; a frame whose IPv4
+// header is cut short says so ("10.1.1.10 -> 10.1.2.40 proto 6 ttl=64, IPv4
+// header cut short: 30 of 60 bytes").
 func PacketSummary(data []byte) string {
 	pi, err := DecodePacket(data)
-	if err != nil {
+	switch {
+	case errors.Is(err, ErrIPv4HeaderCut) && pi.IPSrc.IsValid():
+		return fmt.Sprintf("%v -> %v proto %s ttl=%d, %s", pi.IPSrc, pi.IPDst, pi.Proto, pi.TTL, reason(err))
+	case errors.Is(err, ErrIPv4HeaderCut):
+		return fmt.Sprintf("%d bytes, %s", len(data), reason(err))
+	case err != nil:
 		return fmt.Sprintf("%d bytes, non-IPv4", len(data))
 	}
 	switch pi.Proto {
@@ -230,6 +264,42 @@ func PacketSummary(data []byte) string {
 	}
 	return fmt.Sprintf("%v -> %v proto %s ttl=%d", pi.IPSrc, pi.IPDst, pi.Proto, pi.TTL)
 }
+
+// ipv4Bytes returns the bytes gopacket handed to the first IPv4 layer of p:
+// the payload of the layer before it.
+func ipv4Bytes(p gopacket.Packet) []byte {
+	var prev gopacket.Layer
+	for _, l := range p.Layers() {
+		if l.LayerType() == layers.LayerTypeIPv4 {
+			break
+		}
+		prev = l
+	}
+	if prev == nil {
+		return nil
+	}
+	return prev.LayerPayload()
+}
+
+// emptyIPv4 reports whether p's last layer announces IPv4 (Ethertype
+// 0x0800, also behind VLAN tags) and carries no byte of it: gopacket adds
+// no IPv4 layer then.
+func emptyIPv4(p gopacket.Packet) bool {
+	ls := p.Layers()
+	if len(ls) == 0 || len(ls[len(ls)-1].LayerPayload()) > 0 {
+		return false
+	}
+	switch l := ls[len(ls)-1].(type) {
+	case *layers.Ethernet:
+		return l.EthernetType == layers.EthernetTypeIPv4
+	case *layers.Dot1Q:
+		return l.Type == layers.EthernetTypeIPv4
+	}
+	return false
+}
+
+// reason is err's text after DecodePacket's "decode packet: ".
+func reason(err error) string { return strings.TrimPrefix(err.Error(), "decode packet: ") }
 
 // EventReader reads notifications from the perf event array.
 type EventReader struct {
