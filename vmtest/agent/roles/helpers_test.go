@@ -2,8 +2,6 @@ package roles
 
 import (
 	"context"
-	"fmt"
-	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
@@ -19,6 +17,11 @@ import (
 	"github.com/hoplab/hoplab/topologies"
 	"github.com/hoplab/hoplab/vmtest/protocol/nodeapi"
 )
+
+// TestMain removes the pod namespaces that test processes which died
+// before their cleanup (interrupted, killed, timed out) left in /run/netns,
+// and removes this process's own when it is interrupted.
+func TestMain(m *testing.M) { os.Exit(netnstest.Main(m)) }
 
 // topologyText reads a shipped topology's file.
 func topologyText(t *testing.T, name string) string {
@@ -92,7 +95,7 @@ func testNode(t *testing.T, file, text, node string) (*Node, *topologies.Topolog
 	}
 	nodeNamespace(t, top, node)
 	ev := newEvents()
-	opts := Options{NetNSPrefix: fmt.Sprintf("hlnode%04x-", rand.IntN(1<<16)), Emit: ev.emit, CTEntries: 4096}
+	opts := Options{NetNSPrefix: netnstest.Prefix("node"), Emit: ev.emit, CTEntries: 4096}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	n, res, err := Setup(ctx, opts, nodeapi.Setup{Topology: text, File: file, Node: node, NoBGP: true})
