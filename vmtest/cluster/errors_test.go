@@ -117,9 +117,9 @@ func TestInjectErrorNamesPacketsPointAndNodeOnce(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	_, err = c.inject(ctx, plan, nil, false)
+	_, err = c.inject(ctx, plan, nil, ReplayOptions{})
 	errtext.Check(t, err, "packets 0..2 at pod1: node1: pod-inject: frame 2: send: no buffer space available")
-	_, err = c.inject(ctx, plan[2:], nil, false)
+	_, err = c.inject(ctx, plan[2:], nil, ReplayOptions{})
 	errtext.Check(t, err, "packet 2 at pod1: node1: pod-inject: frame 0: send: no buffer space available")
 }
 

@@ -9,12 +9,40 @@ import (
 	"github.com/hoplab/hoplab/vmtest/protocol/nodeapi"
 )
 
+// Bounds of one pod-inject request: consecutive frames for one pod go in
+// chunks of at most this many frames and bytes, so neither side holds a
+// whole large capture in one message.
+const (
+	maxChunkFrames = 256
+	maxChunkBytes  = 1 << 20
+)
+
+// chunkEnd returns the end of the chunk of plan starting at i: the frames
+// for plan[i]'s pod that follow it, within maxChunkFrames and
+// maxChunkBytes (always at least one frame).
+func chunkEnd(plan []Planned, i int) int {
+	j, size := i+1, len(plan[i].Data)
+	for ; j < len(plan) && j-i < maxChunkFrames && plan[j].Point == plan[i].Point; j++ {
+		if size += len(plan[j].Data); size > maxChunkBytes {
+			break
+		}
+	}
+	return j
+}
+
 // inject sends the frames in order; consecutive frames for the same pod go
-// in one pod-inject call with their gaps. suppressRST asks the pods to drop
-// their kernels' RSTs on the injected flows. It returns the packets sent,
-// aligned with plan.
-func (c *Cluster) inject(ctx context.Context, plan []Planned, acks *ackTracker, suppressRST bool) ([]journey.Injected, error) {
-	var injected []journey.Injected
+// in pod-inject calls of bounded size (chunkEnd) with their gaps.
+// opts.SuppressRST asks the pods to drop their kernels' RSTs on the
+// injected flows, in filters of opts.MaxFlows flows. opts.Progress, when
+// set, hears of every frame sent. It returns the packets sent, aligned
+// with plan.
+func (c *Cluster) inject(ctx context.Context, plan []Planned, acks *ackTracker, opts ReplayOptions) ([]journey.Injected, error) {
+	injected := make([]journey.Injected, 0, len(plan))
+	progress := func() {
+		if opts.Progress != nil {
+			opts.Progress(len(injected), len(plan))
+		}
+	}
 	for i := 0; i < len(plan); {
 		p := plan[i]
 		if acks != nil {
@@ -42,17 +70,20 @@ func (c *Cluster) inject(ctx context.Context, plan []Planned, acks *ackTracker, 
 			}
 			injected = append(injected, journey.Injected{Index: p.Index, Time: now, Key: p.Key})
 			i++
+			progress()
 			continue
 		}
-		j := i
-		req := nodeapi.Inject{Pod: p.Point.Pod, SuppressRST: suppressRST}
+		j := i + 1
+		req := nodeapi.Inject{Pod: p.Point.Pod, SuppressRST: opts.SuppressRST, MaxFlows: opts.MaxFlows}
 		if acks != nil {
 			// One by one: the next frame may need an answer to this one.
-			req.Frames, req.Gaps, j = [][]byte{p.Data}, []time.Duration{p.Gap}, i+1
+			req.Frames, req.Gaps = [][]byte{p.Data}, []time.Duration{p.Gap}
 		} else {
-			for ; j < len(plan) && plan[j].Point == p.Point; j++ {
-				req.Frames = append(req.Frames, plan[j].Data)
-				req.Gaps = append(req.Gaps, plan[j].Gap)
+			j = chunkEnd(plan, i)
+			req.Frames, req.Gaps = make([][]byte, 0, j-i), make([]time.Duration, 0, j-i)
+			for k := i; k < j; k++ {
+				req.Frames = append(req.Frames, plan[k].Data)
+				req.Gaps = append(req.Gaps, plan[k].Gap)
 			}
 		}
 		now := time.Now()
@@ -70,6 +101,7 @@ func (c *Cluster) inject(ctx context.Context, plan []Planned, acks *ackTracker, 
 			injected = append(injected, journey.Injected{Index: plan[k].Index, Time: now.Add(at), Key: plan[k].Key})
 		}
 		i = j
+		progress()
 	}
 	return injected, nil
 }

@@ -46,6 +46,13 @@ type ReplayOptions struct {
 	// "client-rst-suppression"; nodeapi.Inject.SuppressRST). The
 	// suppression ends when the replay does.
 	SuppressRST bool `json:"suppress_rst,omitempty"`
+	// MaxFlows sizes each injecting pod's RST filter (SuppressRST): the
+	// most TCP flows it holds; 0 means nodeapi.DefaultRSTFlows (see
+	// RSTFilterSize, CheckLimits).
+	MaxFlows int `json:"max_flows,omitempty"`
+	// Progress, when set, is called after each batch of frames sent with
+	// the number sent so far and the total (hoplab replay's progress bar).
+	Progress func(sent, total int) `json:"-"`
 	// Settle is how long no new observation of the injected packets'
 	// addresses may arrive before the journeys are complete; default
 	// DefaultSettle.
@@ -102,6 +109,11 @@ func (c *Cluster) Trace(ctx context.Context, frames []Frame, opts ReplayOptions)
 	if err != nil {
 		return res, fmt.Errorf("replay: %w", err)
 	}
+	// The notes are the caller's to give (hoplab replay gives them before
+	// booting); a map too small fails here, before any frame is sent.
+	if _, err := CheckLimits(c.Topology(), plan, opts); err != nil {
+		return res, fmt.Errorf("replay: %w", err)
+	}
 	col := newCollector(plan)
 	if opts.TCPAckRewrite {
 		col.acks = newAckTracker(plan)
@@ -115,7 +127,7 @@ func (c *Cluster) Trace(ctx context.Context, frames []Frame, opts ReplayOptions)
 	if opts.SuppressRST {
 		defer c.endRSTSuppression(plan)
 	}
-	injected, err := c.inject(ctx, plan, col.acks, opts.SuppressRST)
+	injected, err := c.inject(ctx, plan, col.acks, opts)
 	if err != nil {
 		return res, fmt.Errorf("replay: %w", err)
 	}

@@ -129,7 +129,7 @@ func (n *Node) Inject(ctx context.Context, req nodeapi.Inject) (nodeapi.Injected
 		}
 	}
 	if req.SuppressRST {
-		err = n.suppressRST(req.Pod, p, req.Frames)
+		err = n.suppressRST(req.Pod, p, req.Frames, req.MaxFlows)
 	} else {
 		err = n.stopRST(req.Pod, true)
 	}

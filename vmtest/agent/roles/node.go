@@ -31,7 +31,7 @@ const (
 	// DefaultUplink is the node's uplink device.
 	DefaultUplink = "bond0"
 	// DefaultCTEntries sizes the CT table for small VMs (8 MiB).
-	DefaultCTEntries = 65536
+	DefaultCTEntries = nodeapi.DefaultCTEntries
 	// DefaultEventQueue is how many events wait for the host before newer
 	// ones are dropped (and counted).
 	DefaultEventQueue = 4096

@@ -8,9 +8,11 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
+	"golang.org/x/sys/unix"
 
 	"github.com/hoplab/hoplab/datapath"
 	"github.com/hoplab/hoplab/vmtest/agent/pods"
+	"github.com/hoplab/hoplab/vmtest/protocol/nodeapi"
 )
 
 // injectMark is the socket mark of pod-inject's packet socket. The RST
@@ -67,14 +69,24 @@ type rstFilter struct {
 	pod   *pods.Pod
 	prog  *ebpf.Program
 	flows *ebpf.Map
+	// size is the most flows the map holds (nodeapi.Inject.MaxFlows).
+	size int
 }
 
-// Limits of the RST filter.
-const (
-	// maxRSTFlows is the most flows one pod's filter holds.
-	maxRSTFlows   = 4096
-	rstFilterName = "hoplab_rst_filter"
-)
+// rstFilterName names the filter's program and its tc filter.
+const rstFilterName = "hoplab_rst_filter"
+
+// rstFilterSize is the size of a filter for nodeapi.Inject.MaxFlows:
+// nodeapi.DefaultRSTFlows for 0, an error outside 1..nodeapi.MaxRSTFlows.
+func rstFilterSize(maxFlows int) (int, error) {
+	switch {
+	case maxFlows == 0:
+		return nodeapi.DefaultRSTFlows, nil
+	case maxFlows < 0 || maxFlows > nodeapi.MaxRSTFlows:
+		return 0, fmt.Errorf("rst filter: %d flows outside 1..%d", maxFlows, nodeapi.MaxRSTFlows)
+	}
+	return maxFlows, nil
+}
 
 // Stack layout of the program (offsets from the frame pointer).
 const (
@@ -164,14 +176,17 @@ func rstFilterInsns(flows *ebpf.Map) asm.Instructions {
 	return p
 }
 
-// newRSTFilter loads the filter and attaches it at tc egress of p's eth0.
-func newRSTFilter(p *pods.Pod) (*rstFilter, error) {
+// newRSTFilter loads a filter holding size flows and attaches it at tc
+// egress of p's eth0. Its map allocates entries as flows are added
+// (BPF_F_NO_PREALLOC), so a large size costs the VM nothing up front.
+func newRSTFilter(p *pods.Pod, size int) (*rstFilter, error) {
 	flows, err := ebpf.NewMap(&ebpf.MapSpec{
 		Name:       "hoplab_rst_flows",
 		Type:       ebpf.Hash,
 		KeySize:    uint32(len(rstFlow{})),
 		ValueSize:  8,
-		MaxEntries: maxRSTFlows,
+		MaxEntries: uint32(size),
+		Flags:      unix.BPF_F_NO_PREALLOC,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("rst filter: flow map: %w", err)
@@ -186,7 +201,7 @@ func newRSTFilter(p *pods.Pod) (*rstFilter, error) {
 		flows.Close()
 		return nil, fmt.Errorf("rst filter: load: %w", err)
 	}
-	f := &rstFilter{pod: p, prog: prog, flows: flows}
+	f := &rstFilter{pod: p, prog: prog, flows: flows, size: size}
 	if err := p.Do(func() error { return datapath.AttachTC("eth0", datapath.HookEgress, prog, rstFilterName) }); err != nil {
 		f.closeObjects()
 		return nil, fmt.Errorf("rst filter: %w", err)
@@ -194,11 +209,17 @@ func newRSTFilter(p *pods.Pod) (*rstFilter, error) {
 	return f, nil
 }
 
-// add makes the filter drop the RSTs of flows.
+// add makes the filter drop the RSTs of flows. A flow beyond its size is
+// an error naming the size (the kernel says only "argument list too long").
 func (f *rstFilter) add(flows []rstFlow) error {
 	var zero uint64
 	for _, fl := range flows {
-		if err := f.flows.Update(fl, zero, ebpf.UpdateNoExist); err != nil && !errors.Is(err, ebpf.ErrKeyExist) {
+		err := f.flows.Update(fl, zero, ebpf.UpdateNoExist)
+		switch {
+		case err == nil, errors.Is(err, ebpf.ErrKeyExist):
+		case errors.Is(err, unix.E2BIG):
+			return fmt.Errorf("rst filter: flow %s: the filter is full (%d flows; pod-inject's max_flows sizes it): %w", fl, f.size, err)
+		default:
 			return fmt.Errorf("rst filter: flow %s: %w", fl, err)
 		}
 	}
@@ -239,8 +260,13 @@ func (f *rstFilter) closeObjects() {
 }
 
 // suppressRST makes pod (p) drop the RSTs it sends on the TCP flows of
-// frames, loading its filter first if needed.
-func (n *Node) suppressRST(pod string, p *pods.Pod, frames [][]byte) error {
+// frames, loading its filter first if needed, sized for maxFlows flows
+// (nodeapi.Inject.MaxFlows; an existing filter keeps its size).
+func (n *Node) suppressRST(pod string, p *pods.Pod, frames [][]byte, maxFlows int) error {
+	size, err := rstFilterSize(maxFlows)
+	if err != nil {
+		return err
+	}
 	var flows []rstFlow
 	for _, fr := range frames {
 		if fl, ok := tcpFlowOf(fr); ok {
@@ -251,15 +277,14 @@ func (n *Node) suppressRST(pod string, p *pods.Pod, frames [][]byte) error {
 	defer n.rstMu.Unlock()
 	f := n.rst[pod]
 	if f == nil {
-		var err error
-		if f, err = newRSTFilter(p); err != nil {
+		if f, err = newRSTFilter(p, size); err != nil {
 			return err
 		}
 		if n.rst == nil {
 			n.rst = map[string]*rstFilter{}
 		}
 		n.rst[pod] = f
-		n.log.Debug("rst filter attached", "pod", pod)
+		n.log.Debug("rst filter attached", "pod", pod, "flows", size)
 	}
 	return f.add(flows)
 }

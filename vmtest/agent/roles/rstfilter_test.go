@@ -3,14 +3,18 @@ package roles
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"net"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 
 	"github.com/hoplab/hoplab/vmtest/protocol/nodeapi"
 )
@@ -166,5 +170,70 @@ func TestTCPFlowOf(t *testing.T) {
 	}
 	if _, ok := tcpFlowOf([]byte{1, 2, 3}); ok {
 		t.Error("a 3-byte frame has a TCP flow")
+	}
+}
+
+// TestInjectMaxFlowsSizesFilter: pod-inject's MaxFlows sizes the pod's
+// RST filter map when it creates it (0 gives nodeapi.DefaultRSTFlows); a
+// flow beyond the size fails the injection with an error naming the size,
+// and a size outside 1..nodeapi.MaxRSTFlows is refused before any frame
+// is sent.
+func TestInjectMaxFlowsSizesFilter(t *testing.T) {
+	n, top, _ := testNode(t, "same-node.yaml", topologyText(t, "same-node"), "node1")
+	ctx := context.Background()
+	pod1 := top.Pod("pod1")
+	syn := func(sport uint16) []byte {
+		eth := &layers.Ethernet{SrcMAC: net.HardwareAddr(pod1.MAC[:]), DstMAC: net.HardwareAddr(pod1.LXCMAC[:]), EthernetType: layers.EthernetTypeIPv4}
+		ip := &layers.IPv4{Version: 4, TTL: 64, Protocol: layers.IPProtocolTCP, SrcIP: pod1.IP.AsSlice(), DstIP: net.IP{10, 224, 1, 1}}
+		tcp := &layers.TCP{SrcPort: layers.TCPPort(sport), DstPort: 80, SYN: true, Seq: 1000, Window: 64240}
+		must(t, tcp.SetNetworkLayerForChecksum(ip))
+		buf := gopacket.NewSerializeBuffer()
+		must(t, gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}, eth, ip, tcp))
+		return buf.Bytes()
+	}
+	size := func() uint32 {
+		t.Helper()
+		f := rstFilterOf(n, "pod1")
+		if f == nil {
+			t.Fatal("no RST filter on pod1")
+		}
+		info, err := f.flows.Info()
+		must(t, err)
+		return info.MaxEntries
+	}
+	end := func() {
+		t.Helper()
+		_, err := n.Inject(ctx, nodeapi.Inject{Pod: "pod1"})
+		must(t, err)
+	}
+
+	_, err := n.Inject(ctx, nodeapi.Inject{Pod: "pod1", SuppressRST: true})
+	must(t, err)
+	if got := size(); got != nodeapi.DefaultRSTFlows {
+		t.Errorf("filter without MaxFlows holds %d flows, want %d", got, nodeapi.DefaultRSTFlows)
+	}
+	end()
+
+	_, err = n.Inject(ctx, nodeapi.Inject{Pod: "pod1", SuppressRST: true, MaxFlows: 3, Frames: [][]byte{syn(43000), syn(43001), syn(43001), syn(43002)}})
+	must(t, err)
+	if got := size(); got != 3 {
+		t.Errorf("filter with MaxFlows 3 holds %d flows", got)
+	}
+	// A later injection's MaxFlows does not resize the filter: the fourth
+	// flow does not fit.
+	res, err := n.Inject(ctx, nodeapi.Inject{Pod: "pod1", SuppressRST: true, MaxFlows: 100, Frames: [][]byte{syn(43003)}})
+	if !errors.Is(err, unix.E2BIG) || !strings.Contains(err.Error(), "10.1.1.10:43003 -> 10.224.1.1:80: the filter is full (3 flows") || res.Sent != 0 {
+		t.Errorf("a fourth flow in a filter of 3: sent %d, %v", res.Sent, err)
+	}
+	end()
+
+	for _, bad := range []int{-1, nodeapi.MaxRSTFlows + 1} {
+		res, err := n.Inject(ctx, nodeapi.Inject{Pod: "pod1", SuppressRST: true, MaxFlows: bad, Frames: [][]byte{syn(43004)}})
+		if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("rst filter: %d flows outside 1..%d", bad, nodeapi.MaxRSTFlows)) || res.Sent != 0 {
+			t.Errorf("MaxFlows %d: sent %d, %v", bad, res.Sent, err)
+		}
+		if rstFilterOf(n, "pod1") != nil {
+			t.Errorf("MaxFlows %d left a filter", bad)
+		}
 	}
 }

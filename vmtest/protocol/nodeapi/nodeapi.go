@@ -189,7 +189,30 @@ type Inject struct {
 	// injection into the pod without it, or MethodReset. Flows accumulate
 	// over consecutive injections with it. Injected RSTs are still sent.
 	SuppressRST bool `json:"suppress_rst,omitempty"`
+	// MaxFlows is how many TCP flows the pod's RST filter holds when this
+	// injection creates it (SuppressRST with no filter yet): 0 means
+	// DefaultRSTFlows, at most MaxRSTFlows. A filter keeps its size until
+	// the suppression ends; a flow beyond it fails the injection.
+	MaxFlows int `json:"max_flows,omitempty"`
 }
+
+// Sizes of a pod's RST filter (Inject.MaxFlows): the one definition both
+// the agent, which sizes the filter's map, and the host, which checks a
+// replay's flows against it before anything boots, use.
+const (
+	// DefaultRSTFlows is the most TCP flows one pod's RST filter holds
+	// unless Inject.MaxFlows says otherwise.
+	DefaultRSTFlows = 4096
+	// MaxRSTFlows is the largest Inject.MaxFlows the agent accepts (the
+	// filter's map allocates its entries as flows are added).
+	MaxRSTFlows = 1 << 20
+)
+
+// DefaultCTEntries is the size of a node's connection-tracking table (an
+// LRU map: beyond it the least recently used entries are evicted): the
+// agent sizes the table with it, the host compares a replay's flows with
+// it.
+const DefaultCTEntries = 65536
 
 // Injected is MethodInject's response.
 type Injected struct {
