@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -157,10 +158,10 @@ func TestInjectChunksCarryMaxFlows(t *testing.T) {
 			t.Errorf("request %+v", nodeapi.Inject{Pod: r.Pod, SuppressRST: r.SuppressRST, MaxFlows: r.MaxFlows})
 		}
 	}
-	if want := []int{maxChunkFrames, maxChunkFrames, 10}; !equalInts(sizes, want) {
+	if want := []int{maxChunkFrames, maxChunkFrames, 10}; !slices.Equal(sizes, want) {
 		t.Errorf("chunks of %v frames, want %v", sizes, want)
 	}
-	if want := []int{maxChunkFrames, 2 * maxChunkFrames, n}; !equalInts(progress, want) {
+	if want := []int{maxChunkFrames, 2 * maxChunkFrames, n}; !slices.Equal(progress, want) {
 		t.Errorf("progress %v, want %v", progress, want)
 	}
 }
@@ -190,16 +191,4 @@ func TestTraceChecksLimitsBeforeInjecting(t *testing.T) {
 	if len(rec.reqs) != 0 {
 		t.Errorf("%d pod-inject requests before the refusal", len(rec.reqs))
 	}
-}
-
-func equalInts(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -77,8 +78,47 @@ func (s *packetSocket) read(buf []byte) (n int, outgoing bool, err error) {
 	return n, outgoing, rerr
 }
 
-// write sends one complete Ethernet frame out of the bound device.
+// Backoff of a send the kernel refused with ENOBUFS.
+const (
+	// sendBackoffMin is the first pause before sending again.
+	sendBackoffMin = 100 * time.Microsecond
+	// sendBackoffMax caps the pause, which doubles at each refusal.
+	sendBackoffMax = 20 * time.Millisecond
+	// sendRetryFor is how long a frame may keep being refused before the
+	// send fails.
+	sendRetryFor = 10 * time.Second
+)
+
+// write sends one complete Ethernet frame out of the bound device. ENOBUFS
+// (the device, or the veth peer's backlog, dropped it: many frames sent
+// back to back while the datapath is busy) is retried with backoff for up
+// to sendRetryFor; the frame went nowhere, so it is sent again.
 func (s *packetSocket) write(frame []byte) error {
+	return retryNoBufs(func() error { return s.send(frame) }, time.Sleep, sendRetryFor)
+}
+
+// retryNoBufs calls send until it does not fail with ENOBUFS, pausing
+// between attempts (sendBackoffMin, doubling up to sendBackoffMax) with
+// sleep, for up to limit in all; then the ENOBUFS error is returned,
+// saying for how long it was retried.
+func retryNoBufs(send func() error, sleep func(time.Duration), limit time.Duration) error {
+	pause, waited := sendBackoffMin, time.Duration(0)
+	for {
+		err := send()
+		if !errors.Is(err, unix.ENOBUFS) {
+			return err
+		}
+		if waited >= limit {
+			return fmt.Errorf("%w (retried for %v)", err, waited)
+		}
+		sleep(pause)
+		waited += pause
+		pause = min(2*pause, sendBackoffMax)
+	}
+}
+
+// send writes frame once, waiting while the socket would block.
+func (s *packetSocket) send(frame []byte) error {
 	rc, err := s.f.SyscallConn()
 	if err != nil {
 		return err
