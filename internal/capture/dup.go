@@ -114,7 +114,15 @@ func (s sighting) keys(seed maphash.Seed) [2]uint64 {
 // the interface). Single-interface captures therefore never have
 // duplicates. ReadFile calls it. It takes time linear in the number of
 // packets: earlier sightings are found by a hash of the shared fields.
-func MarkDuplicates(pkts []Packet) {
+func MarkDuplicates(pkts []Packet) { markDuplicates(pkts, nil) }
+
+// markDuplicates is MarkDuplicates calling progress (when not nil) with
+// StageDedup every progressEvery packets and at the end.
+func markDuplicates(pkts []Packet, progress Progress) {
+	total := int64(len(pkts))
+	if progress != nil {
+		defer progress(StageDedup, total, total)
+	}
 	type seen struct {
 		idx  int
 		s    sighting
@@ -132,6 +140,9 @@ func MarkDuplicates(pkts []Packet) {
 		}
 	}
 	for i := range pkts {
+		if progress != nil && i > 0 && i%progressEvery == 0 {
+			progress(StageDedup, int64(i), total)
+		}
 		p := &pkts[i]
 		s, ok := sightingOf(*p)
 		if !ok {

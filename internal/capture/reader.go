@@ -44,17 +44,44 @@ type Reader struct {
 
 // Open opens a pcap or pcapng file for streaming; Close releases it.
 func Open(path string) (*Reader, error) {
+	r, _, err := openCounted(path, nil)
+	return r, err
+}
+
+// openCounted is Open adding the bytes read from the file to *read (when
+// read is not nil); it also returns the file's size.
+func openCounted(path string, read *int64) (*Reader, int64, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, &Error{File: path, Index: -1, Err: fmt.Errorf("open: %w", err)}
+		return nil, 0, &Error{File: path, Index: -1, Err: fmt.Errorf("open: %w", err)}
 	}
-	r, err := NewReader(f, path)
+	var size int64
+	if st, err := f.Stat(); err == nil {
+		size = st.Size()
+	}
+	var rd io.Reader = f
+	if read != nil {
+		rd = &countingReader{r: f, n: read}
+	}
+	r, err := NewReader(rd, path)
 	if err != nil {
 		f.Close()
-		return nil, err
+		return nil, 0, err
 	}
 	r.closer = f
-	return r, nil
+	return r, size, nil
+}
+
+// countingReader adds the bytes read through it to *n.
+type countingReader struct {
+	r io.Reader
+	n *int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	*c.n += int64(n)
+	return n, err
 }
 
 // NewReader reads a pcap or pcapng stream; name is used in error messages.
@@ -255,7 +282,49 @@ func (r *Reader) next() (Packet, error) {
 // packets read before it together with the [*Error]; a well-formed file
 // without packets gives ErrNoPackets.
 func ReadFile(path string) ([]Packet, error) {
-	r, err := Open(path)
+	return ReadFileProgress(path, nil)
+}
+
+// Stage is a part of ReadFileProgress's work.
+type Stage int
+
+// The stages of ReadFileProgress, in order.
+const (
+	// StageRead reads and checks the packets; its progress counts bytes
+	// of the file (compressed bytes for a gzipped one).
+	StageRead Stage = iota + 1
+	// StageDedup marks duplicates (MarkDuplicates); its progress counts
+	// packets.
+	StageDedup
+)
+
+// String returns "reading" or "de-duplicating".
+func (s Stage) String() string {
+	switch s {
+	case StageRead:
+		return "reading"
+	case StageDedup:
+		return "de-duplicating"
+	}
+	return fmt.Sprintf("Stage(%d)", int(s))
+}
+
+// Progress hears how far ReadFileProgress is in a stage: done of total.
+type Progress func(stage Stage, done, total int64)
+
+// progressEvery is how many packets pass between two Progress calls.
+const progressEvery = 4096
+
+// ReadFileProgress is ReadFile calling progress (when not nil) every few
+// thousand packets and once at the end of each stage, done == total: the
+// caller shows it for large captures.
+func ReadFileProgress(path string, progress Progress) ([]Packet, error) {
+	var read int64
+	counter := &read
+	if progress == nil {
+		counter = nil
+	}
+	r, size, err := openCounted(path, counter)
 	if err != nil {
 		return nil, err
 	}
@@ -270,10 +339,16 @@ func ReadFile(path string) ([]Packet, error) {
 			return pkts, err
 		}
 		pkts = append(pkts, p)
+		if progress != nil && len(pkts)%progressEvery == 0 {
+			progress(StageRead, min(read, size), size)
+		}
+	}
+	if progress != nil {
+		progress(StageRead, size, size)
 	}
 	if len(pkts) == 0 {
 		return nil, r.fileErr(ErrNoPackets)
 	}
-	MarkDuplicates(pkts)
+	markDuplicates(pkts, progress)
 	return pkts, nil
 }
