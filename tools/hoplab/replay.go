@@ -17,6 +17,7 @@ import (
 	"github.com/hoplab/hoplab/tools/replayreport"
 	"github.com/hoplab/hoplab/topologies"
 	"github.com/hoplab/hoplab/vmtest/cluster"
+	"github.com/hoplab/hoplab/vmtest/protocol/nodeapi"
 )
 
 // replayFlags are replay's options.
@@ -28,6 +29,9 @@ type replayFlags struct {
 	// hold no socket for them); ackRewrite shifts a replayed client's
 	// acknowledgement numbers to the live server's sequence space.
 	live, ackRewrite bool
+	// maxFlows sizes each injecting pod's RST filter (0: the default,
+	// nodeapi.DefaultRSTFlows).
+	maxFlows int
 }
 
 func newReplayCmd(a *app) *cobra.Command {
@@ -61,7 +65,9 @@ addresses are rewritten to what that point really sends unless --keep-l2.
 
 A pod's kernel holds no socket for the flows injected in its name and would
 answer a server's SYN-ACK with a RST: those RSTs are dropped on the pod's
-eth0 for the replay's duration (--live keeps them). --ack-rewrite also
+eth0 for the replay's duration (--live keeps them). Each pod's filter holds
+4096 TCP flows unless --max-flows says more; a capture with more flows from
+one pod is refused before anything boots. --ack-rewrite also
 shifts the acknowledgement numbers of a replayed TCP client to the live
 server's sequence space (waiting for each SYN-ACK), so a captured handshake
 and request play out against the real server.
@@ -88,6 +94,7 @@ report.html, a self-contained page with a figure of each packet's path.`,
 	fl.BoolVar(&f.live, "live", false, "let injecting pods' kernels reset the replayed TCP flows")
 	fl.BoolVar(&f.ackRewrite, "ack-rewrite", false, "shift replayed TCP clients' ack numbers to the live server's (after its SYN-ACK)")
 	fl.BoolVar(&f.skipRefused, "skip-refused", false, "skip packets that cannot be replayed (IPv6, non-IP, snaplen-cut) instead of failing")
+	fl.IntVar(&f.maxFlows, "max-flows", 0, fmt.Sprintf("TCP flows each injecting pod's RST filter holds (default %d)", nodeapi.DefaultRSTFlows))
 	fl.BoolVar(&f.strict, "strict", false, "refuse packets that parse but are malformed (a wrong IPv4 header checksum) instead of replaying them as captured with a note")
 	return cmd
 }
@@ -112,11 +119,15 @@ func (a *app) planReplay(f replayFlags) (*replayPlan, error) {
 	if err != nil {
 		return nil, fmt.Errorf("replay: %w", err)
 	}
-	sel, err := replayinput.Load(f.pcap, replayinput.Options{KeepL2: f.keepL2, SkipRefused: f.skipRefused, Strict: f.strict})
+	if _, err := cluster.RSTFilterSize(f.maxFlows); err != nil {
+		return nil, fmt.Errorf("replay: --max-flows: %w", err)
+	}
+	sel, err := replayinput.Load(f.pcap, replayinput.Options{KeepL2: f.keepL2, SkipRefused: f.skipRefused, Strict: f.strict,
+		Progress: a.readProgress(f.pcap)})
 	if err != nil {
 		return nil, err
 	}
-	p := &replayPlan{top: top, sel: sel, injected: map[int][]byte{}}
+	p := &replayPlan{top: top, sel: sel, injected: make(map[int][]byte, len(sel.Packets)), frames: make([]cluster.Frame, 0, len(sel.Packets))}
 	var point cluster.InjectPoint
 	if f.inject != "" {
 		if point, err = cluster.ParsePoint(top, f.inject); err != nil {
@@ -146,6 +157,19 @@ func (a *app) planReplay(f replayFlags) (*replayPlan, error) {
 	if err != nil {
 		return nil, fmt.Errorf("replay: %s: %w", f.pcap, err)
 	}
+	// The per-run maps must hold the capture's flows: checked now, before
+	// anything boots.
+	limits, err := cluster.CheckLimits(top, planned, f.options(top))
+	var fe *cluster.FlowLimitError
+	if errors.As(err, &fe) {
+		return nil, fmt.Errorf("%s: %w (--max-flows %d raises it)", f.pcap, err, fe.Flows)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("replay: %s: %w", f.pcap, err)
+	}
+	for _, n := range limits {
+		p.notes = append(p.notes, f.pcap+": "+n)
+	}
 	for i, pl := range planned {
 		p.frames[i].Point = pl.Point
 		if pl.Fallback {
@@ -160,7 +184,7 @@ func (a *app) planReplay(f replayFlags) (*replayPlan, error) {
 // node (cluster.FallbackPoint).
 func (f replayFlags) options(top *topologies.Topology) cluster.ReplayOptions {
 	return cluster.ReplayOptions{KeepL2: f.keepL2, Timing: f.timing, Fallback: cluster.FallbackPoint(top),
-		SuppressRST: !f.live, TCPAckRewrite: f.ackRewrite}
+		SuppressRST: !f.live, TCPAckRewrite: f.ackRewrite, MaxFlows: f.maxFlows}
 }
 
 func (a *app) replay(ctx context.Context, f replayFlags) error {
@@ -181,10 +205,15 @@ func (a *app) replay(ctx context.Context, f replayFlags) error {
 	// Collect the frames every hop saw, for the per-hop captures.
 	var mu sync.Mutex
 	var sightings []replayreport.Sighting
+	notKept := 0
 	if f.out != "" {
 		stop, err := h.SubscribeContext(ctx, func(e cluster.Event) {
 			s := sightingsOf(e)
 			mu.Lock()
+			if room := maxOutSightings - len(sightings); len(s) > room {
+				notKept += len(s) - max(room, 0)
+				s = s[:max(room, 0)]
+			}
 			sightings = append(sightings, s...)
 			mu.Unlock()
 		})
@@ -194,7 +223,11 @@ func (a *app) replay(ctx context.Context, f replayFlags) error {
 		defer stop()
 	}
 	start := time.Now()
-	rep, err := h.Replay(ctx, p.frames, f.options(p.top))
+	opts := f.options(p.top)
+	progress, done := a.injectProgress(len(p.frames))
+	opts.Progress = progress
+	rep, err := h.Replay(ctx, p.frames, opts)
+	done()
 	if err != nil {
 		return err // "replay: packet 3 at pod1: node1: pod-inject: ..."
 	}
@@ -208,7 +241,11 @@ func (a *app) replay(ctx context.Context, f replayFlags) error {
 	if f.out != "" {
 		mu.Lock()
 		s := append([]replayreport.Sighting(nil), sightings...)
+		over := notKept
 		mu.Unlock()
+		if over > 0 {
+			log.Warn("per-hop captures hold the first sightings only: the later packets' frames are missing from them", "kept", len(s), "not_kept", over)
+		}
 		if err := writeOut(f.out, f.pcap, rep, p, s); err != nil {
 			return fmt.Errorf("replay: %w", err)
 		}

@@ -45,6 +45,9 @@ type Options struct {
 	// header checksum) instead of replaying them as captured with a note
 	// (replay --strict).
 	Strict bool
+	// Progress, when set, hears how far reading the capture is
+	// (capture.ReadFileProgress); nil reports nothing.
+	Progress capture.Progress
 }
 
 // Skip is a packet Select leaves out, with the reason.
@@ -68,7 +71,7 @@ type Selection struct {
 
 // Load reads the capture at path and selects the packets to replay.
 func Load(path string, opts Options) (*Selection, error) {
-	pkts, err := capture.ReadFile(path)
+	pkts, err := capture.ReadFileProgress(path, opts.Progress)
 	if err != nil {
 		return nil, err
 	}
@@ -78,7 +81,7 @@ func Load(path string, opts Options) (*Selection, error) {
 // Select applies the replay rules (see the package documentation) to the
 // packets of the capture file.
 func Select(file string, pkts []capture.Packet, opts Options) (*Selection, error) {
-	s := &Selection{}
+	s := &Selection{Packets: make([]capture.Packet, 0, len(pkts))}
 	var synthesized, vlans int
 	var perPacket []string
 	for _, p := range pkts {

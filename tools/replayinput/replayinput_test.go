@@ -92,3 +92,19 @@ func TestBadChecksumNotedOrRefused(t *testing.T) {
 		t.Errorf("%d notes, last %q, %v", len(s.Notes), s.Notes[len(s.Notes)-1], err)
 	}
 }
+
+// Load hands Options.Progress to the capture reader: it hears the end of
+// reading and of duplicate marking.
+func TestLoadProgress(t *testing.T) {
+	ends := map[capture.Stage][2]int64{}
+	s, err := Load("../../fixtures/data/tcp-syn-vip.pcap", Options{Progress: func(st capture.Stage, done, total int64) {
+		ends[st] = [2]int64{done, total}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	read, dedup := ends[capture.StageRead], ends[capture.StageDedup]
+	if read[0] == 0 || read[0] != read[1] || dedup[1] != int64(len(s.Packets)) || dedup[0] != dedup[1] {
+		t.Errorf("progress ends: reading %v, de-duplicating %v (%d packets)", read, dedup, len(s.Packets))
+	}
+}

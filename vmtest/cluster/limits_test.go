@@ -192,3 +192,34 @@ func TestTraceChecksLimitsBeforeInjecting(t *testing.T) {
 		t.Errorf("%d pod-inject requests before the refusal", len(rec.reqs))
 	}
 }
+
+// The collector keeps at most its cap of observations, counts the rest,
+// and still notices them for the settling.
+func TestCollectorCap(t *testing.T) {
+	top := builtin(t, "pod-to-service")
+	plan, err := Plan(top, synFlows(t, 1), ReplayOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	col := newCollector(plan, 3)
+	frame := plan[0].Data
+	pod := func() Event {
+		return Event{Kind: EventPod, Time: time.Now(), Pod: &nodeapi.PodPacket{Pod: "pod1", Direction: nodeapi.PodEgress, Frame: frame}}
+	}
+	for range 5 {
+		col.add(pod())
+	}
+	if kept, over := col.counts(); kept != 3 || over != 2 || len(col.sightings()) != 3 {
+		t.Errorf("cap 3 after 5 observations: kept %d, not kept %d", kept, over)
+	}
+	col.mu.Lock()
+	col.last = time.Time{}
+	col.mu.Unlock()
+	col.add(pod())
+	if q := col.quiet(); q > time.Minute {
+		t.Errorf("an observation past the cap did not restart the settle time (quiet %v)", q)
+	}
+	if c := newCollector(plan, 0); c.max != DefaultMaxObservations {
+		t.Errorf("default cap %d", c.max)
+	}
+}

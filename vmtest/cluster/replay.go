@@ -50,6 +50,11 @@ type ReplayOptions struct {
 	// most TCP flows it holds; 0 means nodeapi.DefaultRSTFlows (see
 	// RSTFilterSize, CheckLimits).
 	MaxFlows int `json:"max_flows,omitempty"`
+	// MaxObservations caps the observations a replay keeps for its
+	// journeys; 0 means DefaultMaxObservations. Observations past it are
+	// counted, not kept, and a warning says so (the journeys of the later
+	// packets then miss hops).
+	MaxObservations int `json:"max_observations,omitempty"`
 	// Progress, when set, is called after each batch of frames sent with
 	// the number sent so far and the total (hoplab replay's progress bar).
 	Progress func(sent, total int) `json:"-"`
@@ -66,6 +71,11 @@ type ReplayOptions struct {
 const (
 	DefaultSettle         = 300 * time.Millisecond
 	DefaultReplayDeadline = 10 * time.Second
+	// DefaultMaxObservations bounds a replay's memory for observations
+	// (about 500 bytes each, so about 130 MB): the 20 to 30 hops of a
+	// TCP segment, its reply and the pod's RST for each of about 10,000
+	// packets.
+	DefaultMaxObservations = 1 << 18
 )
 
 // ErrNoFrames is returned by Replay for an empty capture.
@@ -114,7 +124,7 @@ func (c *Cluster) Trace(ctx context.Context, frames []Frame, opts ReplayOptions)
 	if _, err := CheckLimits(c.Topology(), plan, opts); err != nil {
 		return res, fmt.Errorf("replay: %w", err)
 	}
-	col := newCollector(plan)
+	col := newCollector(plan, opts.MaxObservations)
 	if opts.TCPAckRewrite {
 		col.acks = newAckTracker(plan)
 	}
@@ -136,6 +146,10 @@ func (c *Cluster) Trace(ctx context.Context, frames []Frame, opts ReplayOptions)
 		return res, fmt.Errorf("replay: %w", err)
 	}
 	stop()
+	if kept, over := col.counts(); over > 0 {
+		c.log.Warn("observations past the cap not kept: the journeys of the later packets miss hops (replay fewer packets at a time)",
+			"kept", kept, "not_kept", over)
+	}
 	sent := make([]journey.Sent, len(injected))
 	for i, inj := range injected {
 		sent[i] = journey.NewSent(inj, plan[i].Data)
@@ -163,13 +177,22 @@ type collector struct {
 	// acks, when set, learns the live SYN-ACKs (TCPAckRewrite).
 	acks *ackTracker
 
+	// max caps seen; over counts the observations not kept.
+	max int
+
 	mu   sync.Mutex
 	seen []journey.Sighting
+	over int
 	last time.Time
 }
 
-func newCollector(plan []Planned) *collector {
-	col := &collector{addrs: map[netip.Addr]bool{}, last: time.Now()}
+// newCollector collects the observations of plan's packets, keeping at
+// most max (0: DefaultMaxObservations).
+func newCollector(plan []Planned, max int) *collector {
+	if max <= 0 {
+		max = DefaultMaxObservations
+	}
+	col := &collector{addrs: map[netip.Addr]bool{}, last: time.Now(), max: max}
 	for _, p := range plan {
 		if p.Key.Src.IsValid() {
 			col.addrs[p.Key.Src.Addr()], col.addrs[p.Key.Dst.Addr()] = true, true
@@ -191,6 +214,10 @@ func (col *collector) add(e Event) {
 	col.mu.Lock()
 	defer col.mu.Unlock()
 	for _, o := range obs {
+		if len(col.seen) >= col.max {
+			col.over++
+			continue
+		}
 		col.seen = append(col.seen, journey.Sighting{Observation: o, TCP: tcp, HasTCP: isTCP})
 	}
 	for _, o := range obs {
@@ -213,6 +240,13 @@ func (col *collector) quiet() time.Duration {
 	col.mu.Lock()
 	defer col.mu.Unlock()
 	return time.Since(col.last)
+}
+
+// counts returns how many observations were kept and how many were not.
+func (col *collector) counts() (kept, over int) {
+	col.mu.Lock()
+	defer col.mu.Unlock()
+	return len(col.seen), col.over
 }
 
 // sightings returns what was collected.
