@@ -186,11 +186,15 @@ func (s *FabricSpec) validate() error {
 // node to the ToR, and (unless NoConfigure) configures bond0 with the
 // node's address and a default route via its gateway on every node, and a
 // bond per node with the gateway address plus IP forwarding on the ToR. On
-// failure everything is torn down and the run directory is kept.
+// failure everything is torn down and the run directory is kept, unless ctx
+// ended: an interrupted start leaves nothing.
 func StartFabric(ctx context.Context, spec FabricSpec) (*Fabric, error) {
 	start := time.Now()
 	if err := spec.validate(); err != nil {
 		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("fabric: %w", err)
 	}
 	f := &Fabric{spec: spec, dir: spec.Dir, log: spec.Logger, byName: map[string]*VM{}, wires: map[string]*wire.Wire{}}
 	if f.log == nil {
@@ -205,6 +209,11 @@ func StartFabric(ctx context.Context, spec FabricSpec) (*Fabric, error) {
 	}
 	register(f)
 	fail := func(err error) (*Fabric, error) {
+		if ctx.Err() != nil {
+			// Interrupted: nothing is worth keeping.
+			f.Close()
+			return nil, err
+		}
 		f.keep.Store(true)
 		f.Close()
 		return nil, fmt.Errorf("%w (artifacts in %s)", err, f.dir)

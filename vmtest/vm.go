@@ -59,11 +59,15 @@ type VM struct {
 }
 
 // Start boots a VM and waits until its agent is ready. On failure nothing
-// is left running and the error is a [*VMError] with the console tail.
+// is left running and the error is a [*VMError] with the console tail; the
+// run directory is kept, unless ctx ended (an interrupt keeps nothing).
 func Start(ctx context.Context, opts ...Option) (*VM, error) {
 	o, err := NewOptions(opts...)
 	if err != nil {
 		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("vm %s: %w", o.Name, err)
 	}
 	vm := &VM{opts: o, log: o.Logger.With("vm", o.Name), readyCh: make(chan control.Ready, 1), fatalCh: make(chan string, 1),
 		exited: make(chan struct{}), consoleDone: make(chan struct{})}
@@ -78,7 +82,7 @@ func Start(ctx context.Context, opts ...Option) (*VM, error) {
 		return nil, vm.fail(err)
 	}
 	if err := vm.waitReady(ctx); err != nil {
-		vm.keep.Store(true)
+		vm.keep.Store(ctx.Err() == nil)
 		vm.Close()
 		return nil, err
 	}

@@ -33,20 +33,38 @@ func (h cancelOn) WithAttrs(as []slog.Attr) slog.Handler {
 	return cancelOn{h.Handler.WithAttrs(as), h.msg, h.cancel}
 }
 
-// TestInterruptLeavesNothing interrupts Start during node setup and during
-// BGP convergence: Start returns an error naming the cluster, and no run
-// directory, socket or QEMU is left.
+// TestInterruptLeavesNothing interrupts Start before it boots anything,
+// while the fabric is configured, during node setup and during BGP
+// convergence: Start returns one line naming the cluster and the step, and
+// no run directory, socket or QEMU is left.
 func TestInterruptLeavesNothing(t *testing.T) {
 	testreq.Command(t, "qemu-system-x86_64", "apt-get install -y qemu-system-x86")
-	for at, want := range map[string]string{
-		"cluster booted": "cluster pod-to-service: node setup: context canceled",
-		"cluster set up": "cluster pod-to-service: BGP convergence: context canceled",
+	for _, c := range []struct{ at, want string }{
+		{"", "cluster pod-to-service: prepare boot: context canceled"},
+		{"fabric booted", "cluster pod-to-service: boot: context canceled"},
+		{"cluster booted", "cluster pod-to-service: node setup: context canceled"},
+		{"cluster set up", "cluster pod-to-service: BGP convergence: context canceled"},
 	} {
-		t.Run(strings.ReplaceAll(at, " ", "-"), func(t *testing.T) {
-			runtime := t.TempDir()
+		at, want := c.at, c.want
+		name := strings.ReplaceAll(at, " ", "-")
+		if at == "" {
+			name = "before-start"
+		}
+		t.Run(name, func(t *testing.T) {
+			// Short: run directories go to XDG_RUNTIME_DIR only when its
+			// path leaves room for socket names.
+			runtime, err := os.MkdirTemp("", "hlint")
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { os.RemoveAll(runtime) })
 			t.Setenv("XDG_RUNTIME_DIR", runtime)
+			t.Setenv("TMPDIR", runtime)
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
+			if at == "" {
+				cancel()
+			}
 			log := slog.New(cancelOn{slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}), at, cancel})
 			start := time.Now()
 			c, err := Start(ctx, Spec{Topology: builtin(t, "pod-to-service"), Logger: log, ConsoleLine: func(string, string) {}})
@@ -59,7 +77,8 @@ func TestInterruptLeavesNothing(t *testing.T) {
 				t.Errorf("error %q, want %q", err, want)
 			}
 			left, _ := filepath.Glob(filepath.Join(runtime, "hoplab", "*"))
-			if len(left) != 0 {
+			rest, _ := filepath.Glob(filepath.Join(runtime, "hl-*"))
+			if left = append(left, rest...); len(left) != 0 {
 				t.Errorf("left behind: %v", left)
 			}
 			if pids := qemusUnder(runtime); len(pids) != 0 {

@@ -72,8 +72,16 @@ func start(ctx context.Context, spec Spec) (*Cluster, error) {
 	c.obs = newHub(c.log)
 	begin := time.Now()
 
+	// Interrupted (Ctrl-C, or the caller gave up): one line naming the
+	// step; nothing is kept and nothing is left behind.
+	interrupted := func(step string) error {
+		return fmt.Errorf("cluster %s: %s: %w", t.Name, step, context.Cause(ctx))
+	}
 	boot, err := vmtest.PrepareBoot(ctx, vmtest.BootSpec{Series: spec.Series, Flavour: spec.Flavour, AgentBinary: spec.AgentBinary})
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil, interrupted("prepare boot")
+		}
 		return nil, fmt.Errorf("cluster %s: %w", t.Name, err)
 	}
 	fs := FabricSpec(t)
@@ -82,6 +90,9 @@ func start(ctx context.Context, spec Spec) (*Cluster, error) {
 	fs.Dir, fs.Logger, fs.ConsoleLine = spec.Dir, c.log, spec.ConsoleLine
 	f, err := vmtest.StartFabric(ctx, fs)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil, interrupted("boot") // StartFabric left nothing
+		}
 		return nil, fmt.Errorf("cluster %s: %w", t.Name, err)
 	}
 	c.fabric = f
@@ -95,10 +106,8 @@ func start(ctx context.Context, spec Spec) (*Cluster, error) {
 
 	fail := func(step string, err error) (*Cluster, error) {
 		if ctx.Err() != nil {
-			// Interrupted (Ctrl-C, or the caller gave up): one line,
-			// nothing is worth keeping, and nothing is left behind.
 			c.Close()
-			return nil, fmt.Errorf("cluster %s: %s: %w", t.Name, step, context.Cause(ctx))
+			return nil, interrupted(step)
 		}
 		f.KeepArtifacts()
 		c.Close()
