@@ -76,8 +76,9 @@ type Injected struct {
 // dropped the packet, Delivered if it reached a pod-ingress point, else Lost.
 func Merge(injected []Injected, obs []Observation) (journeys []Packet, unmatched []Observation) {
 	groups := make([][]Observation, len(injected))
+	index := byID(injected)
 	for _, o := range obs {
-		i := claim(injected, o)
+		i := claimIn(injected, index, o)
 		if i < 0 {
 			unmatched = append(unmatched, o)
 			continue
@@ -91,17 +92,39 @@ func Merge(injected []Injected, obs []Observation) (journeys []Packet, unmatched
 	return journeys, unmatched
 }
 
+// idKey is what an observation shares with every packet it may show:
+// protocol and IPv4 ID.
+type idKey struct {
+	proto uint8
+	id    uint16
+}
+
+// byID indexes injected by idKey, each list in injection order, so that
+// claiming an observation looks at its candidates only (linear time in
+// all for 100,000 packets, not one pass over them per observation).
+func byID(injected []Injected) map[idKey][]int {
+	index := make(map[idKey][]int, len(injected))
+	for i, inj := range injected {
+		k := idKey{inj.Key.Proto, inj.Key.IPID}
+		index[k] = append(index[k], i)
+	}
+	return index
+}
+
 // claim returns the index into injected of the packet o shows, or -1.
 func claim(injected []Injected, o Observation) int {
+	return claimIn(injected, byID(injected), o)
+}
+
+// claimIn is claim with injected indexed by byID.
+func claimIn(injected []Injected, index map[idKey][]int, o Observation) int {
 	if !o.HasKey {
 		return -1
 	}
 	best, bestScore := -1, 0
-	for i, inj := range injected {
+	for _, i := range index[idKey{o.Key.Proto, o.Key.IPID}] {
+		inj := injected[i]
 		k := inj.Key
-		if k.Proto != o.Key.Proto || k.IPID != o.Key.IPID {
-			continue
-		}
 		score := 1
 		switch {
 		case k.Src == o.Key.Src && k.Dst == o.Key.Dst:

@@ -73,8 +73,9 @@ func MergeReplies(sent []Sent, seen []Sighting) (journeys []Packet, replies []Re
 	journeys, _ = Merge(injected, obs)
 	// The sightings Merge left unmatched: those no injected packet claims.
 	var unmatched []Sighting
+	index := byID(injected)
 	for _, s := range seen {
-		if claim(injected, s.Observation) < 0 {
+		if claimIn(injected, index, s.Observation) < 0 {
 			unmatched = append(unmatched, s)
 		}
 	}
@@ -152,8 +153,9 @@ func repliesOf(pkts []Packet, sent []Sent, unmatched []Sighting) []Reply {
 	sort.SliceStable(all, func(i, j int) bool { return all[i].root.Time.Before(all[j].root.Time) })
 	out := []Reply{}
 	done := map[int]bool{}
+	flows := byHopFlow(pkts)
 	for _, r := range all {
-		to := answered(pkts, sent, r.root, done)
+		to := answered(flows, sent, r.root, done)
 		if to < 0 {
 			continue
 		}
@@ -171,17 +173,9 @@ func repliesOf(pkts []Packet, sent []Sent, unmatched []Sighting) []Reply {
 // them; of these, the first not yet answered (done), else the last. A
 // retransmitted SYN's SYN-ACK thus answers the retransmission, not the SYN
 // the first SYN-ACK answered.
-func answered(pkts []Packet, sent []Sent, root Sighting, done map[int]bool) int {
+func answered(flows map[hopFlow][]int, sent []Sent, root Sighting, done map[int]bool) int {
 	h := root.Hop
-	var match []int
-	for i, p := range pkts {
-		for _, ph := range p.Hops {
-			if ph.Proto == h.Proto && ph.IPSrc == h.IPDst && ph.IPDst == h.IPSrc && ph.Sport == h.Dport && ph.Dport == h.Sport {
-				match = append(match, i)
-				break
-			}
-		}
-	}
+	match := flows[hopFlow{h.Proto, h.IPDst, h.IPSrc, h.Dport, h.Sport}]
 	if len(match) == 0 {
 		return -1
 	}
@@ -205,6 +199,29 @@ func answered(pkts []Packet, sent []Sent, root Sighting, done map[int]bool) int 
 		}
 	}
 	return firstOpen(match, done)
+}
+
+// hopFlow is a hop's flow: protocol, addresses and ports.
+type hopFlow struct {
+	proto        string
+	src, dst     string
+	sport, dport uint16
+}
+
+// byHopFlow indexes pkts by the flows of their hops: for each flow, the
+// packets with a hop in it, in order, each once. answered looks a reply's
+// flow up in it instead of going through every packet's hops.
+func byHopFlow(pkts []Packet) map[hopFlow][]int {
+	index := map[hopFlow][]int{}
+	for i, p := range pkts {
+		for _, h := range p.Hops {
+			f := hopFlow{h.Proto, h.IPSrc, h.IPDst, h.Sport, h.Dport}
+			if l := index[f]; len(l) == 0 || l[len(l)-1] != i {
+				index[f] = append(l, i)
+			}
+		}
+	}
+	return index
 }
 
 // firstOpen returns the first of candidates (not empty) not yet answered
