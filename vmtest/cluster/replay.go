@@ -72,10 +72,10 @@ const (
 	DefaultSettle         = 300 * time.Millisecond
 	DefaultReplayDeadline = 10 * time.Second
 	// DefaultMaxObservations bounds a replay's memory for observations
-	// (about 500 bytes each, so about 130 MB): the 20 to 30 hops of a
-	// TCP segment, its reply and the pod's RST for each of about 10,000
-	// packets.
-	DefaultMaxObservations = 1 << 18
+	// (about 500 bytes each, kept, then merged into journeys: a few
+	// hundred MB in all): the 20 to 30 hops of a TCP segment, its reply
+	// and the pod's RST for each of about 5,000 packets.
+	DefaultMaxObservations = 1 << 17
 )
 
 // ErrNoFrames is returned by Replay for an empty capture.

@@ -109,7 +109,7 @@ func retryNoBufs(send func() error, sleep func(time.Duration), limit time.Durati
 			return err
 		}
 		if waited >= limit {
-			return fmt.Errorf("%w (retried for %v)", err, waited)
+			return fmt.Errorf("%w (retried for %v)", err, waited.Round(time.Millisecond))
 		}
 		sleep(pause)
 		waited += pause
