@@ -110,6 +110,7 @@ func (vm *VM) Configure(ctx context.Context, c control.Configure) error {
 
 // Poweroff asks the agent to power off and waits for QEMU to exit.
 func (vm *VM) Poweroff(ctx context.Context) error {
+	vm.stopping.Store(true)
 	if err := vm.agent.Poweroff(ctx); err != nil {
 		return fmt.Errorf("vm %s: %w", vm.opts.Name, err)
 	}

@@ -444,8 +444,19 @@ func (f *Fabric) SetLink(ctx context.Context, node string, j int, up bool) error
 // KeepArtifacts keeps the run directory when the fabric is closed.
 func (f *Fabric) KeepArtifacts() { f.keep.Store(true) }
 
-// Kept reports whether Close keeps the run directory.
-func (f *Fabric) Kept() bool { return f.keep.Load() || KeepArtifacts() }
+// Kept reports whether Close keeps the run directory: on request, or
+// because a VM's QEMU ended by itself (see VM.Close).
+func (f *Fabric) Kept() bool {
+	if f.keep.Load() || KeepArtifacts() {
+		return true
+	}
+	for _, vm := range f.byName {
+		if vm.keep.Load() {
+			return true
+		}
+	}
+	return false
+}
 
 func (f *Fabric) kill() {
 	for _, vm := range f.byName {

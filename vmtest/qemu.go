@@ -113,6 +113,9 @@ func (vm *VM) boot() error {
 			err = errors.New("exit status 0: the guest powered off, or reset (a panic resets with panic=-1)")
 		}
 		vm.exitErr = err
+		if !vm.stopping.Load() {
+			vm.keep.Store(true)
+		}
 		close(vm.exited)
 	}()
 

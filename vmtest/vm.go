@@ -42,6 +42,10 @@ type VM struct {
 
 	exited  chan struct{}
 	exitErr error
+	// stopping is set before hoplab itself ends QEMU (Close, Poweroff,
+	// the signal handler): any other exit is a failure whose artifacts
+	// are kept.
+	stopping atomic.Bool
 
 	console     tail
 	trouble     tail
@@ -153,7 +157,8 @@ func (vm *VM) Err() error {
 	}
 }
 
-// Kill kills QEMU with SIGKILL.
+// Kill kills QEMU with SIGKILL, as a crash would: the run directory is
+// kept (see Close).
 func (vm *VM) Kill() error {
 	if vm.cmd == nil || vm.cmd.Process == nil {
 		return nil
@@ -162,6 +167,7 @@ func (vm *VM) Kill() error {
 }
 
 func (vm *VM) kill() {
+	vm.stopping.Store(true)
 	_ = vm.Kill()
 	if vm.ownDir && !vm.keep.Load() && !KeepArtifacts() {
 		os.RemoveAll(vm.dir)
@@ -175,10 +181,12 @@ func (vm *VM) KeepArtifacts() { vm.keep.Store(true) }
 func (vm *VM) Kept() bool { return vm.keep.Load() || KeepArtifacts() }
 
 // Close stops QEMU (quit, then kill), closes the channels and removes the
-// run directory it created unless artifacts are kept; sockets are removed
-// either way.
+// run directory it created unless artifacts are kept: on request, or
+// because QEMU had ended by itself before (a guest panic, a kill); sockets
+// are removed either way.
 func (vm *VM) Close() error {
 	vm.closeOnce.Do(func() {
+		vm.stopping.Store(true)
 		vm.relayMu.Lock()
 		for _, r := range vm.relays {
 			r.Close()

@@ -36,6 +36,9 @@ type VMError struct {
 	ConsoleTrouble string
 	// AgentTail holds the agent's last messages.
 	AgentTail string
+	// Panic is the reason of the guest's kernel panic when the console
+	// shows one ("sysrq triggered crash"), else empty.
+	Panic string
 	// QEMUOutput is what QEMU itself printed (its errors).
 	QEMUOutput string
 	// Dir is the run directory holding the artifacts.
@@ -46,6 +49,9 @@ type VMError struct {
 func (e *VMError) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "vm %s: %v", e.VM, e.Err)
+	if e.Panic != "" {
+		fmt.Fprintf(&b, "; the guest kernel panicked: %s", e.Panic)
+	}
 	if e.QEMUOutput != "" {
 		fmt.Fprintf(&b, "\n--- qemu ---\n%s", e.QEMUOutput)
 	}
@@ -82,8 +88,21 @@ func (vm *VM) fail(err error) error {
 	case <-time.After(100 * time.Millisecond):
 	}
 	e := &VMError{VM: vm.opts.Name, Err: err, ConsoleTail: vm.console.String(), ConsoleTrouble: vm.trouble.String(), AgentTail: vm.agentTail.String(), Dir: vm.dir}
+	e.Panic = panicReason(e.ConsoleTrouble + "\n" + e.ConsoleTail)
 	if b, rerr := os.ReadFile(filepath.Join(vm.dir, vm.opts.Name+".qemu.log")); rerr == nil && len(b) > 0 {
 		e.QEMUOutput = strings.TrimSpace(string(b))
 	}
 	return e
+}
+
+// panicReason returns the reason of the first "Kernel panic - not syncing:"
+// line of console text, or "".
+func panicReason(console string) string {
+	const mark = "Kernel panic - not syncing: "
+	_, after, ok := strings.Cut(console, mark)
+	if !ok {
+		return ""
+	}
+	line, _, _ := strings.Cut(after, "\n")
+	return strings.TrimSpace(line)
 }

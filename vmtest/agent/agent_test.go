@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -188,5 +189,31 @@ func TestStripSignature(t *testing.T) {
 	desc[11] = 200 // longer than the file
 	if _, ok := StripSignature(append(append([]byte("x"), desc...), moduleSigMagic...)); ok {
 		t.Fatal("oversized signature length accepted")
+	}
+}
+
+// The memory limit is memoryShare of MemAvailable; a meminfo without it
+// is an error naming the file.
+func TestSetMemoryLimit(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "meminfo")
+	if err := os.WriteFile(good, []byte("MemTotal:         238044 kB\nMemFree:          150000 kB\nMemAvailable:     200000 kB\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	prev := debug.SetMemoryLimit(-1)
+	t.Cleanup(func() { debug.SetMemoryLimit(prev) })
+	limit, err := setMemoryLimit(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := int64(200000 << 10 / 2); limit != want || debug.SetMemoryLimit(-1) != want {
+		t.Errorf("limit %d (runtime %d), want %d", limit, debug.SetMemoryLimit(-1), want)
+	}
+	bad := filepath.Join(dir, "short")
+	if err := os.WriteFile(bad, []byte("MemTotal: 1 kB\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := setMemoryLimit(bad); err == nil || err.Error() != bad+": no MemAvailable" {
+		t.Errorf("meminfo without MemAvailable: %v", err)
 	}
 }

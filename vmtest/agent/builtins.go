@@ -33,6 +33,20 @@ func registerBuiltins(a *Agent) {
 	a.Handle(control.MethodUDPListen, Typed(u.listen))
 	a.Handle(control.MethodUDPStats, Typed(u.stats))
 	a.Handle(control.MethodUDPSend, Typed(udpSend))
+	a.Handle(control.MethodCrash, Typed(func(context.Context, empty) (empty, error) {
+		// The sysrq file is there before the answer goes, so a kernel
+		// without it fails the call rather than the test's wait.
+		f, err := os.OpenFile("/proc/sysrq-trigger", os.O_WRONLY, 0)
+		if err != nil {
+			return empty{}, err
+		}
+		go func() {
+			defer f.Close()
+			time.Sleep(50 * time.Millisecond)
+			_, _ = f.WriteString("c")
+		}()
+		return empty{}, nil
+	}))
 	a.Handle(control.MethodPoweroff, Typed(func(context.Context, empty) (empty, error) {
 		// Answer first, then power off.
 		go func() {

@@ -97,6 +97,11 @@ func run(start time.Time, console *io.Writer) error {
 	log := slog.New(&eventHandler{next: slog.NewTextHandler(*console, &slog.HandlerOptions{Level: slog.LevelInfo}), agent: Default})
 	Default.log = log
 	slog.SetDefault(log)
+	if limit, err := setMemoryLimit("/proc/meminfo"); err != nil {
+		log.Warn("no Go memory limit", "err", err)
+	} else {
+		log.Debug("Go memory limit", "MiB", limit>>20)
+	}
 
 	t = time.Now()
 	mods, err := ReadModuleOrder(ModulesDir)

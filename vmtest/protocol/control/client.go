@@ -206,6 +206,12 @@ func (c *Client) Poweroff(ctx context.Context) error {
 	return c.Call(ctx, MethodPoweroff, nil, nil)
 }
 
+// Crash asks the agent to panic the guest kernel. The agent answers before
+// it does; QEMU then exits (panic=-1, -no-reboot).
+func (c *Client) Crash(ctx context.Context) error {
+	return c.Call(ctx, MethodCrash, nil, nil)
+}
+
 // ReadFile returns the contents of a guest file.
 func (c *Client) ReadFile(ctx context.Context, path string) ([]byte, error) {
 	var b []byte

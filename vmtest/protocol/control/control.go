@@ -49,6 +49,9 @@ const (
 	MethodPoweroff = "poweroff"
 	// MethodReadFile returns the contents of [ReadFile]'s path.
 	MethodReadFile = "read-file"
+	// MethodCrash answers, then panics the guest kernel (sysrq c): fault
+	// tests of what a guest panic looks like from the host.
+	MethodCrash = "crash"
 )
 
 // Events sent by every agent.
