@@ -203,6 +203,23 @@ func (c *CTMap) Entries() ([]CTEntry, error) {
 	return out, nil
 }
 
+// Count returns how many entries the table holds and how many it can
+// hold, without keeping them (a full table's dump is tens of MB).
+func (c *CTMap) Count() (n, capacity int, err error) {
+	var (
+		k lxcCtKey
+		v lxcCtEntry
+	)
+	it := c.m.Iterate()
+	for it.Next(&k, &v) {
+		n++
+	}
+	if err := it.Err(); err != nil {
+		return 0, 0, fmt.Errorf("ct count: %w", err)
+	}
+	return n, int(c.m.MaxEntries()), nil
+}
+
 // Flush removes every entry.
 func (c *CTMap) Flush() error {
 	var (

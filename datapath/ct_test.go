@@ -54,6 +54,11 @@ func TestCTClosing(t *testing.T) {
 	if len(entries) != 1 {
 		t.Errorf("%d entries, want only the OUT entry (the RST was a reply)", len(entries))
 	}
+	n, capacity, err := dp.CT.Count()
+	must(t, err)
+	if n != 1 || capacity != ctTestEntries {
+		t.Errorf("Count() = %d of %d, want 1 of %d", n, capacity, ctTestEntries)
+	}
 	must(t, dp.CT.Flush())
 	entries, err = dp.CT.Entries()
 	must(t, err)

@@ -62,12 +62,15 @@ func mustMAC(s string) net.HardwareAddr {
 
 // loadDatapath loads a fresh datapath with the test node's endpoints,
 // ipcache and services, no policy enforcement.
+// ctTestEntries sizes the tests' CT table: 32,768 entries hold every
+// test's flows (the largest opens 4,000 with two entries each) and load far
+// faster than the default table.
+const ctTestEntries = 32768
+
 func loadDatapath(t testing.TB) *Datapath {
 	t.Helper()
 	testreq.Root(t)
-	// 32,768 CT entries hold every test's flows (the largest opens 4,000
-	// with two entries each) and load far faster than the default table.
-	dp, err := Load(Options{CTEntries: 32768})
+	dp, err := Load(Options{CTEntries: ctTestEntries})
 	if err != nil {
 		t.Fatalf("load: %v", err)
 	}

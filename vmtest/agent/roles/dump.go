@@ -42,6 +42,12 @@ func (n *Node) CTList(context.Context) ([]nodeapi.CTRow, error) {
 	return out, nil
 }
 
+// CTStats counts the CT table's entries.
+func (n *Node) CTStats(context.Context) (nodeapi.CTStats, error) {
+	entries, capacity, err := n.dp.CT.Count()
+	return nodeapi.CTStats{Entries: entries, Capacity: capacity}, err
+}
+
 func ctDirection(f datapath.TupleFlags) string {
 	switch f {
 	case datapath.TupleOut:

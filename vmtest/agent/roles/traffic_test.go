@@ -80,6 +80,9 @@ func TestSameNodeServiceThenPolicyRemoved(t *testing.T) {
 
 	ct, err := n.CTList(ctx)
 	must(t, err)
+	if st, err := n.CTStats(ctx); err != nil || st.Entries != len(ct) || st.Capacity != 4096 {
+		t.Errorf("CT stats %+v, %v; want %d of 4096 entries", st, err, len(ct))
+	}
 	var out *nodeapi.CTRow
 	for i, r := range ct {
 		t.Logf("ct: %s rev_nat=%s flags=%q", r.Tuple, r.RevNATAddr, r.Flags)

@@ -19,7 +19,7 @@ func TestAgentMethods(t *testing.T) {
 	for _, m := range []string{
 		nodeapi.MethodSetup, nodeapi.MethodUpdate, nodeapi.MethodRouterSetup, nodeapi.MethodReset,
 		nodeapi.MethodClient, nodeapi.MethodInject, nodeapi.MethodWatch,
-		nodeapi.MethodCTList, nodeapi.MethodLBList, nodeapi.MethodEndpointList, nodeapi.MethodPolicyGet,
+		nodeapi.MethodCTList, nodeapi.MethodCTStats, nodeapi.MethodLBList, nodeapi.MethodEndpointList, nodeapi.MethodPolicyGet,
 		nodeapi.MethodIPCacheList, nodeapi.MethodMetrics,
 		nodeapi.MethodBGPPeers, nodeapi.MethodBGPRoutes, nodeapi.MethodBGPStop, nodeapi.MethodBGPStart,
 		nodeapi.MethodKernelRoutes, nodeapi.MethodTCList,

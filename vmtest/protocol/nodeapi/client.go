@@ -99,6 +99,12 @@ func (c *Client) CTList(ctx context.Context) ([]CTRow, error) {
 	return r, c.call(ctx, MethodCTList, CTListRequest{}, &r)
 }
 
+// CTStats calls MethodCTStats.
+func (c *Client) CTStats(ctx context.Context) (CTStats, error) {
+	var r CTStats
+	return r, c.call(ctx, MethodCTStats, nil, &r)
+}
+
 // LBList calls MethodLBList.
 func (c *Client) LBList(ctx context.Context) ([]ServiceRow, error) {
 	var r []ServiceRow

@@ -43,6 +43,8 @@ const (
 
 	// MethodCTList (CTListRequest → []CTRow) dumps the CT map.
 	MethodCTList = "ct-list"
+	// MethodCTStats (empty → CTStats) counts the CT map's entries.
+	MethodCTStats = "ct-stats"
 	// MethodLBList (empty → []ServiceRow) dumps services and backends.
 	MethodLBList = "lb-list"
 	// MethodEndpointList (empty → []EndpointRow) dumps the endpoint map.
@@ -302,6 +304,13 @@ type PodPacket struct {
 	Direction string    `json:"direction"`
 	Time      time.Time `json:"time"`
 	Frame     []byte    `json:"frame"`
+}
+
+// CTStats is MethodCTStats's response.
+type CTStats struct {
+	// Entries is how many entries the table holds, of Capacity.
+	Entries  int `json:"entries"`
+	Capacity int `json:"capacity"`
 }
 
 // CTListRequest is MethodCTList's request.
