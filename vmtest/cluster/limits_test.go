@@ -223,3 +223,33 @@ func TestCollectorCap(t *testing.T) {
 		t.Errorf("default cap %d", c.max)
 	}
 }
+
+// A node whose CT table holds more than MaxCTList entries is found from
+// its count, without listing it.
+func TestBigCTTable(t *testing.T) {
+	top := builtin(t, "pod-to-service")
+	for _, tc := range []struct {
+		entries int
+		want    string
+	}{{MaxCTList, ""}, {MaxCTList + 1, "node1"}} {
+		a := agent.NewAgent(slog.New(slog.DiscardHandler))
+		a.Handle(nodeapi.MethodCTStats, agent.Typed(func(context.Context, struct{}) (nodeapi.CTStats, error) {
+			return nodeapi.CTStats{Entries: tc.entries, Capacity: nodeapi.DefaultCTEntries}, nil
+		}))
+		a.Handle(nodeapi.MethodCTList, agent.Typed(func(context.Context, nodeapi.CTListRequest) ([]nodeapi.CTRow, error) {
+			t.Error("the CT table was listed")
+			return nil, nil
+		}))
+		c := &Cluster{top: top, log: slog.New(slog.DiscardHandler), clients: agentClients(t, a, top)}
+		big, err := c.bigCTTable(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case big == nil && tc.want != "":
+			t.Errorf("%d entries: no big table, want %s", tc.entries, tc.want)
+		case big != nil && (big.node != tc.want || big.entries != tc.entries):
+			t.Errorf("%d entries: %+v, want %q", tc.entries, *big, tc.want)
+		}
+	}
+}

@@ -160,10 +160,49 @@ func (c *Cluster) Trace(ctx context.Context, frames []Frame, opts ReplayOptions)
 			injectedFirst(&res.Report.Packets[i], p.Node)
 		}
 	}
+	big, err := c.bigCTTable(ctx)
+	if err != nil {
+		return res, fmt.Errorf("replay: %w", err)
+	}
+	if big != nil {
+		c.log.Warn("journeys without CT entries: a node's CT table is too big to list",
+			"node", big.node, "entries", big.entries, "most_listed", MaxCTList)
+		return res, nil
+	}
 	if err := c.addCT(ctx, res.Report.Packets); err != nil {
 		return res, fmt.Errorf("replay: %w", err)
 	}
 	return res, nil
+}
+
+// MaxCTList is the most entries a node's CT table may hold for Trace to
+// list it into the journeys: a full default table (nodeapi.DefaultCTEntries)
+// listed at once takes more memory than a 256 MiB guest has to spare.
+const MaxCTList = 16384
+
+// ctSize is a node's CT table's entry count.
+type ctSize struct {
+	node    string
+	entries int
+}
+
+// bigCTTable returns the first node (in topology order) whose CT table
+// holds more than MaxCTList entries, or nil.
+func (c *Cluster) bigCTTable(ctx context.Context) (*ctSize, error) {
+	for _, n := range c.Topology().Nodes {
+		cl := c.clients[n.Name]
+		if cl == nil {
+			continue
+		}
+		st, err := cl.CTStats(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if st.Entries > MaxCTList {
+			return &ctSize{n.Name, st.Entries}, nil
+		}
+	}
+	return nil, nil
 }
 
 // collector gathers what a replay's subscription sees: every observation
