@@ -36,7 +36,7 @@ func TestVMErrorNamesThePanic(t *testing.T) {
 	console := "[  176.59] sysrq: Trigger a crash\n[  176.59] Kernel panic - not syncing: sysrq triggered crash\n[  176.60] CPU: 0 PID: 86"
 	e := &VMError{VM: "node2", Err: fmt.Errorf("%w: exit status 0", ErrExited), ConsoleTail: console, Dir: "/run/x"}
 	e.Panic = panicReason(e.ConsoleTrouble + "\n" + e.ConsoleTail)
-	errtext.Check(t, e, "vm node2: qemu exited: exit status 0; the guest kernel panicked: sysrq triggered crash\n--- console tail (/run/x) ---\n"+console)
+	errtext.Check(t, e, "vm node2: qemu exited: guest kernel panic: sysrq triggered crash\n--- console tail (/run/x) ---\n"+console)
 	if r := panicReason("[ 1.0] Oops: 0002\n"); r != "" {
 		t.Errorf("panic reason of a console without a panic: %q", r)
 	}

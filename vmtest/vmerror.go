@@ -48,9 +48,11 @@ type VMError struct {
 // Error implements error: the failure, then the console tail.
 func (e *VMError) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "vm %s: %v", e.VM, e.Err)
-	if e.Panic != "" {
-		fmt.Fprintf(&b, "; the guest kernel panicked: %s", e.Panic)
+	if e.Panic != "" && errors.Is(e.Err, ErrExited) {
+		// The panic says why: QEMU's exit status adds nothing.
+		fmt.Fprintf(&b, "vm %s: %v: guest kernel panic: %s", e.VM, ErrExited, e.Panic)
+	} else {
+		fmt.Fprintf(&b, "vm %s: %v", e.VM, e.Err)
 	}
 	if e.QEMUOutput != "" {
 		fmt.Fprintf(&b, "\n--- qemu ---\n%s", e.QEMUOutput)
