@@ -13,8 +13,14 @@ import (
 // HopFromPacket decodes an Ethernet frame (eth, IPv4 or IPv6, TCP, UDP,
 // ICMP) into a Hop at node/point/device. Verdict and DropReason are left
 // empty for the caller; fields the frame does not carry stay zero. A frame
-// too short to decode gives a Hop with only what could be read.
+// too short to decode gives a Hop with only what could be read. A VXLAN
+// frame (UDP to 4789 or 8472 with a VNI) gives the inner packet's Hop with
+// the encapsulation in Outer; only one level is opened.
 func HopFromPacket(node string, point Point, device string, frame []byte) Hop {
+	return hopFromFrame(node, point, device, frame, true)
+}
+
+func hopFromFrame(node string, point Point, device string, frame []byte, open bool) Hop {
 	h := Hop{Node: node, Point: point, Device: device}
 	pkt := gopacket.NewPacket(frame, layers.LayerTypeEthernet, gopacket.DecodeOptions{Lazy: true, NoCopy: true})
 	eth, ok := pkt.Layer(layers.LayerTypeEthernet).(*layers.Ethernet)
@@ -48,10 +54,27 @@ func HopFromPacket(node string, point Point, device string, frame []byte) Hop {
 		h.Sport, h.Dport = uint16(l4.SrcPort), uint16(l4.DstPort)
 	case *layers.UDP:
 		h.Sport, h.Dport = uint16(l4.SrcPort), uint16(l4.DstPort)
+		if vni, inner, ok := vxlanPayload(l4); ok && open {
+			in := hopFromFrame(node, point, device, inner, false)
+			in.Outer = &Outer{EthSrc: h.EthSrc, EthDst: h.EthDst, IPSrc: h.IPSrc, IPDst: h.IPDst, TTL: h.TTL,
+				Proto: h.Proto, Sport: h.Sport, Dport: h.Dport, VNI: vni}
+			return in
+		}
 	case *layers.SCTP:
 		h.Sport, h.Dport = uint16(l4.SrcPort), uint16(l4.DstPort)
 	}
 	return h
+}
+
+// vxlanPayload returns the VNI and the inner Ethernet frame of a UDP
+// datagram to a VXLAN port whose header has the valid-VNI flag (RFC 7348),
+// and whose inner frame holds at least an Ethernet header.
+func vxlanPayload(udp *layers.UDP) (vni uint32, inner []byte, ok bool) {
+	p := udp.Payload
+	if !vxlanPorts[udp.DstPort] || len(p) < 8+14 || p[0]&0x08 == 0 {
+		return 0, nil, false
+	}
+	return uint32(p[4])<<16 | uint32(p[5])<<8 | uint32(p[6]), p[8:], true
 }
 
 // ProtoName is the lower-case name Hop.Proto uses for an IP protocol

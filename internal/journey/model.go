@@ -59,6 +59,26 @@ type Hop struct {
 	Verdict Verdict `json:"verdict"`
 	// DropReason is Cilium's drop reason name when Verdict is Dropped.
 	DropReason string `json:"drop_reason"`
+	// Outer holds the outer headers when the point saw the packet
+	// encapsulated (VXLAN, tunnel mode); the fields above describe the
+	// inner packet.
+	Outer *Outer `json:"outer,omitempty"`
+}
+
+// Outer is the encapsulation of a tunnelled packet: the outer Ethernet,
+// IPv4 and UDP headers and the VXLAN network identifier, which carries
+// the source's security identity.
+type Outer struct {
+	EthSrc string `json:"eth_src"`
+	EthDst string `json:"eth_dst"`
+	IPSrc  string `json:"ip_src"`
+	IPDst  string `json:"ip_dst"`
+	TTL    uint8  `json:"ttl"`
+	// Proto is "udp".
+	Proto string `json:"proto"`
+	Sport uint16 `json:"sport"`
+	Dport uint16 `json:"dport"`
+	VNI   uint32 `json:"vni"`
 }
 
 // CTEntry is a connection-tracking entry, as `cilium bpf ct list` shows it.

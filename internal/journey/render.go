@@ -26,17 +26,37 @@ const (
 	FieldTuple       = "tuple"
 	FieldFlags       = "flags"
 	FieldRevNAT      = "rev_nat"
+
+	// The outer headers of a tunnelled hop (Hop.Outer).
+	FieldOuterEthSrc = "outer.eth_src"
+	FieldOuterEthDst = "outer.eth_dst"
+	FieldOuterIPSrc  = "outer.ip_src"
+	FieldOuterIPDst  = "outer.ip_dst"
+	FieldOuterTTL    = "outer.ttl"
+	FieldOuterProto  = "outer.proto"
+	FieldOuterSport  = "outer.sport"
+	FieldOuterDport  = "outer.dport"
+	FieldOuterVNI    = "outer.vni"
 )
 
 // hopFields returns a hop's comparable fields by name, in display order.
 func hopFields(h Hop) []fieldValue {
-	return []fieldValue{
+	f := []fieldValue{
 		{FieldNode, h.Node}, {FieldPoint, string(h.Point)}, {FieldDevice, h.Device},
 		{FieldEthSrc, h.EthSrc}, {FieldEthDst, h.EthDst},
 		{FieldIPSrc, h.IPSrc}, {FieldIPDst, h.IPDst}, {FieldTTL, num(int(h.TTL))}, {FieldProto, h.Proto},
 		{FieldSport, num(int(h.Sport))}, {FieldDport, num(int(h.Dport))},
 		{FieldVerdict, string(h.Verdict)}, {FieldDropReason, h.DropReason},
 	}
+	o := h.Outer
+	if o == nil {
+		o = &Outer{}
+	}
+	return append(f,
+		fieldValue{FieldOuterEthSrc, o.EthSrc}, fieldValue{FieldOuterEthDst, o.EthDst},
+		fieldValue{FieldOuterIPSrc, o.IPSrc}, fieldValue{FieldOuterIPDst, o.IPDst}, fieldValue{FieldOuterTTL, num(int(o.TTL))},
+		fieldValue{FieldOuterProto, o.Proto}, fieldValue{FieldOuterSport, num(int(o.Sport))}, fieldValue{FieldOuterDport, num(int(o.Dport))},
+		fieldValue{FieldOuterVNI, num(int(o.VNI))})
 }
 
 type fieldValue struct{ name, value string }
@@ -187,11 +207,30 @@ func renderHop(b *strings.Builder, i int, h Hop, prev *Hop, want map[string]stri
 	if h.Sport != 0 || h.Dport != 0 || want[FieldSport] != "" || want[FieldDport] != "" {
 		fmt.Fprintf(b, "     %-5s %s -> %s\n", orDash(h.Proto), v(FieldSport, num(int(h.Sport))), v(FieldDport, num(int(h.Dport))))
 	}
+	if o := h.Outer; o != nil || wantsOuter(want) {
+		if o == nil {
+			o = &Outer{}
+		}
+		fmt.Fprintf(b, "     outer eth %s -> %s  ip %s -> %s  ttl %s  %s %s -> %s  vni %s\n",
+			v(FieldOuterEthSrc, o.EthSrc), v(FieldOuterEthDst, o.EthDst), v(FieldOuterIPSrc, o.IPSrc), v(FieldOuterIPDst, o.IPDst),
+			v(FieldOuterTTL, num(int(o.TTL))), v(FieldOuterProto, o.Proto), v(FieldOuterSport, num(int(o.Sport))),
+			v(FieldOuterDport, num(int(o.Dport))), v(FieldOuterVNI, num(int(o.VNI))))
+	}
 	fmt.Fprintf(b, "     %s", v(FieldVerdict, string(h.Verdict)))
 	if h.DropReason != "" || want[FieldDropReason] != "" {
 		fmt.Fprintf(b, " (%s)", v(FieldDropReason, h.DropReason))
 	}
 	b.WriteByte('\n')
+}
+
+// wantsOuter reports whether an expectation names any outer field.
+func wantsOuter(want map[string]string) bool {
+	for name := range want {
+		if strings.HasPrefix(name, "outer.") {
+			return true
+		}
+	}
+	return false
 }
 
 func renderMissing(b *strings.Builder, h Hop) {

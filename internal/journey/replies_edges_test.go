@@ -281,12 +281,13 @@ func arpRequest(t *testing.T) []byte {
 // flow reverses a sent packet's: pod1 and pod4 tunnel to each other, and
 // of pod4's two VXLAN frames back, the one carrying an ARP request has no
 // key (KeyFromFrame reads the inner packet); the one carrying IPv4 answers
-// packet 0 and is tracked to pod1.
+// packet 0 (its inner flow reverses the request's: hops describe the inner
+// packet, the tunnel is in Hop.Outer) and is tracked to pod1.
 func TestMergeRepliesKeylessFrame(t *testing.T) {
-	inner := func(src, dst string, id uint16) []byte {
-		return frame(t, src, dst, id, &layers.UDP{SrcPort: 1000, DstPort: 2000}, []byte("x"))
+	inner := func(src, dst string, id uint16, sport, dport layers.UDPPort) []byte {
+		return frame(t, src, dst, id, &layers.UDP{SrcPort: sport, DstPort: dport}, []byte("x"))
 	}
-	req := vxlanBetween(t, pod1Addr, pod4Addr, 0x60, inner("192.168.0.1", "192.168.0.2", 0x61))
+	req := vxlanBetween(t, pod1Addr, pod4Addr, 0x60, inner("192.168.0.1", "192.168.0.2", 0x61, 1000, 2000))
 	sent := NewSent(Injected{Index: 0, Time: t0, Key: mustKey(t, req)}, req)
 	seen := []Sighting{
 		NewSighting(NewObservation("pod:pod1", t0, "node1", PodEgress, "pod1:eth0", req), req),
@@ -296,7 +297,7 @@ func TestMergeRepliesKeylessFrame(t *testing.T) {
 	if _, ok := KeyFromFrame(arp); ok {
 		t.Fatal("the VXLAN-wrapped ARP has a flow key")
 	}
-	back := vxlanBetween(t, pod4Addr, pod1Addr, 0x71, inner("192.168.0.2", "192.168.0.1", 0x72))
+	back := vxlanBetween(t, pod4Addr, pod1Addr, 0x71, inner("192.168.0.2", "192.168.0.1", 0x72, 2000, 1000))
 	seen = append(seen,
 		NewSighting(NewObservation("pod:pod4", t0.Add(10*time.Millisecond), "node2", PodEgress, "pod4:eth0", arp), arp),
 		NewSighting(NewObservation("pod:pod1", t0.Add(11*time.Millisecond), "node1", PodIngress, "pod1:eth0", arp), arp),
@@ -310,7 +311,7 @@ func TestMergeRepliesKeylessFrame(t *testing.T) {
 		t.Fatalf("%d replies, want 1: %+v", len(reps), reps)
 	}
 	replyShape(t, reps, 0, 0, 2)
-	if j := reps[0].Journey; j.DeliveredTo != "pod1" || j.Hops[0].Sport != 4789 {
+	if j := reps[0].Journey; j.DeliveredTo != "pod1" || j.Hops[0].Sport != 2000 || j.Hops[0].Outer == nil || j.Hops[0].Outer.Sport != 4789 {
 		t.Errorf("reply: %+v", j)
 	}
 }
