@@ -119,7 +119,8 @@ func (k FlowKey) String() string {
 var vxlanPorts = map[layers.UDPPort]bool{4789: true, 8472: true}
 
 // KeyFromFrame extracts the flow key of an Ethernet frame carrying IPv4; for
-// VXLAN it is the inner packet's key. ok is false for anything else, and
+// VXLAN it is the inner packet's key (VXLAN as HopFromPacket reads it, so
+// that a hop and its key always describe the same packet). ok is false for anything else, and
 // for a frame whose IPv4 header is cut short.
 func KeyFromFrame(frame []byte) (k FlowKey, ok bool) {
 	pkt := gopacket.NewPacket(frame, layers.LayerTypeEthernet, gopacket.DecodeOptions{Lazy: true, NoCopy: true})
@@ -128,9 +129,11 @@ func KeyFromFrame(frame []byte) (k FlowKey, ok bool) {
 		if !isV4 {
 			return FlowKey{}, false
 		}
-		if udp, isUDP := pkt.Layer(layers.LayerTypeUDP).(*layers.UDP); isUDP && vxlanPorts[udp.DstPort] && depth == 0 && len(udp.Payload) >= 8 {
-			pkt = gopacket.NewPacket(udp.Payload[8:], layers.LayerTypeEthernet, gopacket.DecodeOptions{Lazy: true, NoCopy: true})
-			continue
+		if udp, isUDP := pkt.Layer(layers.LayerTypeUDP).(*layers.UDP); isUDP && depth == 0 {
+			if _, inner, ok := vxlanPayload(udp); ok {
+				pkt = gopacket.NewPacket(inner, layers.LayerTypeEthernet, gopacket.DecodeOptions{Lazy: true, NoCopy: true})
+				continue
+			}
 		}
 		src, okSrc := netip.AddrFromSlice(ip.SrcIP.To4())
 		dst, okDst := netip.AddrFromSlice(ip.DstIP.To4())

@@ -55,9 +55,14 @@ func TestKeyFromFrameVXLAN(t *testing.T) {
 	if k, ok := KeyFromFrame(short); !ok || k != outer(8472) {
 		t.Errorf("7-byte VXLAN payload: key %v %v, want the outer %v", k, ok, outer(8472))
 	}
-	// A VXLAN header and nothing behind it: no inner packet, no key.
-	if k, ok := KeyFromFrame(vxlan(t, 8472, nil)); ok {
-		t.Errorf("header-only VXLAN: key %v", k)
+	// A VXLAN header and nothing behind it, or a header without the
+	// valid-VNI flag: not VXLAN, the outer packet is the key.
+	if k, ok := KeyFromFrame(vxlan(t, 8472, nil)); !ok || k != outer(8472) {
+		t.Errorf("header-only VXLAN: key %v %v, want the outer %v", k, ok, outer(8472))
+	}
+	noVNI := frame(t, "10.255.1.11", "10.255.2.12", 0x77, &layers.UDP{SrcPort: 54321, DstPort: 4789}, append([]byte{0xf7, 0, 0, 0, 0, 1, 0x23, 0}, inner...))
+	if k, ok := KeyFromFrame(noVNI); !ok || k != outer(4789) {
+		t.Errorf("VXLAN without the VNI flag: key %v %v, want the outer %v", k, ok, outer(4789))
 	}
 	// VXLAN in VXLAN: one level is decapsulated, the middle packet is the key.
 	nested := vxlan(t, 8472, vxlan(t, 4789, inner))

@@ -277,8 +277,8 @@ func arpRequest(t *testing.T) []byte {
 	return buf.Bytes()
 }
 
-// A pod's frame without a flow key makes no reply, even when its hop's
-// flow reverses a sent packet's: pod1 and pod4 tunnel to each other, and
+// A pod's frame without a flow key makes no reply: pod1 and pod4 tunnel to
+// each other, and
 // of pod4's two VXLAN frames back, the one carrying an ARP request has no
 // key (KeyFromFrame reads the inner packet); the one carrying IPv4 answers
 // packet 0 (its inner flow reverses the request's: hops describe the inner
