@@ -1,6 +1,11 @@
 package datapath
 
-import "fmt"
+import (
+	"errors"
+	"fmt"
+
+	"github.com/cilium/ebpf"
+)
 
 // MonitorAggregation is how many trace notifications the datapath emits
 // (Cilium's monitor aggregation levels).
@@ -19,8 +24,57 @@ const (
 
 // SetMonitorAggregation sets the trace level in hoplab_config.
 func (d *Datapath) SetMonitorAggregation(level MonitorAggregation) error {
-	if err := d.lxc.HoplabConfig.Put(uint32(0), &lxcHoplabConfig{MonitorAggregation: uint8(level)}); err != nil {
+	if err := d.updateConfig(func(c *lxcHoplabConfig) { c.MonitorAggregation = uint8(level) }); err != nil {
 		return fmt.Errorf("set monitor aggregation: %w", err)
 	}
 	return nil
+}
+
+// SetTunnelDevice turns tunnel mode on with the node's collect-metadata
+// VXLAN device (its ifindex, see [AddVXLANDevice]), or off with 0. In
+// tunnel mode from-container encapsulates a packet for an address whose
+// ipcache entry has a [IPCacheEntry.TunnelEndpoint] (a pod of another node)
+// with the sender's identity as VNI and redirects it to that device; with
+// it off, or for addresses without a tunnel endpoint, the datapath behaves
+// as in direct routing. From-overlay must be attached to the device
+// ([Datapath.AttachOverlay]) on the receiving nodes.
+func (d *Datapath) SetTunnelDevice(ifindex int) error {
+	if ifindex < 0 || ifindex > 1<<31-1 {
+		return fmt.Errorf("set tunnel device: ifindex %d out of range", ifindex)
+	}
+	if err := d.updateConfig(func(c *lxcHoplabConfig) { c.TunnelIfindex = uint32(ifindex) }); err != nil {
+		return fmt.Errorf("set tunnel device %d: %w", ifindex, err)
+	}
+	return nil
+}
+
+// TunnelDevice returns the ifindex of the VXLAN device of tunnel mode, 0
+// in direct routing.
+func (d *Datapath) TunnelDevice() (int, error) {
+	c, err := d.config()
+	if err != nil {
+		return 0, fmt.Errorf("tunnel device: %w", err)
+	}
+	return int(c.TunnelIfindex), nil
+}
+
+// config reads the single entry of hoplab_config; a missing entry reads as
+// zero.
+func (d *Datapath) config() (lxcHoplabConfig, error) {
+	var c lxcHoplabConfig
+	if err := d.lxc.HoplabConfig.Lookup(uint32(0), &c); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		return c, err
+	}
+	return c, nil
+}
+
+// updateConfig changes one field of hoplab_config and keeps the others.
+func (d *Datapath) updateConfig(change func(*lxcHoplabConfig)) error {
+	c, err := d.config()
+	if err != nil {
+		return err
+	}
+	change(&c)
+	c.Pad = [3]uint8{}
+	return d.lxc.HoplabConfig.Put(uint32(0), &c)
 }

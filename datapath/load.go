@@ -12,7 +12,8 @@ import (
 	"github.com/cilium/ebpf/features"
 )
 
-// EnvObjects names a directory whose lxc_bpfel.o and netdev_bpfel.o Load
+// EnvObjects names a directory whose lxc_bpfel.o, netdev_bpfel.o and
+// overlay_bpfel.o Load
 // uses instead of the objects compiled into the package: a datapath built
 // locally (`clang` with the flags of gen.go) can be tried, and `make
 // mutants` runs the tests on each mutated object without rebuilding them.
@@ -48,6 +49,11 @@ type Options struct {
 	// kernels before 5.2, which have no statistics-only level), kept for
 	// [Datapath.VerifierStats]. It makes loading slower.
 	VerifierStats bool
+	// TunnelIfIndex, when not zero, turns tunnel mode on at load: the
+	// ifindex of the node's collect-metadata VXLAN device (see
+	// [Datapath.SetTunnelDevice]). Zero leaves the mode the config map has
+	// (direct routing in a new one).
+	TunnelIfIndex int
 }
 
 // resize applies the size options to a collection spec.
@@ -59,7 +65,7 @@ func (o Options) resize(spec *ebpf.CollectionSpec) {
 	}
 }
 
-// Datapath is the loaded datapath: its four programs, the tail-call
+// Datapath is the loaded datapath: its five programs, the tail-call
 // stages, and typed access to every map. Close releases all of it (pinned
 // maps stay pinned).
 type Datapath struct {
@@ -71,6 +77,9 @@ type Datapath struct {
 	FromNetdev *ebpf.Program
 	// ToNetdev is attached at tc egress of the uplink (bond0).
 	ToNetdev *ebpf.Program
+	// FromOverlay is attached at tc ingress of the VXLAN device in tunnel
+	// mode (see [Datapath.AttachOverlay]).
+	FromOverlay *ebpf.Program
 
 	// Services is the service map (VIP, port, proto, slot).
 	Services *ServiceMap
@@ -96,10 +105,11 @@ type Datapath struct {
 	stats       []ProgramStats
 	lxc         lxcObjects
 	netdev      netdevObjects
+	overlay     overlayObjects
 }
 
-// Load loads both BPF objects into the kernel, sharing one set of maps,
-// and wires the tail-call stages.
+// Load loads the BPF objects (bpf_lxc, bpf_netdev, bpf_overlay) into the
+// kernel, sharing one set of maps, and wires the tail-call stages.
 func Load(opts Options) (*Datapath, error) {
 	log := opts.Logger
 	if log == nil {
@@ -126,13 +136,6 @@ func Load(opts Options) (*Datapath, error) {
 		return nil, newLoadError("bpf_lxc", err)
 	}
 
-	netdevSpec, err := loadObject("netdev", loadNetdev)
-	if err != nil {
-		d.lxc.Close()
-		return nil, fmt.Errorf("load bpf_netdev spec: %w", err)
-	}
-	useCoarseClock(log, netdevSpec)
-	opts.resize(netdevSpec)
 	m := d.lxc.lxcMaps
 	shared := map[string]*ebpf.Map{
 		"hoplab_calls_lxc":       m.HoplabCallsLxc,
@@ -149,15 +152,16 @@ func Load(opts Options) (*Datapath, error) {
 		"hoplab_policy":          m.HoplabPolicy,
 		"hoplab_policy_progs":    m.HoplabPolicyProgs,
 	}
-	for name := range shared {
-		if _, ok := netdevSpec.Maps[name]; !ok {
-			delete(shared, name)
-		}
-	}
-	netdevOpts := &ebpf.CollectionOptions{MapReplacements: shared, Programs: collOpts.Programs}
-	if err := netdevSpec.LoadAndAssign(&d.netdev, netdevOpts); err != nil {
+	netdevSpec, err := loadShared(log, opts, "netdev", "bpf_netdev", loadNetdev, shared, collOpts, &d.netdev)
+	if err != nil {
 		d.lxc.Close()
-		return nil, newLoadError("bpf_netdev", err)
+		return nil, err
+	}
+	overlaySpec, err := loadShared(log, opts, "overlay", "bpf_overlay", loadOverlay, shared, collOpts, &d.overlay)
+	if err != nil {
+		d.netdev.Close()
+		d.lxc.Close()
+		return nil, err
 	}
 
 	if err := m.HoplabCallsLxc.Put(uint32(CallIPv4EgressPolicy), d.lxc.TailIpv4EgressPolicy); err != nil {
@@ -168,11 +172,13 @@ func Load(opts Options) (*Datapath, error) {
 	if opts.VerifierStats {
 		d.collectStats("bpf_lxc", lxcSpec, d.Programs())
 		d.collectStats("bpf_netdev", netdevSpec, d.Programs())
+		d.collectStats("bpf_overlay", overlaySpec, d.Programs())
 	}
 	d.FromContainer = d.lxc.HoplabFromContainer
 	d.ToContainer = d.lxc.HoplabToContainer
 	d.FromNetdev = d.netdev.HoplabFromNetdev
 	d.ToNetdev = d.netdev.HoplabToNetdev
+	d.FromOverlay = d.overlay.HoplabFromOverlay
 	d.Backends = &BackendMap{m: m.HoplabLb4Backends}
 	d.RevNAT = &RevNATMap{m: m.HoplabLb4ReverseNat}
 	d.Services = &ServiceMap{m: m.HoplabLb4Services, backends: d.Backends, revNAT: d.RevNAT}
@@ -184,8 +190,37 @@ func Load(opts Options) (*Datapath, error) {
 	d.events = m.HoplabEvents
 	d.eventsMuted = m.HoplabEventsMuted
 	d.policyProgs = m.HoplabPolicyProgs
-	log.Debug("datapath loaded", "pin", opts.PinPath)
+	if opts.TunnelIfIndex != 0 {
+		if err := d.SetTunnelDevice(opts.TunnelIfIndex); err != nil {
+			d.Close()
+			return nil, err
+		}
+	}
+	log.Debug("datapath loaded", "pin", opts.PinPath, "tunnel-ifindex", opts.TunnelIfIndex)
 	return d, nil
+}
+
+// loadShared loads the object name ("netdev", C file object) into objs with
+// the lxc object's maps in place of its own (shared, by map name) and
+// returns its spec.
+func loadShared(log *slog.Logger, opts Options, name, object string, builtin func() (*ebpf.CollectionSpec, error),
+	shared map[string]*ebpf.Map, collOpts *ebpf.CollectionOptions, objs any) (*ebpf.CollectionSpec, error) {
+	spec, err := loadObject(name, builtin)
+	if err != nil {
+		return nil, fmt.Errorf("load %s spec: %w", object, err)
+	}
+	useCoarseClock(log, spec)
+	opts.resize(spec)
+	repl := map[string]*ebpf.Map{}
+	for n, m := range shared {
+		if _, ok := spec.Maps[n]; ok {
+			repl[n] = m
+		}
+	}
+	if err := spec.LoadAndAssign(objs, &ebpf.CollectionOptions{MapReplacements: repl, Programs: collOpts.Programs}); err != nil {
+		return nil, newLoadError(object, err)
+	}
+	return spec, nil
 }
 
 // useCoarseClock rewrites calls of bpf_ktime_get_ns (4.1) into
@@ -217,6 +252,7 @@ func (d *Datapath) Programs() map[string]*ebpf.Program {
 		"hoplab_to_container":     d.lxc.HoplabToContainer,
 		"hoplab_from_netdev":      d.netdev.HoplabFromNetdev,
 		"hoplab_to_netdev":        d.netdev.HoplabToNetdev,
+		"hoplab_from_overlay":     d.overlay.HoplabFromOverlay,
 	}
 }
 
@@ -240,5 +276,5 @@ func (d *Datapath) UnregisterEndpoint(id uint16) error {
 
 // Close releases programs and maps.
 func (d *Datapath) Close() error {
-	return errors.Join(d.netdev.Close(), d.lxc.Close())
+	return errors.Join(d.overlay.Close(), d.netdev.Close(), d.lxc.Close())
 }

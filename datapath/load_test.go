@@ -30,7 +30,7 @@ func TestLoad(t *testing.T) {
 // TestInstructionBudget checks the 4.19 limit of 4096 instructions per
 // program on the committed objects (no kernel needed).
 func TestInstructionBudget(t *testing.T) {
-	for obj, load := range map[string]func() (*ebpf.CollectionSpec, error){"bpf_lxc": loadLxc, "bpf_netdev": loadNetdev} {
+	for obj, load := range map[string]func() (*ebpf.CollectionSpec, error){"bpf_lxc": loadLxc, "bpf_netdev": loadNetdev, "bpf_overlay": loadOverlay} {
 		spec, err := load()
 		must(t, err)
 		for name, p := range spec.Programs {
@@ -52,7 +52,7 @@ func TestInstructionBudget(t *testing.T) {
 func TestLoadObjectsFromEnv(t *testing.T) {
 	testreq.Root(t)
 	dir := t.TempDir()
-	for _, name := range []string{"lxc_bpfel.o", "netdev_bpfel.o"} {
+	for _, name := range []string{"lxc_bpfel.o", "netdev_bpfel.o", "overlay_bpfel.o"} {
 		b, err := os.ReadFile(name)
 		must(t, err)
 		must(t, os.WriteFile(filepath.Join(dir, name), b, 0o644))

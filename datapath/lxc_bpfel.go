@@ -59,7 +59,8 @@ type lxcEndpointKey struct {
 type lxcHoplabConfig struct {
 	_                  structs.HostLayout
 	MonitorAggregation uint8
-	Pad                [7]uint8
+	Pad                [3]uint8
+	TunnelIfindex      uint32
 }
 
 type lxcIpcacheKey struct {

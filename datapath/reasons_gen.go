@@ -23,6 +23,8 @@ const (
 	DropMissedTailCall DropReason = 140
 	// DropWriteError is DROP_WRITE_ERROR: "Error writing to packet".
 	DropWriteError DropReason = 141
+	// DropNoTunnelKey is DROP_NO_TUNNEL_KEY: "Error retrieving tunnel key".
+	DropNoTunnelKey DropReason = 147
 	// DropUnknownTarget is DROP_UNKNOWN_TARGET: "Unknown L3 target address".
 	DropUnknownTarget DropReason = 150
 	// DropCsumL3 is DROP_CSUM_L3: "Error while correcting L3 checksum".
@@ -35,6 +37,8 @@ const (
 	DropFragNoSupport DropReason = 157
 	// DropNoService is DROP_NO_SERVICE: "Service backend not found".
 	DropNoService DropReason = 158
+	// DropInvalidIdentity is DROP_INVALID_IDENTITY: "Invalid identity".
+	DropInvalidIdentity DropReason = 171
 	// DropPolicyDeny is DROP_POLICY_DENY: "Policy deny".
 	DropPolicyDeny DropReason = 181
 	// DropTTLExceeded is DROP_TTL_EXCEEDED: "TTL exceeded".
@@ -42,21 +46,23 @@ const (
 )
 
 var namesDropReason = map[DropReason]string{
-	DropInvalidSIP:     "Invalid source ip",
-	DropPolicy:         "Policy denied",
-	DropInvalid:        "Invalid packet",
-	DropCTInvalidHdr:   "CT: Truncated or invalid header",
-	DropCTUnknownProto: "CT: Unknown L4 protocol",
-	DropMissedTailCall: "Missed tail call",
-	DropWriteError:     "Error writing to packet",
-	DropUnknownTarget:  "Unknown L3 target address",
-	DropCsumL3:         "Error while correcting L3 checksum",
-	DropCsumL4:         "Error while correcting L4 checksum",
-	DropCTCreateFailed: "CT: Map insertion failed",
-	DropFragNoSupport:  "IP fragmentation not supported",
-	DropNoService:      "Service backend not found",
-	DropPolicyDeny:     "Policy deny",
-	DropTTLExceeded:    "TTL exceeded",
+	DropInvalidSIP:      "Invalid source ip",
+	DropPolicy:          "Policy denied",
+	DropInvalid:         "Invalid packet",
+	DropCTInvalidHdr:    "CT: Truncated or invalid header",
+	DropCTUnknownProto:  "CT: Unknown L4 protocol",
+	DropMissedTailCall:  "Missed tail call",
+	DropWriteError:      "Error writing to packet",
+	DropNoTunnelKey:     "Error retrieving tunnel key",
+	DropUnknownTarget:   "Unknown L3 target address",
+	DropCsumL3:          "Error while correcting L3 checksum",
+	DropCsumL4:          "Error while correcting L4 checksum",
+	DropCTCreateFailed:  "CT: Map insertion failed",
+	DropFragNoSupport:   "IP fragmentation not supported",
+	DropNoService:       "Service backend not found",
+	DropInvalidIdentity: "Invalid identity",
+	DropPolicyDeny:      "Policy deny",
+	DropTTLExceeded:     "TTL exceeded",
 }
 
 // String returns the description from the C header.

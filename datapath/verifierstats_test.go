@@ -26,6 +26,7 @@ func TestVerifierStatsOnHost(t *testing.T) {
 	want := map[string]string{
 		"hoplab_from_container": "bpf_lxc", "tail_ipv4_egress_policy": "bpf_lxc", "hoplab_to_container": "bpf_lxc",
 		"hoplab_from_netdev": "bpf_netdev", "hoplab_to_netdev": "bpf_netdev",
+		"hoplab_from_overlay": "bpf_overlay",
 	}
 	if len(stats) != len(want) {
 		t.Fatalf("got %d programs, want %d: %+v", len(stats), len(want), stats)

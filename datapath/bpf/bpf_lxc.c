@@ -11,6 +11,9 @@
  *                             TTL check, CT create, then the same
  *                             forwarding:
  *        local endpoint:  TTL-1, MAC rewrite, tail call to its to-container
+ *        tunnel mode, a pod of another node: tunnel key (VNI = the
+ *                         sender's identity), redirect to the VXLAN device
+ *                         (to-overlay, lib/encap.h)
  *        otherwise:       TC_ACT_OK to the stack
  *
  *   to-container (tail-called through hoplab_policy_progs only; nothing is
@@ -49,6 +52,7 @@
 #include "lib/policy.h"
 #include "lib/ipcache.h"
 #include "lib/endpoint.h"
+#include "lib/encap.h"
 #include "lib/metrics.h"
 #include "lib/trace.h"
 #include "lib/drop.h"
@@ -78,16 +82,27 @@ static __always_inline int ipv4_route_from_lxc(const struct iphdr *ip,
 
 /* ipv4_forward_from_lxc forwards a packet the egress checks and
  * ipv4_route_from_lxc let through: local delivery to dst_ep, a pod on this
- * node, with the CT entries it created (CT_CREATED_*), else to the stack.
+ * node, with the CT entries it created (CT_CREATED_*); in tunnel mode, a
+ * pod of another node through the VXLAN device (lib/encap.h); else to the
+ * stack.
  */
 static __always_inline int ipv4_forward_from_lxc(struct __sk_buff *skb, struct iphdr *ip,
 						 const struct endpoint_info *dst_ep,
 						 const struct ct_pkt *pkt, int ct, __u16 ep_id,
 						 __u32 created, struct drop_ids *ids)
 {
+	int ret;
+
 	if (dst_ep) {
 		update_metrics(pkt->len, METRIC_EGRESS, REASON_FORWARDED);
 		return ipv4_local_delivery(skb, ip, dst_ep, ids->src, created);
+	}
+	ret = encap_and_redirect4(skb, ip->daddr, ids->src, &ids->dst, ep_id, ct,
+				  ct == CT_NEW || (pkt->tcp_flags & TCP_FLAGS_REPORT));
+	if (ret != TC_ACT_OK) {
+		if (ret >= 0)
+			update_metrics(pkt->len, METRIC_EGRESS, REASON_FORWARDED);
+		return ret;
 	}
 	send_trace_notify(skb, TRACE_TO_STACK, ep_id, ids->src, ids->dst, 0, skb->ifindex, ct,
 			  ct == CT_NEW || (pkt->tcp_flags & TCP_FLAGS_REPORT));

@@ -82,6 +82,27 @@ struct __sk_buff {
 #define BPF_F_PSEUDO_HDR (1ULL << 4)
 #define BPF_F_MARK_MANGLED_0 (1ULL << 5)
 #define BPF_F_CURRENT_CPU 0xffffffffULL
+#define BPF_F_ZERO_CSUM_TX (1ULL << 1)
+
+/* skb->pkt_type values (PACKET_* of linux/if_packet.h). */
+#define PACKET_HOST 0
+
+/* Tunnel metadata of a collect-metadata device (bpf_skb_set_tunnel_key,
+ * bpf_skb_get_tunnel_key), in 4.19's layout: newer kernels added
+ * local_ipv4/6 at the end and still accept this size. remote_ipv4 is in
+ * host byte order.
+ */
+struct bpf_tunnel_key {
+	__u32 tunnel_id;
+	union {
+		__u32 remote_ipv4;
+		__u32 remote_ipv6[4];
+	};
+	__u8 tunnel_tos;
+	__u8 tunnel_ttl;
+	__u16 tunnel_ext;
+	__u32 tunnel_label;
+};
 
 /* tc verdicts. */
 #define TC_ACT_OK 0
@@ -98,8 +119,11 @@ static long (*bpf_skb_store_bytes)(struct __sk_buff *skb, __u32 offset, const vo
 static long (*bpf_l3_csum_replace)(struct __sk_buff *skb, __u32 offset, __u64 from, __u64 to, __u64 size) = (void *)10;
 static long (*bpf_l4_csum_replace)(struct __sk_buff *skb, __u32 offset, __u64 from, __u64 to, __u64 flags) = (void *)11;
 static long (*bpf_tail_call)(void *ctx, void *prog_array_map, __u32 index) = (void *)12;
+static long (*bpf_skb_get_tunnel_key)(struct __sk_buff *skb, struct bpf_tunnel_key *key, __u32 size, __u64 flags) = (void *)20;
+static long (*bpf_skb_set_tunnel_key)(struct __sk_buff *skb, struct bpf_tunnel_key *key, __u32 size, __u64 flags) = (void *)21;
 static long (*bpf_redirect)(__u32 ifindex, __u64 flags) = (void *)23;
 static long (*bpf_perf_event_output)(void *ctx, void *map, __u64 flags, void *data, __u64 size) = (void *)25;
 static long (*bpf_skb_load_bytes)(const void *skb, __u32 offset, void *to, __u32 len) = (void *)26;
+static long (*bpf_skb_change_type)(struct __sk_buff *skb, __u32 type) = (void *)32;
 
 #endif /* __HOPLAB_BPF_API_H */

@@ -32,6 +32,7 @@
 /* Identifies the source file in drop notifications (Cilium's __MAGIC_FILE__). */
 #define FILE_BPF_LXC 1
 #define FILE_BPF_NETDEV 2
+#define FILE_BPF_OVERLAY 3
 
 #define ETH_HLEN 14
 #define ETH_ALEN 6
@@ -208,7 +209,8 @@ struct policy_entry {
  */
 struct hoplab_config {
 	__u8 monitor_aggregation; /* MONITOR_AGGREGATION_* */
-	__u8 pad[7];
+	__u8 pad[3];
+	__u32 tunnel_ifindex;     /* VXLAN device of tunnel mode (lib/encap.h), 0: direct routing */
 };
 
 /* Index of a (reason, direction) counter in hoplab_metrics; reason 0 is

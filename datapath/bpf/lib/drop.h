@@ -24,12 +24,14 @@
 #define DROP_CT_UNKNOWN_PROTO 137   /* CT: Unknown L4 protocol */
 #define DROP_MISSED_TAIL_CALL 140   /* Missed tail call */
 #define DROP_WRITE_ERROR 141        /* Error writing to packet */
+#define DROP_NO_TUNNEL_KEY 147      /* Error retrieving tunnel key */
 #define DROP_UNKNOWN_TARGET 150     /* Unknown L3 target address */
 #define DROP_CSUM_L3 153            /* Error while correcting L3 checksum */
 #define DROP_CSUM_L4 154            /* Error while correcting L4 checksum */
 #define DROP_CT_CREATE_FAILED 155   /* CT: Map insertion failed */
 #define DROP_FRAG_NOSUPPORT 157     /* IP fragmentation not supported */
 #define DROP_NO_SERVICE 158         /* Service backend not found */
+#define DROP_INVALID_IDENTITY 171   /* Invalid identity */
 #define DROP_POLICY_DENY 181        /* Policy deny */
 #define DROP_TTL_EXCEEDED 196       /* TTL exceeded */
 
