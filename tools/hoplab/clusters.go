@@ -134,7 +134,8 @@ func (a *app) cluster(ctx context.Context, top *topologies.Topology, k kernelCho
 	if k.path != "" {
 		os.Setenv(vmtest.EnvKernel, k.path)
 	}
-	vmtest.HandleSignals()
+	// No vmtest.HandleSignals: run's context and interrupt watch handle
+	// SIGINT and SIGTERM (a clean teardown, forced when it hangs).
 	log.Info("booting topology", "topology", top.Name, "kernel", firstNonEmpty(k.path, k.series, top.Kernel))
 	c, err := cluster.Start(ctx, cluster.Spec{Topology: top, Series: k.series, AgentBinary: selfAgent, Logger: a.harnessLogger(),
 		ConsoleLine: func(vm, line string) { log.Debug("console", "vm", vm, "line", line) }})

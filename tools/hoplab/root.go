@@ -43,9 +43,18 @@ func run(args []string, stdout, stderr io.Writer) (code int) {
 	}()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// The first signal cancels ctx: the command tears its cluster down
+	// and returns. If that takes too long, or at a second signal, the
+	// watch kills the VMs and exits.
+	watch, done := newInterruptWatch(stderr), make(chan struct{})
+	defer close(done)
+	go watch.watch(ctx, done)
 	root := newRoot(&app{stdout: stdout, stderr: stderr})
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
+	if !watch.finish() {
+		select {} // the watch is ending the process
+	}
 	if err == nil {
 		return 0
 	}
