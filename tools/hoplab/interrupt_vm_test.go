@@ -76,10 +76,10 @@ const EnvSIGINTSeed = "HOPLAB_SIGINT_SEED"
 // interruptRun is one `hoplab -v replay`, perhaps interrupted.
 type interruptRun struct {
 	started, signalled, exited time.Time
-	sent                       bool // SIGINT was sent
+	sent                       bool        // SIGINT was sent
 	twice                      atomic.Bool // and again, 20 ms later
-	alive                      bool // the process had not exited when it was sent
-	code                       int  // exit status, -1 when killed by a signal
+	alive                      bool        // the process had not exited when it was sent
+	code                       int         // exit status, -1 when killed by a signal
 	signal                     syscall.Signal
 	stdout, stderr             string
 	markers                    map[string]time.Time // marker → its line's own time
