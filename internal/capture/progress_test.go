@@ -78,7 +78,7 @@ func TestReadFileProgress(t *testing.T) {
 	if read[0].done >= size {
 		t.Errorf("reading's first report is already the end: %v", read[0])
 	}
-	if got := fmt.Sprint(StageRead, " ", StageDedup); got != "reading de-duplicating" {
+	if got := fmt.Sprint(StageRead, " ", StageDedup, " ", Stage(9)); got != "reading de-duplicating Stage(9)" {
 		t.Errorf("stage names %q", got)
 	}
 }
