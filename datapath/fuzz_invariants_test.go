@@ -97,6 +97,7 @@ var fzModels = map[string]fzProg{
 	"hoplab_to_container":     {cb: (*fuzzer).toContainerCB, allowed: (*fuzzer).toContainerAllows},
 	"hoplab_from_netdev":      {allowed: (*fuzzer).fromNetdevAllows},
 	"hoplab_to_netdev":        {allowed: func(*fuzzer, fzView, []byte, *[5]uint32) (bool, string, string) { return true, "", "" }},
+	"hoplab_from_overlay":     {cb: (*fuzzer).fromOverlayCB, allowed: (*fuzzer).fromOverlayAllows},
 }
 
 // fzFinding is one invariant broken by one run.
@@ -136,6 +137,8 @@ type fuzzer struct {
 	t  *testing.T
 	dp *Datapath
 	r  *rand.Rand
+
+	vnis *rand.Rand // VNIs for from-overlay, apart from r so that the packets stay those of the seed
 
 	eps      map[netip.Addr]fzEndpoint
 	byID     map[uint16]fzEndpoint
@@ -185,7 +188,9 @@ type fuzzer struct {
 // EtherType, trailers, TTL), half of those with checksums fixed again.
 // Every program of Datapath.Programs runs on every packet: the egress
 // policy stage with the skb->cb from-container would hand it, to-container
-// with an identity in skb->cb or none. Backend selection is random in the
+// with an identity in skb->cb or none, from-overlay behind a tunnel key
+// (overlayHarness) whose VNI is a cluster identity, WORLD, or the invalid
+// 0 and HOST. Backend selection is random in the
 // datapath, so only the packets, not the verdicts, repeat with a seed.
 //
 // Each broken class is reported once with its shortest input, replayed
@@ -250,7 +255,7 @@ func newFuzzer(t *testing.T, seed uint64) *fuzzer {
 	}
 	t.Cleanup(func() { dp.Close() })
 	f := &fuzzer{
-		t: t, dp: dp, r: rand.New(rand.NewPCG(seed, 0x686f706c6162)),
+		t: t, dp: dp, r: rand.New(rand.NewPCG(seed, 0x686f706c6162)), vnis: rand.New(rand.NewPCG(seed, 0x766e69)),
 		eps: map[netip.Addr]fzEndpoint{}, byID: map[uint16]fzEndpoint{},
 		policy: map[PolicyKey]bool{}, services: map[fzSvcKey]Service{},
 		prev: newFzCT(dp.CT.m), cur: newFzCT(dp.CT.m), outBuf: make([]byte, 4096),
@@ -331,6 +336,10 @@ func newFuzzer(t *testing.T, seed uint64) *fuzzer {
 			t.Logf("program %s has no policy model here: invariants 2 to 4 only", name)
 		}
 		p.name, p.prog = name, progs[name]
+		if name == "hoplab_from_overlay" {
+			// A VXLAN device sets the tunnel key before from-overlay runs.
+			p.prog = overlayHarness(t, dp)
+		}
 		f.progs = append(f.progs, p)
 	}
 	t.Logf("programs: %s", strings.Join(names, ", "))

@@ -253,3 +253,37 @@ func (f *fuzzer) fromNetdevAllows(v fzView, _ []byte, _ *[5]uint32) (bool, strin
 	}
 	return f.ingressPath(ep, f.identity(v.src), v, v.tuple(TupleIn))
 }
+
+// fromOverlayCB is the tunnel key a VXLAN device would give the packet
+// (overlayHarness): from node2, with a VNI among the cluster's identities,
+// WORLD, and the 0 and HOST no node sends.
+func (f *fuzzer) fromOverlayCB(fzView) *[5]uint32 {
+	vnis := []Identity{pod4ID, fzPod5ID, fzRemoteID, pod2.identity, fzPod3.identity, IdentityWorld, IdentityUnknown, IdentityHost}
+	return tunnelCB(vnis[f.vnis.IntN(len(vnis))], node2IP)
+}
+
+// fromOverlayAllows is fromNetdevAllows with the sender's identity from
+// the VNI; a packet with an invalid VNI is never forwarded.
+func (f *fuzzer) fromOverlayAllows(v fzView, _ []byte, cb *[5]uint32) (bool, string, string) {
+	if !v.ethIPv4 {
+		return true, "", ""
+	}
+	vni := Identity(cb[0])
+	if vni == IdentityUnknown || vni == IdentityHost {
+		return false, "invalid VNI forwarded", fmt.Sprintf("VNI %d", vni)
+	}
+	if !v.valid {
+		return false, "invalid IPv4 forwarded", ""
+	}
+	ep, ok := f.eps[v.dst]
+	if !ok {
+		return true, "", "" // not for a local pod: to the stack untouched
+	}
+	if v.ttl <= 1 {
+		return false, "TTL <= 1 forwarded", fmt.Sprintf("TTL %d to %v", v.ttl, v.dst)
+	}
+	if !v.l4ok {
+		return false, "invalid L4 header forwarded", ""
+	}
+	return f.ingressPath(ep, vni, v, v.tuple(TupleIn))
+}

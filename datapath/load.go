@@ -123,7 +123,7 @@ func Load(opts Options) (*Datapath, error) {
 	opts.resize(lxcSpec)
 	collOpts := &ebpf.CollectionOptions{}
 	if opts.VerifierStats {
-		collOpts.Programs.LogLevel = ebpf.LogLevelStats
+		collOpts.Programs.LogLevel = statsLogLevel()
 	}
 	if opts.PinPath != "" {
 		for _, m := range lxcSpec.Maps {

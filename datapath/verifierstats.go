@@ -4,6 +4,7 @@ import (
 	"regexp"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/cilium/ebpf"
@@ -71,4 +72,29 @@ func (d *Datapath) VerifierStats() []ProgramStats {
 		return out[i].Program < out[j].Program
 	})
 	return out
+}
+
+// statsLogLevel returns the verifier log level that gives a program's
+// statistics. Kernels from 5.2 have a statistics-only level
+// (LogLevelStats). Older ones take it for a full log with the register
+// state at every instruction, which for a large program outgrows the 16
+// MiB log buffer 4.19 accepts (the load then fails with EINVAL); their
+// instruction log (LogLevelBranch) ends with the same "processed N insns"
+// line and is a fraction of the size. A two-instruction program loaded at
+// LogLevelStats tells them apart: only the old kernels print its
+// instructions.
+func statsLogLevel() ebpf.LogLevel {
+	prog, err := ebpf.NewProgramWithOptions(&ebpf.ProgramSpec{
+		Type:         ebpf.SchedCLS,
+		License:      "Dual BSD/GPL",
+		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 0), asm.Return()},
+	}, ebpf.ProgramOptions{LogLevel: ebpf.LogLevelStats})
+	if err != nil {
+		return ebpf.LogLevelStats
+	}
+	defer prog.Close()
+	if strings.Contains(prog.VerifierLog, "(b7)") {
+		return ebpf.LogLevelBranch
+	}
+	return ebpf.LogLevelStats
 }
