@@ -213,7 +213,7 @@ func TestErrors(t *testing.T) {
 		want string
 	}{
 		{nodeapi.ClientAction{Pod: "pod9", Kind: "tcp", Dst: "10.224.1.1:80"}, `unknown pod "pod9" in topology same-node`},
-		{nodeapi.ClientAction{Pod: "pod1", Kind: "smtp", Dst: "10.224.1.1:80"}, `pod pod1: unknown client kind "smtp" (want tcp, http, udp or ping)`},
+		{nodeapi.ClientAction{Pod: "pod1", Kind: "smtp", Dst: "10.224.1.1:80"}, `pod pod1: unknown client kind "smtp" (want tcp, http, http-stream, udp or ping)`},
 		{nodeapi.ClientAction{Pod: "pod1", Kind: "tcp", Dst: "10.224.1.1"}, `pod pod1: tcp destination "10.224.1.1": want ip:port`},
 		{nodeapi.ClientAction{Pod: "pod1", Kind: "tcp", Dst: "10.224.1.1:80", Count: -1}, "pod pod1: count -1 outside 1..1024"},
 	} {
