@@ -1,6 +1,7 @@
 // Package datapath is hoplab's Cilium-style tc datapath: the BPF programs
 // (bpf/bpf_lxc.c with from-container and to-container, bpf/bpf_netdev.c
-// with from-netdev and to-netdev), their loader, typed access to every map,
+// with from-netdev and to-netdev, bpf/bpf_overlay.c with from-overlay for
+// tunnel mode), their loader, typed access to every map,
 // tc attachment through netlink (clsact + cls_bpf direct-action), and the
 // decoder of the trace and drop notifications the programs emit.
 //
@@ -19,6 +20,8 @@
 //	err = dp.Services.Upsert(datapath.Service{...})
 //	err = dp.AttachLXC("lxc1a2b")
 //	err = dp.AttachNetdev("bond0")
+//	// tunnel mode: ifindex, err := datapath.AddVXLANDevice("cilium_vxlan", 0)
+//	// err = dp.SetTunnelDevice(ifindex); err = dp.AttachOverlay("cilium_vxlan")
 //
 // Drop reasons and observation points use Cilium's numbering; their Go
 // names are generated from bpf/lib/drop.h and bpf/lib/trace.h
@@ -36,6 +39,23 @@
 // on bond0 (from-netdev), the datapath routes: TTL-1, destination MAC = the
 // pod's, source MAC = its lxc device's, then a tail call into the pod's
 // to-container, which redirects to the lxc device.
+//
+// # Tunnel mode
+//
+// In VXLAN tunnel mode (Cilium's default) every node has a collect-metadata
+// VXLAN device on UDP 8472 ([AddVXLANDevice]) with from-overlay at its tc
+// ingress ([Datapath.AttachOverlay]), and the datapath knows its ifindex
+// ([Options.TunnelIfIndex] or [Datapath.SetTunnelDevice]). A packet from a
+// pod whose destination (after DNAT) has an ipcache entry with a
+// [IPCacheEntry.TunnelEndpoint] is encapsulated by from-container: tunnel
+// key with that node as remote and the sender's security identity as VNI,
+// a to-overlay trace, and a redirect to the VXLAN device. The inner packet
+// is not routed there (TTL and MACs unchanged, as in Cilium); from-overlay
+// on the receiving node takes the identity from the VNI (not from the
+// ipcache), routes the packet to the local pod (TTL-1, MACs) and
+// tail-calls its to-container, where CT, ingress policy and reverse NAT
+// work as in direct routing. Everything else, and everything with the
+// tunnel device unset, is direct routing.
 //
 // # Connection tracking
 //

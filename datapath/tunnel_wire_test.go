@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"os"
 	"testing"
 	"time"
 
@@ -167,6 +168,35 @@ func TestTunnelOnTheWire(t *testing.T) {
 		fromOverlay.SrcIdentity != pod1.identity || toContainer.SrcIdentity != pod1.identity {
 		t.Errorf("node2: from-overlay %v, to-container %v", fromOverlay, toContainer)
 	}
+	t.Log("pod1 → node2's own address: through the tunnel into node2's stack")
+	inNS(t, node1, func() {
+		must(t, dp1.IPCache.Upsert(netip.PrefixFrom(underlay2, 32), IPCacheEntry{Identity: otherID, TunnelEndpoint: underlay2}))
+	})
+	var sink net.PacketConn
+	inNS(t, node2, func() {
+		// No route leads back to pod1 here: reverse-path filtering off.
+		for _, dev := range []string{"all", "default", "vxlan2"} {
+			must(t, os.WriteFile("/proc/sys/net/ipv4/conf/"+dev+"/rp_filter", []byte("0"), 0o644))
+		}
+		sink, err = net.ListenPacket("udp4", "10.255.0.2:9999")
+		must(t, err)
+	})
+	defer sink.Close()
+	must(t, client.Do(func() error {
+		c, err := net.Dial("udp4", "10.255.0.2:9999")
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		_, err = c.Write([]byte("to node2"))
+		return err
+	}))
+	must(t, sink.SetReadDeadline(time.Now().Add(3*time.Second)))
+	n, from, err := sink.ReadFrom(buf)
+	if err != nil || string(buf[:n]) != "to node2" || from.(*net.UDPAddr).IP.String() != pod1.ip {
+		t.Errorf("node2's socket got %q from %v, %v; want \"to node2\" from pod1", buf[:n], from, err)
+	}
+
 	flow := CTKey{Src: ap(pod1.addr(), uint16(local.Port)), Dst: ap(pod4.addr(), 8080), Proto: ProtoTCP}
 	out := flow
 	out.Flags = TupleOut
