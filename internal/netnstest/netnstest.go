@@ -1,6 +1,12 @@
 // Package netnstest puts a test into a network namespace of its own, standing
 // in for a node, so tests that create pods, routes and tc filters never touch
 // the host's network.
+//
+// Namespaces a test pins under /run/netns (pods) are named with [Prefix],
+// which records the test process's pid and start time. A package whose tests
+// pin namespaces calls [Main] from TestMain: it removes the pinned
+// namespaces of test processes that died before their cleanup (interrupted,
+// killed, timed out) and removes the process's own on SIGINT or SIGTERM.
 package netnstest
 
 import (
