@@ -42,19 +42,14 @@ func agentClients(t *testing.T, a *agent.Agent, top *topologies.Topology) map[st
 }
 
 // A node whose setup fails is named once, by its client, with the method;
-// the guest names the step. (A tunnel-mode topology fails in the guest's
-// roles.Setup before it touches the network.)
+// the guest names the step. (A topology text the guest cannot parse fails
+// in roles.Setup before it touches the network.)
 func TestSetupErrorNamesNodeAndMethodOnce(t *testing.T) {
 	top := builtin(t, "pod-to-service")
-	top.Mode = topologies.Tunnel
-	text, err := Encode(top)
-	if err != nil {
-		t.Fatal(err)
-	}
 	c := &Cluster{top: top, log: slog.New(slog.DiscardHandler), clients: agentClients(t, agent.Default, top)}
-	err = c.setup(context.Background(), string(text), true)
-	errtext.Check(t, err, "node1: node-setup: topology pod-to-service: tunnel mode: the datapath has no VXLAN encapsulation yet\n"+
-		"node2: node-setup: topology pod-to-service: tunnel mode: the datapath has no VXLAN encapsulation yet")
+	err := c.setup(context.Background(), "name: [", true)
+	errtext.Check(t, err, "node1: node-setup: topologies/pod-to-service.yaml:2:1: did not find expected node content\n"+
+		"node2: node-setup: topologies/pod-to-service.yaml:2:1: did not find expected node content")
 }
 
 // A replay that cannot plan a frame names the packet once, locally and

@@ -11,6 +11,7 @@
 package pods
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net"
@@ -38,7 +39,12 @@ type Spec struct {
 	HostMAC net.HardwareAddr
 	// Gateway is the address of the pod's default route (the node's router IP).
 	Gateway netip.Addr
+	// MTU is both veth ends' MTU; 0 means DefaultMTU.
+	MTU int
 }
+
+// DefaultMTU is a pod's MTU unless its Spec says otherwise: the uplink's.
+const DefaultMTU = 1500
 
 // Pod is a created pod network namespace and its veth pair.
 type Pod struct {
@@ -69,7 +75,7 @@ func Create(s Spec) (p *Pod, err error) {
 	}()
 
 	veth := &netlink.Veth{
-		LinkAttrs:        netlink.LinkAttrs{Name: s.HostIfName, HardwareAddr: s.HostMAC, MTU: 1500},
+		LinkAttrs:        netlink.LinkAttrs{Name: s.HostIfName, HardwareAddr: s.HostMAC, MTU: cmp.Or(s.MTU, DefaultMTU)},
 		PeerName:         "eth0",
 		PeerHardwareAddr: s.MAC,
 		PeerNamespace:    netlink.NsFd(int(ns)),

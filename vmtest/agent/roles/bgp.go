@@ -16,8 +16,8 @@ import (
 )
 
 // startBGP starts the node speaker: a session from the uplink address to
-// the ToR (the uplink's gateway), the PodCIDR announced, learned routes
-// installed into the main table.
+// the ToR (the uplink's gateway), the PodCIDR announced (in direct
+// routing), learned routes installed into the main table.
 func (n *Node) startBGP(ctx context.Context) error {
 	nd := n.st.node
 	if n.bgpCfg == nil {
@@ -26,10 +26,16 @@ func (n *Node) startBGP(ctx context.Context) error {
 		if err := inst.Flush(); err != nil {
 			return fmt.Errorf("bgp: %w", err)
 		}
+		// In tunnel mode pod traffic travels between node addresses, which
+		// the ToR has on its links: the session stays up, announcing nothing.
+		var cidrs []netip.Prefix
+		if !n.tunnel {
+			cidrs = []netip.Prefix{nd.PodCIDR}
+		}
 		n.bgpCfg = &bgp.NodeConfig{
 			ASN:      nd.ASN,
 			Uplink:   nd.Uplink.Address.Addr(),
-			PodCIDRs: []netip.Prefix{nd.PodCIDR},
+			PodCIDRs: cidrs,
 			Router: bgp.Peer{
 				Address: nd.Uplink.Gateway, ASN: n.st.top.Router.ASN, Port: n.opts.BGPPort,
 			},

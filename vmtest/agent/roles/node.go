@@ -35,6 +35,13 @@ const (
 	// DefaultEventQueue is how many events wait for the host before newer
 	// ones are dropped (and counted).
 	DefaultEventQueue = 4096
+	// TunnelDevice is the node's VXLAN device in tunnel mode (Cilium's
+	// name).
+	TunnelDevice = "cilium_vxlan"
+	// TunnelOverhead is what VXLAN adds to a packet on the uplink (outer
+	// Ethernet, IPv4, UDP and VXLAN headers): pods' MTU is the uplink's
+	// less this in tunnel mode, as Cilium sets it.
+	TunnelOverhead = 50
 )
 
 // ErrNotSetUp is returned by the agent's methods called before the VM was
@@ -98,6 +105,10 @@ type Node struct {
 	ns netns.NsHandle
 
 	nodeName string
+	// tunnel is set in tunnel mode: the node has TunnelDevice, and its
+	// pods' MTU (podMTU) leaves room for the encapsulation.
+	tunnel bool
+	podMTU int
 
 	watchMu   sync.Mutex // serialises Watch
 	mu        sync.Mutex
@@ -178,9 +189,6 @@ func Setup(ctx context.Context, opts Options, s nodeapi.Setup) (n *Node, res nod
 		opts: opts, log: opts.Logger.With("node", s.Node), ids: newIDs(), nodeName: s.Node,
 		pods: map[string]*pods.Pod{}, listeners: map[string]map[topologies.Listener]*workload.Listener{},
 	}
-	if top.Mode == topologies.Tunnel {
-		return nil, res, fmt.Errorf("topology %s: tunnel mode: the datapath has no VXLAN encapsulation yet", top.Name)
-	}
 	st, err := desired(top, s.Node, n.ids)
 	if err != nil {
 		return nil, res, err
@@ -204,8 +212,19 @@ func Setup(ctx context.Context, opts Options, s nodeapi.Setup) (n *Node, res nod
 			n = nil
 		}
 	}()
-	if _, err := n.nl.LinkByName(opts.Uplink); err != nil {
+	uplink, err := n.nl.LinkByName(opts.Uplink)
+	if err != nil {
 		return n, res, fmt.Errorf("uplink %s: %w", opts.Uplink, err)
+	}
+	n.podMTU = uplink.Attrs().MTU
+	tunnelIf := 0
+	if top.Mode == topologies.Tunnel {
+		// Before the sysctls, so that the device gets their defaults.
+		if tunnelIf, err = datapath.AddVXLANDevice(TunnelDevice, 0); err != nil {
+			return n, res, err
+		}
+		n.tunnel = true
+		n.podMTU -= TunnelOverhead
 	}
 	if err := forwardingSysctls(n.nl); err != nil {
 		return n, res, err
@@ -220,7 +239,7 @@ func Setup(ctx context.Context, opts Options, s nodeapi.Setup) (n *Node, res nod
 	}
 	raiseMemlock(n.log)
 	tLoad := time.Now()
-	n.dp, err = datapath.Load(datapath.Options{PinPath: opts.PinPath, CTEntries: opts.CTEntries, Logger: n.log})
+	n.dp, err = datapath.Load(datapath.Options{PinPath: opts.PinPath, CTEntries: opts.CTEntries, TunnelIfIndex: tunnelIf, Logger: n.log})
 	loadTook := time.Since(tLoad)
 	if err != nil {
 		return n, res, err
@@ -253,6 +272,11 @@ func Setup(ctx context.Context, opts Options, s nodeapi.Setup) (n *Node, res nod
 	podsTook := time.Since(tPods)
 	if err := n.dp.AttachNetdev(opts.Uplink); err != nil {
 		return n, res, err
+	}
+	if n.tunnel {
+		if err := n.dp.AttachOverlay(TunnelDevice); err != nil {
+			return n, res, err
+		}
 	}
 	if !s.NoBGP {
 		if err := n.startBGP(ctx); err != nil {
@@ -321,7 +345,7 @@ func (n *Node) addPod(name string) error {
 	tp := n.st.pods[name]
 	p, err := pods.Create(pods.Spec{
 		Name: n.opts.NetNSPrefix + tp.Name, IP: tp.IP, MAC: tp.MAC.HardwareAddr(),
-		HostIfName: tp.LXCName, HostMAC: tp.LXCMAC.HardwareAddr(), Gateway: n.st.node.RouterIP,
+		HostIfName: tp.LXCName, HostMAC: tp.LXCMAC.HardwareAddr(), Gateway: n.st.node.RouterIP, MTU: n.podMTU,
 	})
 	if err != nil {
 		return fmt.Errorf("pod %s: %w", name, err)
@@ -420,9 +444,21 @@ func (n *Node) Close() error {
 		if err := datapath.DetachNetdev(n.opts.Uplink); err != nil {
 			errs = append(errs, err)
 		}
+		if n.tunnel {
+			if err := datapath.DetachOverlay(TunnelDevice); err != nil {
+				errs = append(errs, err)
+			}
+		}
 		errs = append(errs, n.dp.Close())
 		if n.opts.PinPath != "" {
 			errs = append(errs, os.RemoveAll(n.opts.PinPath))
+		}
+	}
+	if n.tunnel {
+		if l, err := n.nl.LinkByName(TunnelDevice); err == nil {
+			if err := n.nl.LinkDel(l); err != nil {
+				errs = append(errs, fmt.Errorf("remove %s: %w", TunnelDevice, err))
+			}
 		}
 	}
 	if n.routerIP != nil {
