@@ -11,7 +11,7 @@ import (
 )
 
 func TestShippedTopologiesLoadCleanly(t *testing.T) {
-	want := []string{"multi-backend", "no-backend", "pod-to-service", "policy", "same-node"}
+	want := []string{"multi-backend", "no-backend", "pod-to-service", "policy", "same-node", "tunnel"}
 	if got := Names(); !slices.Equal(got, want) {
 		t.Fatalf("Names() = %v, want %v", got, want)
 	}
@@ -36,6 +36,38 @@ func TestShippedTopologiesLoadCleanly(t *testing.T) {
 				t.Error("disk and embedded differ")
 			}
 		})
+	}
+}
+
+// tunnel is pod-to-service in tunnel mode, and nothing else differs.
+func TestTunnelIsPodToServiceTunnelled(t *testing.T) {
+	ref, err := os.ReadFile("pod-to-service.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tun := mustBuiltin(t, "tunnel")
+	want, err := Parse("tunnel.yaml", ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tun.Mode != Tunnel || want.Mode != DirectRouting {
+		t.Fatalf("modes %q, %q", tun.Mode, want.Mode)
+	}
+	shape := func(top *Topology) string {
+		s := fmt.Sprintf("%s|%s %d|", top.Kernel, top.Router.Name, top.Router.ASN)
+		for _, n := range top.Nodes {
+			s += fmt.Sprintf("%s %d %s %v|", n.Name, n.ASN, n.PodCIDR, n.Uplink)
+		}
+		for _, p := range top.Pods {
+			s += fmt.Sprintf("%s %s %s %s %v %d|", p.Name, p.Node, p.IP, p.Labels, p.Listen, p.Identity)
+		}
+		for _, v := range top.Services {
+			s += fmt.Sprintf("%s %s:%d %s %v|", v.Name, v.VIP, v.Port, v.Protocol, v.Backends)
+		}
+		return s + fmt.Sprint(len(top.Policies))
+	}
+	if a, b := shape(tun), shape(want); a != b {
+		t.Errorf("tunnel differs from pod-to-service beyond its mode:\n%s\n%s", a, b)
 	}
 }
 

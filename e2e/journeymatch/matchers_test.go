@@ -114,6 +114,17 @@ func TestHaveHop(t *testing.T) {
 	wantMismatch(t, HaveHop(journey.ToContainer, Forwarded()), dropped(), "!*DROPPED (want FORWARDED)")
 }
 
+// WithOuter asserts a tunnelled hop's outer headers (zero fields are
+// wildcards) and fails on a hop without encapsulation.
+func TestHaveHopWithOuter(t *testing.T) {
+	ref := reference()
+	ref.Hops[4].Outer = &journey.Outer{IPSrc: "10.255.1.11", IPDst: "10.255.2.12", TTL: 64, Proto: "udp", Sport: 40001, Dport: 8472, VNI: 38586}
+	wantMatch(t, HaveHop(journey.Wire, OnNode("node1"), WithOuter(journey.Outer{IPDst: "10.255.2.12", Dport: 8472, VNI: 38586})), ref)
+	wantMismatch(t, HaveHop(journey.Wire, OnNode("node1"), WithOuter(journey.Outer{VNI: 5})), ref,
+		"to have a wire hop (on node1, outer * > * udp 0 vni 5)", "outer.vni: got 38586, want 5")
+	wantMismatch(t, HaveHop(journey.Router, WithOuter(journey.Outer{Dport: 8472})), ref, "outer.dport: got -, want 8472")
+}
+
 func TestHaveHopBadOptions(t *testing.T) {
 	for name, m := range map[string]types.GomegaMatcher{
 		"ttl 0":         HaveHop(journey.Router, WithTTL(0)),
@@ -122,6 +133,7 @@ func TestHaveHopBadOptions(t *testing.T) {
 		"empty device":  HaveHop(journey.Router, WithDevice("")),
 		"dnat no port":  HaveHop(journey.ToStack, WithDNAT("10.1.2.40", 0)),
 		"unknown point": HaveHop("to-moon"),
+		"empty outer":   HaveHop(journey.Wire, WithOuter(journey.Outer{})),
 	} {
 		if _, err := m.Match(reference()); err == nil {
 			t.Errorf("%s: Match gave no error", name)

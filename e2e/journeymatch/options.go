@@ -120,6 +120,21 @@ func Forwarded() HopOption {
 	}
 }
 
+// WithOuter requires the hop to carry the packet encapsulated (tunnel
+// mode) with these outer headers; zero fields of outer are not asserted,
+// and at least one must be set.
+func WithOuter(outer journey.Outer) HopOption {
+	return func(s *hopSpec) {
+		if outer == (journey.Outer{}) {
+			s.fail("WithOuter: no outer field given")
+			return
+		}
+		o := outer
+		s.want.Outer = &o
+		s.add(fmt.Sprintf("outer %s > %s udp %d vni %d", orAny(o.IPSrc), orAny(o.IPDst), o.Dport, o.VNI))
+	}
+}
+
 func orAny(s string) string {
 	if s == "" {
 		return "*"

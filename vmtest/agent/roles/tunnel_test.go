@@ -2,7 +2,6 @@ package roles
 
 import (
 	"context"
-	"strings"
 	"testing"
 
 	"github.com/vishvananda/netlink"
@@ -12,24 +11,13 @@ import (
 	"github.com/hoplab/hoplab/vmtest/protocol/nodeapi"
 )
 
-// tunnelTopology is pod-to-service in tunnel mode.
-func tunnelTopology(t *testing.T) string {
-	t.Helper()
-	text := topologyText(t, "pod-to-service")
-	out := strings.Replace(text, "mode: direct-routing", "mode: tunnel", 1)
-	if out == text {
-		t.Fatal("pod-to-service.yaml has no mode: direct-routing line")
-	}
-	return out
-}
-
 // TestTunnelModeSetup: a tunnel-mode node gets cilium_vxlan (collect
 // metadata, UDP 8472, no learning) with from-overlay at its ingress, pods
 // whose MTU leaves room for VXLAN, and ipcache entries that send remote
 // pods to their node's uplink address; a node-update cannot change the
 // mode, and Close removes the device.
 func TestTunnelModeSetup(t *testing.T) {
-	text := tunnelTopology(t)
+	text := topologyText(t, "tunnel")
 	n, top, _ := testNode(t, "tunnel.yaml", text, "node1")
 	ctx := context.Background()
 
