@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"sync"
 	"syscall"
+	"time"
 )
 
 // NewRunDir creates a run directory for sockets and artifacts, short enough
@@ -91,9 +92,14 @@ func unregister(vm killer) {
 	registry.Unlock()
 }
 
-// KillAll kills every VM this process started and has not closed yet, and
-// removes their run directories unless artifacts are kept. It is
-// for signal handlers; tests close their VMs instead.
+// killWait bounds KillAll's wait for the killed QEMUs to be gone.
+const killWait = 2 * time.Second
+
+// KillAll kills every VM this process started and has not closed yet,
+// removes their run directories unless artifacts are kept, and waits (at
+// most two seconds) until the QEMUs are gone, their sockets with them, so
+// that a process exiting right after leaves nothing running. It is for
+// signal handlers; tests close their VMs instead.
 func KillAll() {
 	registry.Lock()
 	vms := make([]killer, 0, len(registry.vms))
@@ -103,5 +109,17 @@ func KillAll() {
 	registry.Unlock()
 	for _, vm := range vms {
 		vm.kill()
+	}
+	deadline := time.After(killWait)
+	for _, k := range vms {
+		vm, ok := k.(*VM)
+		if !ok || vm.cmd == nil || vm.cmd.Process == nil {
+			continue
+		}
+		select {
+		case <-vm.exited:
+		case <-deadline:
+			return
+		}
 	}
 }
