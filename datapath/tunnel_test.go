@@ -306,6 +306,10 @@ func TestFromOverlayEdges(t *testing.T) {
 	if ds := drops(drain(t, events)); len(ds) != 1 || ds[0].Reason != DropNoTunnelKey {
 		t.Fatalf("drops %v, want one %v", ds, DropNoTunnelKey)
 	}
+	// from-overlay counts its drops as ingress, as Cilium's bpf_overlay.
+	if in, eg := metric(t, dp, DropNoTunnelKey, Ingress), metric(t, dp, DropNoTunnelKey, Egress); in.Packets != 1 || eg.Packets != 0 {
+		t.Errorf("%v counted ingress %d, egress %d; want 1 ingress", DropNoTunnelKey, in.Packets, eg.Packets)
+	}
 	for _, vni := range []Identity{IdentityUnknown, IdentityHost} {
 		t.Logf("VNI %d: Invalid identity", vni)
 		run(t, harness, in, tunnelCB(vni, node2IP)).assertVerdict(t, tcActShot)
