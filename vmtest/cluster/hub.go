@@ -161,7 +161,7 @@ func (h *hub) subscribe(ctx context.Context, fn func(Event)) (stop func(), err e
 	h.mu.Unlock()
 	if first {
 		if err := h.watch(ctx, true); err != nil {
-			h.unsubscribe(s)
+			h.unsubscribeLocked(s) // watchMu is held
 			return nil, err
 		}
 	}
@@ -170,12 +170,17 @@ func (h *hub) subscribe(ctx context.Context, fn func(Event)) (stop func(), err e
 }
 
 func (h *hub) unsubscribe(s *subscriber) {
+	h.watchMu.Lock()
+	defer h.watchMu.Unlock()
+	h.unsubscribeLocked(s)
+}
+
+// unsubscribeLocked removes s; the caller holds watchMu.
+func (h *hub) unsubscribeLocked(s *subscriber) {
 	s.stop()
 	if s.dropped > 0 {
 		h.log.Warn("slow subscriber: events dropped", "dropped", s.dropped)
 	}
-	h.watchMu.Lock()
-	defer h.watchMu.Unlock()
 	h.mu.Lock()
 	delete(h.subs, s)
 	last := len(h.subs) == 0 && !h.closed
