@@ -7,6 +7,7 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
+	"github.com/hoplab/hoplab/internal/vxlan"
 )
 
 // Tunnel mode under BPF_PROG_TEST_RUN. The test node's VXLAN device is
@@ -329,4 +330,12 @@ func TestFromOverlayEdges(t *testing.T) {
 	arp := make([]byte, 42)
 	copy(arp[12:], []byte{0x08, 0x06})
 	run(t, harness, arp, tunnelCB(pod4ID, node2IP)).assertVerdict(t, tcActOK)
+}
+
+// The datapath's VXLAN port is one the capture reader and the journey open
+// (package vxlan holds that list).
+func TestVXLANPortIsOpened(t *testing.T) {
+	if !vxlan.Ports[VXLANPort] {
+		t.Errorf("VXLANPort %d is not in vxlan.Ports %v", VXLANPort, vxlan.Ports)
+	}
 }

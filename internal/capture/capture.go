@@ -109,6 +109,9 @@ const (
 	// IPv4HeaderChecksum). Replayed as captured, the first router or
 	// kernel that checks it drops the packet.
 	BadIPChecksum
+	// VXLANDecapsulated: the frame was VXLAN (a tunnel-mode cluster's
+	// wire); Data is the inner frame, Packet.Outer the frame as captured.
+	VXLANDecapsulated
 )
 
 var flagNames = []struct {
@@ -123,6 +126,7 @@ var flagNames = []struct {
 	{IPFragment, "ip-fragment"},
 	{Duplicate, "duplicate"},
 	{BadIPChecksum, "bad-ip-checksum"},
+	{VXLANDecapsulated, "vxlan-decapsulated"},
 }
 
 // Has reports whether all bits of g are set in f.
@@ -168,6 +172,10 @@ type Packet struct {
 	// Refusal is nil when the packet can be replayed; otherwise an [*Error]
 	// naming the file and index and wrapping ErrHeadersCut or ErrBadHeader.
 	Refusal error
+	// Outer is the frame as captured when Flags has VXLANDecapsulated
+	// (Data is then its inner frame), and VNI its VXLAN network identifier.
+	Outer []byte
+	VNI   uint32
 }
 
 // Replayable reports whether the packet can be injected (Refusal is nil).

@@ -273,6 +273,8 @@ func (r *Reader) next() (Packet, error) {
 	}
 	if err := checkHeaders(&p); err != nil {
 		p.Refusal = r.packetErr(err)
+	} else if err := decapsulate(&p); err != nil {
+		p.Refusal = r.packetErr(err)
 	}
 	return p, nil
 }

@@ -8,6 +8,8 @@ import (
 
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
+
+	"github.com/hoplab/hoplab/internal/vxlan"
 )
 
 // HopFromPacket decodes an Ethernet frame (eth, IPv4 or IPv6, TCP, UDP,
@@ -66,15 +68,9 @@ func hopFromFrame(node string, point Point, device string, frame []byte, open bo
 	return h
 }
 
-// vxlanPayload returns the VNI and the inner Ethernet frame of a UDP
-// datagram to a VXLAN port whose header has the valid-VNI flag (RFC 7348),
-// and whose inner frame holds at least an Ethernet header.
+// vxlanPayload opens a UDP datagram as VXLAN (package vxlan's rules).
 func vxlanPayload(udp *layers.UDP) (vni uint32, inner []byte, ok bool) {
-	p := udp.Payload
-	if !vxlanPorts[udp.DstPort] || len(p) < 8+14 || p[0]&0x08 == 0 {
-		return 0, nil, false
-	}
-	return uint32(p[4])<<16 | uint32(p[5])<<8 | uint32(p[6]), p[8:], true
+	return vxlan.Payload(uint16(udp.DstPort), udp.Payload)
 }
 
 // ProtoName is the lower-case name Hop.Proto uses for an IP protocol
@@ -113,10 +109,6 @@ type FlowKey struct {
 func (k FlowKey) String() string {
 	return fmt.Sprintf("%s %s > %s id 0x%04x", ProtoName(layers.IPProtocol(k.Proto)), k.Src, k.Dst, k.IPID)
 }
-
-// vxlanPorts are the UDP ports whose payload is looked into for the inner
-// packet (IANA's and Linux's default).
-var vxlanPorts = map[layers.UDPPort]bool{4789: true, 8472: true}
 
 // KeyFromFrame extracts the flow key of an Ethernet frame carrying IPv4; for
 // VXLAN it is the inner packet's key (VXLAN as HopFromPacket reads it, so

@@ -30,8 +30,8 @@ func frame(t *testing.T, src, dst string, id uint16, l4 gopacket.SerializableLay
 	return append([]byte(nil), buf.Bytes()...)
 }
 
-// vxlan wraps inner in VXLAN (an 8-byte header, VNI 0x123) over UDP port.
-func vxlan(t *testing.T, port uint16, inner []byte) []byte {
+// vxlanFrame wraps inner in VXLAN (an 8-byte header, VNI 0x123) over UDP port.
+func vxlanFrame(t *testing.T, port uint16, inner []byte) []byte {
 	hdr := []byte{0x08, 0, 0, 0, 0, 0x01, 0x23, 0}
 	return frame(t, "10.255.1.11", "10.255.2.12", 0x77, &layers.UDP{SrcPort: 54321, DstPort: layers.UDPPort(port)}, append(hdr, inner...))
 }
@@ -43,7 +43,7 @@ func TestKeyFromFrameVXLAN(t *testing.T) {
 	inner := frame(t, "10.1.1.10", "10.1.2.40", 0x1234, &layers.TCP{SrcPort: 40000, DstPort: 8080, SYN: true}, nil)
 	want := FlowKey{Proto: uint8(layers.IPProtocolTCP), Src: netip.MustParseAddrPort("10.1.1.10:40000"), Dst: netip.MustParseAddrPort("10.1.2.40:8080"), IPID: 0x1234}
 	for _, port := range []uint16{4789, 8472} {
-		if k, ok := KeyFromFrame(vxlan(t, port, inner)); !ok || k != want {
+		if k, ok := KeyFromFrame(vxlanFrame(t, port, inner)); !ok || k != want {
 			t.Errorf("VXLAN on %d: key %v %v, want %v", port, k, ok, want)
 		}
 	}
@@ -57,7 +57,7 @@ func TestKeyFromFrameVXLAN(t *testing.T) {
 	}
 	// A VXLAN header and nothing behind it, or a header without the
 	// valid-VNI flag: not VXLAN, the outer packet is the key.
-	if k, ok := KeyFromFrame(vxlan(t, 8472, nil)); !ok || k != outer(8472) {
+	if k, ok := KeyFromFrame(vxlanFrame(t, 8472, nil)); !ok || k != outer(8472) {
 		t.Errorf("header-only VXLAN: key %v %v, want the outer %v", k, ok, outer(8472))
 	}
 	noVNI := frame(t, "10.255.1.11", "10.255.2.12", 0x77, &layers.UDP{SrcPort: 54321, DstPort: 4789}, append([]byte{0xf7, 0, 0, 0, 0, 1, 0x23, 0}, inner...))
@@ -65,7 +65,7 @@ func TestKeyFromFrameVXLAN(t *testing.T) {
 		t.Errorf("VXLAN without the VNI flag: key %v %v, want the outer %v", k, ok, outer(4789))
 	}
 	// VXLAN in VXLAN: one level is decapsulated, the middle packet is the key.
-	nested := vxlan(t, 8472, vxlan(t, 4789, inner))
+	nested := vxlanFrame(t, 8472, vxlanFrame(t, 4789, inner))
 	if k, ok := KeyFromFrame(nested); !ok || k != outer(4789) {
 		t.Errorf("nested VXLAN: key %v %v, want the middle %v", k, ok, outer(4789))
 	}

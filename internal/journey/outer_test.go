@@ -12,7 +12,7 @@ import (
 // the nodes' uplink addresses, on UDP port.
 func tunnelled(t *testing.T, port uint16) []byte {
 	inner := frame(t, "10.1.1.10", "10.1.2.40", 0x1234, &layers.TCP{SrcPort: 40000, DstPort: 8080, SYN: true}, nil)
-	return vxlan(t, port, inner)
+	return vxlanFrame(t, port, inner)
 }
 
 var wantOuter = Outer{EthSrc: "02:00:00:00:00:01", EthDst: "02:00:00:00:00:02", IPSrc: "10.255.1.11", IPDst: "10.255.2.12",
@@ -64,7 +64,7 @@ func TestHopFromPacketNotVXLAN(t *testing.T) {
 		t.Errorf("14-byte inner frame: hop %+v (outer %+v)", h, h.Outer)
 	}
 	// VXLAN in VXLAN: the middle packet, with the outermost as Outer.
-	h = HopFromPacket("node1", Wire, "node1-0", vxlan(t, 8472, tunnelled(t, 4789)))
+	h = HopFromPacket("node1", Wire, "node1-0", vxlanFrame(t, 8472, tunnelled(t, 4789)))
 	if h.Outer == nil || *h.Outer != wantOuter || h.Proto != "udp" || h.Dport != 4789 || h.IPDst != "10.255.2.12" {
 		t.Errorf("nested: hop %+v (outer %+v)", h, h.Outer)
 	}

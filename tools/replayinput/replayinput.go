@@ -82,7 +82,7 @@ func Load(path string, opts Options) (*Selection, error) {
 // packets of the capture file.
 func Select(file string, pkts []capture.Packet, opts Options) (*Selection, error) {
 	s := &Selection{Packets: make([]capture.Packet, 0, len(pkts))}
-	var synthesized, vlans int
+	var synthesized, vlans, tunnelled int
 	var perPacket []string
 	for _, p := range pkts {
 		if p.Flags.Has(capture.Duplicate) {
@@ -107,6 +107,9 @@ func Select(file string, pkts []capture.Packet, opts Options) (*Selection, error
 		if p.Flags.Has(capture.VLANStripped) {
 			vlans++
 		}
+		if p.Flags.Has(capture.VXLANDecapsulated) {
+			tunnelled++
+		}
 		s.Packets = append(s.Packets, p)
 	}
 	if len(perPacket) > MaxNotes {
@@ -118,6 +121,9 @@ func Select(file string, pkts []capture.Packet, opts Options) (*Selection, error
 	}
 	if vlans > 0 {
 		s.Notes = append(s.Notes, fmt.Sprintf("%d packet(s) had VLAN tags: replayed without them", vlans))
+	}
+	if tunnelled > 0 {
+		s.Notes = append(s.Notes, fmt.Sprintf("%d packet(s) were VXLAN-encapsulated (a tunnel-mode cluster's wire): their inner packets are replayed", tunnelled))
 	}
 	if len(s.Packets) == 0 {
 		return s, &capture.Error{File: file, Index: -1, Err: fmt.Errorf("%w: all %d packet(s) were skipped", ErrNothing, len(pkts))}

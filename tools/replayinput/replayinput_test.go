@@ -108,3 +108,19 @@ func TestLoadProgress(t *testing.T) {
 		t.Errorf("progress ends: reading %v, de-duplicating %v (%d packets)", read, dedup, len(s.Packets))
 	}
 }
+
+// VXLAN-encapsulated packets (the reader replaced them by their inner
+// frames) are replayed, with one note counting them.
+func TestVXLANNoted(t *testing.T) {
+	s, err := Select("x.pcap", []capture.Packet{pkt(0, capture.VXLANDecapsulated), pkt(1, 0), pkt(2, capture.VXLANDecapsulated)}, Options{})
+	if err != nil || len(s.Packets) != 3 {
+		t.Fatalf("selection %+v, %v", s, err)
+	}
+	want := "2 packet(s) were VXLAN-encapsulated (a tunnel-mode cluster's wire): their inner packets are replayed"
+	if len(s.Notes) != 1 || s.Notes[0] != want {
+		t.Errorf("notes %q, want %q", s.Notes, want)
+	}
+	if s, _ := Select("x.pcap", []capture.Packet{pkt(0, 0)}, Options{}); len(s.Notes) != 0 {
+		t.Errorf("notes without VXLAN: %q", s.Notes)
+	}
+}
