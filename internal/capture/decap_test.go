@@ -15,8 +15,14 @@ import (
 // node2's, UDP to dport, with a correct or a broken outer IPv4 checksum.
 func tunnelled(t *testing.T, inner []byte, dport uint16, flags byte, badSum bool) []byte {
 	t.Helper()
+	return tunnelledFrag(t, inner, dport, flags, badSum, 0)
+}
+
+// tunnelledFrag is tunnelled with the outer IPv4 header's flags.
+func tunnelledFrag(t *testing.T, inner []byte, dport uint16, flags byte, badSum bool, ipFlags layers.IPv4Flag) []byte {
+	t.Helper()
 	eth := &layers.Ethernet{SrcMAC: net.HardwareAddr{2, 0, 0, 0, 1, 1}, DstMAC: net.HardwareAddr{2, 0, 0, 0, 1, 2}, EthernetType: layers.EthernetTypeIPv4}
-	ip := &layers.IPv4{Version: 4, IHL: 5, TTL: 64, Id: 0x4242, Protocol: layers.IPProtocolUDP, SrcIP: net.ParseIP("10.255.1.11"), DstIP: net.ParseIP("10.255.2.12")}
+	ip := &layers.IPv4{Version: 4, IHL: 5, TTL: 64, Id: 0x4242, Flags: ipFlags, Protocol: layers.IPProtocolUDP, SrcIP: net.ParseIP("10.255.1.11"), DstIP: net.ParseIP("10.255.2.12")}
 	udp := &layers.UDP{SrcPort: 45437, DstPort: layers.UDPPort(dport)}
 	hdr := []byte{flags, 0, 0, 0, 0, 0x01, 0x23, 0}
 	f := serialize(t, eth, ip, udp, gopacket.Payload(append(hdr, inner...)))
@@ -41,6 +47,7 @@ func TestVXLANDecapsulated(t *testing.T) {
 		record{data: tunnelled(t, inner, 8472, 0x00, false)},
 		record{data: tunnelled(t, v6, 8472, 0x08, false)},
 		record{data: cutInner[:len(cutInner)-len(inner)+40], origLen: len(cutInner)},
+		record{data: tunnelledFrag(t, inner, 8472, 0x08, false, layers.IPv4MoreFragments)},
 	))
 	if err != nil {
 		t.Fatal(err)
@@ -55,7 +62,7 @@ func TestVXLANDecapsulated(t *testing.T) {
 	if p.Data[0] != inner[0] {
 		t.Error("the inner frame aliases the outer one")
 	}
-	for i, why := range map[int]string{1: "UDP 4790", 2: "no VNI flag"} {
+	for i, why := range map[int]string{1: "UDP 4790", 2: "no VNI flag", 5: "first fragment"} {
 		if p := pkts[i]; p.Flags.Has(VXLANDecapsulated) || p.Outer != nil || len(p.Data) != len(outer) {
 			t.Errorf("%s: flags %v, %d bytes", why, p.Flags, len(p.Data))
 		}
