@@ -55,6 +55,8 @@ type rowView struct {
 	Index   int
 	Cells   []cellView
 	Dropped bool
+	// Outer describes the encapsulation of a tunnelled hop, else "".
+	Outer string
 }
 
 type cellView struct {
@@ -130,5 +132,14 @@ func hopRow(i int, prev *journey.Hop, h journey.Hop) rowView {
 		n(int(h.TTL), int(p.TTL)), {Text: dashIfEmpty(h.Proto)},
 		n(int(h.Sport), int(p.Sport)), n(int(h.Dport), int(p.Dport)),
 		{Text: dashIfEmpty(verdict), Changed: h.Verdict == journey.Dropped},
-	}}
+	}, Outer: outerText(h.Outer)}
+}
+
+// outerText describes a hop's VXLAN encapsulation in one line, "" without.
+func outerText(o *journey.Outer) string {
+	if o == nil {
+		return ""
+	}
+	return fmt.Sprintf("in VXLAN: %s → %s, %s → %s, ttl %d, %s %d → %d, VNI %d (the sender's identity)",
+		o.EthSrc, o.EthDst, o.IPSrc, o.IPDst, o.TTL, o.Proto, o.Sport, o.Dport, o.VNI)
 }

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hoplab/hoplab/internal/journey"
 	"github.com/hoplab/hoplab/internal/testreq"
 )
 
@@ -120,4 +121,22 @@ func lumaVariance(img image.Image) float64 {
 	}
 	m := sum / n
 	return sq/n - m*m
+}
+
+// A tunnelled hop gets a second row with its encapsulation; other hops
+// get none.
+func TestHTMLOuterRow(t *testing.T) {
+	rep := journey.Report{Kernel: "6.1", Packets: []journey.Packet{{Verdict: journey.Delivered, DeliveredTo: "pod4", Hops: []journey.Hop{
+		{Node: "node1", Point: journey.ToOverlay, Device: "cilium_vxlan", IPSrc: "10.1.1.10", IPDst: "10.1.2.40", Verdict: journey.Forwarded},
+		{Node: "node1", Point: journey.Wire, Device: "node1-0", IPSrc: "10.1.1.10", IPDst: "10.1.2.40", Verdict: journey.Forwarded,
+			Outer: &journey.Outer{EthSrc: "52:54:00:00:00:01", EthDst: "52:55:00:00:00:01", IPSrc: "10.255.1.11", IPDst: "10.255.2.12", TTL: 64, Proto: "udp", Sport: 40675, Dport: 8472, VNI: 38586}},
+	}}}}
+	var b bytes.Buffer
+	if err := WriteHTML(&b, rep, HTMLOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	want := `<tr class="outer"><td></td><td colspan="12">in VXLAN: 52:54:00:00:00:01 → 52:55:00:00:00:01, 10.255.1.11 → 10.255.2.12, ttl 64, udp 40675 → 8472, VNI 38586 (the sender&#39;s identity)</td></tr>`
+	if n := strings.Count(b.String(), `<tr class="outer">`); n != 1 || !strings.Contains(b.String(), want) {
+		t.Errorf("%d outer rows; want one:\n%s", n, want)
+	}
 }
