@@ -20,3 +20,7 @@ func TestTunnel(t *testing.T) {
 	RegisterFailHandler(Fail)
 	RunSpecs(t, "tunnel")
 }
+
+var _ = Describe("tunnel fixtures, each compared hop by hop with its expectation", func() {
+	lab.FixtureSpecs(topology, theLab, "tunnel")
+})
