@@ -138,3 +138,35 @@ func TestOuterDiffAndRender(t *testing.T) {
 		t.Errorf("missing hop: %q", b.String())
 	}
 }
+
+// A VXLAN frame's TCP segment is its inner packet's, its offset counted in
+// the outer frame; a VXLAN frame with a UDP inner packet, or a UDP datagram
+// to another port, has none.
+func TestSegmentOfVXLAN(t *testing.T) {
+	f := tunnelled(t, 8472)
+	s, ok := SegmentOf(f)
+	// Outer Ethernet, IPv4, UDP and VXLAN headers: 50; inner Ethernet and
+	// IPv4: 34.
+	if !ok || s.Src.String() != "10.1.1.10:40000" || s.Dst.String() != "10.1.2.40:8080" || !s.SYN() || s.Offset != 50+14+20 {
+		t.Errorf("segment %+v %v (offset want %d)", s, ok, 50+14+20)
+	}
+	if got := f[s.Offset+2 : s.Offset+4]; got[0] != 8080>>8 || got[1] != 8080&0xff {
+		t.Errorf("offset %d does not point at the inner TCP header: dport bytes %x", s.Offset, got)
+	}
+	udpInner := frame(t, "10.1.1.10", "10.1.2.40", 0x1234, &layers.UDP{SrcPort: 40000, DstPort: 53}, []byte("q"))
+	if s, ok := SegmentOf(vxlanFrame(t, 8472, udpInner)); ok {
+		t.Errorf("VXLAN around UDP: segment %+v", s)
+	}
+	tcpInner := frame(t, "10.1.1.10", "10.1.2.40", 0x1234, &layers.TCP{SrcPort: 40000, DstPort: 8080, SYN: true}, nil)
+	plain := frame(t, "10.255.1.11", "10.255.2.12", 0x77, &layers.UDP{SrcPort: 54321, DstPort: 4790}, append([]byte{8, 0, 0, 0, 0, 1, 0x23, 0}, tcpInner...))
+	if s, ok := SegmentOf(plain); ok {
+		t.Errorf("UDP 4790: segment %+v", s)
+	}
+	// The outer IPv4 total length bounds the UDP datagram: a header of 8
+	// UDP bytes but no room for them opens nothing.
+	short := append([]byte(nil), f...)
+	short[14+2], short[14+3] = 0, 20+7
+	if s, ok := SegmentOf(short); ok {
+		t.Errorf("outer total length 27: segment %+v", s)
+	}
+}

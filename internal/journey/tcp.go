@@ -3,6 +3,8 @@ package journey
 import (
 	"encoding/binary"
 	"net/netip"
+
+	"github.com/hoplab/hoplab/internal/vxlan"
 )
 
 // Segment is what the headers of a TCP segment say about its flow and its
@@ -35,8 +37,37 @@ const (
 
 // SegmentOf reads the TCP segment of an Ethernet + IPv4 + TCP frame; ok is
 // false for any other frame, and for one whose IPv4 header (its header
-// length or total length) leaves no room for a TCP header.
+// length or total length) leaves no room for a TCP header. A VXLAN frame's
+// segment is its inner frame's (as for its hop and key), with Offset
+// counted from the start of the outer frame.
 func SegmentOf(frame []byte) (s Segment, ok bool) {
+	if inner, ok := vxlanInner(frame); ok {
+		s, ok := segmentOf(inner)
+		s.Offset += len(frame) - len(inner)
+		return s, ok
+	}
+	return segmentOf(frame)
+}
+
+// vxlanInner returns the inner frame of an Ethernet + IPv4 + UDP frame
+// carrying VXLAN (package vxlan's rules), up to the end of the outer IPv4
+// packet.
+func vxlanInner(frame []byte) ([]byte, bool) {
+	if len(frame) < 34 || frame[12] != 0x08 || frame[13] != 0x00 || frame[14+9] != 17 {
+		return nil, false
+	}
+	ip := frame[14:]
+	ihl := int(ip[0]&0x0f) * 4
+	end := min(int(binary.BigEndian.Uint16(ip[2:4])), len(ip))
+	if ihl < 20 || end < ihl+8 {
+		return nil, false
+	}
+	udp := ip[ihl:end]
+	_, inner, ok := vxlan.Payload(binary.BigEndian.Uint16(udp[2:4]), udp[8:])
+	return inner, ok
+}
+
+func segmentOf(frame []byte) (s Segment, ok bool) {
 	if len(frame) < 34 || frame[12] != 0x08 || frame[13] != 0x00 || frame[14+9] != 6 {
 		return Segment{}, false
 	}

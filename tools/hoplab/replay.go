@@ -25,6 +25,9 @@ type replayFlags struct {
 	topology, pcap, inject, kernel, out string
 	json, timing, keepL2, skipRefused   bool
 	strict                              bool
+	// keepOuter replays VXLAN-encapsulated packets as captured instead of
+	// their inner packets.
+	keepOuter bool
 	// live lets injecting pods' kernels reset the injected flows (they
 	// hold no socket for them); ackRewrite shifts a replayed client's
 	// acknowledgement numbers to the live server's sequence space.
@@ -49,9 +52,11 @@ The capture is checked first; problems are reported in one line naming the
 packet (index from 0, Wireshark's frame number in brackets). Linux cooked
 captures (tcpdump -i any) and raw-IP captures are converted to Ethernet and
 their MACs set at injection; VLAN tags are stripped; a packet tcpdump -i any
-recorded on several interfaces is replayed once. Snaplen-cut packets, IPv6
-and non-IP frames are refused (--skip-refused skips them instead). See
-docs/replay.md.
+recorded on several interfaces is replayed once. VXLAN frames (a
+tunnel-mode cluster's wire) are replayed by their inner packets, or as
+captured with --keep-outer (entering at the router port facing the node of
+their outer destination). Snaplen-cut packets, IPv6 and non-IP frames are
+refused (--skip-refused skips them instead). See docs/replay.md.
 
 A cluster started with 'hoplab vm up' is reused when it runs the same
 topology on the same kernel; otherwise the topology is booted for this
@@ -95,6 +100,7 @@ report.html, a self-contained page with a figure of each packet's path.`,
 	fl.BoolVar(&f.ackRewrite, "ack-rewrite", false, "shift replayed TCP clients' ack numbers to the live server's (after its SYN-ACK)")
 	fl.BoolVar(&f.skipRefused, "skip-refused", false, "skip packets that cannot be replayed (IPv6, non-IP, snaplen-cut) instead of failing")
 	fl.IntVar(&f.maxFlows, "max-flows", 0, fmt.Sprintf("TCP flows each injecting pod's RST filter holds (default %d)", nodeapi.DefaultRSTFlows))
+	fl.BoolVar(&f.keepOuter, "keep-outer", false, "replay VXLAN-encapsulated packets as captured, outer headers included, instead of their inner packets")
 	fl.BoolVar(&f.strict, "strict", false, "refuse packets that parse but are malformed (a wrong IPv4 header checksum) instead of replaying them as captured with a note")
 	return cmd
 }
@@ -122,7 +128,7 @@ func (a *app) planReplay(f replayFlags) (*replayPlan, error) {
 	if _, err := cluster.RSTFilterSize(f.maxFlows); err != nil {
 		return nil, fmt.Errorf("replay: --max-flows: %w", err)
 	}
-	sel, err := replayinput.Load(f.pcap, replayinput.Options{KeepL2: f.keepL2, SkipRefused: f.skipRefused, Strict: f.strict,
+	sel, err := replayinput.Load(f.pcap, replayinput.Options{KeepL2: f.keepL2, SkipRefused: f.skipRefused, Strict: f.strict, KeepOuter: f.keepOuter,
 		Progress: a.readProgress(f.pcap)})
 	if err != nil {
 		return nil, err

@@ -45,6 +45,10 @@ type Options struct {
 	// header checksum) instead of replaying them as captured with a note
 	// (replay --strict).
 	Strict bool
+	// KeepOuter replays VXLAN-encapsulated packets as captured, outer
+	// headers included (replay --keep-outer), instead of their inner
+	// packets.
+	KeepOuter bool
 	// Progress, when set, hears how far reading the capture is
 	// (capture.ReadFileProgress); nil reports nothing.
 	Progress capture.Progress
@@ -109,6 +113,10 @@ func Select(file string, pkts []capture.Packet, opts Options) (*Selection, error
 		}
 		if p.Flags.Has(capture.VXLANDecapsulated) {
 			tunnelled++
+			if opts.KeepOuter {
+				p.OrigLen += len(p.Outer) - len(p.Data)
+				p.Data = p.Outer
+			}
 		}
 		s.Packets = append(s.Packets, p)
 	}
@@ -122,8 +130,11 @@ func Select(file string, pkts []capture.Packet, opts Options) (*Selection, error
 	if vlans > 0 {
 		s.Notes = append(s.Notes, fmt.Sprintf("%d packet(s) had VLAN tags: replayed without them", vlans))
 	}
-	if tunnelled > 0 {
-		s.Notes = append(s.Notes, fmt.Sprintf("%d packet(s) were VXLAN-encapsulated (a tunnel-mode cluster's wire): their inner packets are replayed", tunnelled))
+	switch {
+	case tunnelled > 0 && opts.KeepOuter:
+		s.Notes = append(s.Notes, fmt.Sprintf("%d packet(s) were VXLAN-encapsulated (a tunnel-mode cluster's wire): replayed as captured, outer headers included (--keep-outer)", tunnelled))
+	case tunnelled > 0:
+		s.Notes = append(s.Notes, fmt.Sprintf("%d packet(s) were VXLAN-encapsulated (a tunnel-mode cluster's wire): their inner packets are replayed (--keep-outer replays them as captured)", tunnelled))
 	}
 	if len(s.Packets) == 0 {
 		return s, &capture.Error{File: file, Index: -1, Err: fmt.Errorf("%w: all %d packet(s) were skipped", ErrNothing, len(pkts))}

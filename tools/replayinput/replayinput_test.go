@@ -116,9 +116,22 @@ func TestVXLANNoted(t *testing.T) {
 	if err != nil || len(s.Packets) != 3 {
 		t.Fatalf("selection %+v, %v", s, err)
 	}
-	want := "2 packet(s) were VXLAN-encapsulated (a tunnel-mode cluster's wire): their inner packets are replayed"
+	want := "2 packet(s) were VXLAN-encapsulated (a tunnel-mode cluster's wire): their inner packets are replayed (--keep-outer replays them as captured)"
 	if len(s.Notes) != 1 || s.Notes[0] != want {
 		t.Errorf("notes %q, want %q", s.Notes, want)
+	}
+	// --keep-outer: the frames as captured.
+	tun := pkt(0, capture.VXLANDecapsulated)
+	tun.Outer = make([]byte, 110)
+	tun.Outer[0] = 0xaa
+	s, err = Select("x.pcap", []capture.Packet{tun, pkt(1, 0)}, Options{KeepOuter: true})
+	if err != nil || len(s.Packets) != 2 || len(s.Packets[0].Data) != 110 || s.Packets[0].Data[0] != 0xaa || s.Packets[0].OrigLen != 110 ||
+		len(s.Packets[1].Data) != 60 {
+		t.Fatalf("--keep-outer: %+v, %v", s, err)
+	}
+	want = "1 packet(s) were VXLAN-encapsulated (a tunnel-mode cluster's wire): replayed as captured, outer headers included (--keep-outer)"
+	if len(s.Notes) != 1 || s.Notes[0] != want {
+		t.Errorf("--keep-outer notes %q, want %q", s.Notes, want)
 	}
 	if s, _ := Select("x.pcap", []capture.Packet{pkt(0, 0)}, Options{}); len(s.Notes) != 0 {
 		t.Errorf("notes without VXLAN: %q", s.Notes)

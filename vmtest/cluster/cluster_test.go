@@ -231,6 +231,18 @@ func TestDefaultPoint(t *testing.T) {
 	if _, err := DefaultPoint(top, arp); !errors.Is(err, ErrBadPoint) || !strings.Contains(err.Error(), "not an IPv4 frame") {
 		t.Errorf("ARP: %v", err)
 	}
+	// A VXLAN frame enters where it travels: the ToR port facing the node
+	// of its outer destination, whatever the inner source.
+	inner := frameOf(t, "10.1.1.10", "10.1.2.40", "tcp", 40000, 8080, 64)
+	to := func(dst string) []byte {
+		return encapsulate(t, inner, journey.Outer{EthSrc: "02:00:00:00:00:01", EthDst: "02:00:00:00:00:02", IPSrc: "10.255.1.11", IPDst: dst, TTL: 64, Dport: 8472, VNI: 38586})
+	}
+	if p, err := DefaultPoint(top, to("10.255.2.12")); err != nil || p.String() != "tor:node2" {
+		t.Errorf("VXLAN to node2: %v, %v", p, err)
+	}
+	if _, err := DefaultPoint(top, to("192.0.2.9")); !errors.Is(err, ErrBadPoint) || !strings.Contains(err.Error(), "VXLAN to 192.0.2.9, which is no node's address") {
+		t.Errorf("VXLAN to no node: %v", err)
+	}
 }
 
 func keyOf(frame []byte) string {

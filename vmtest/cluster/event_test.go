@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"cmp"
 	"encoding/binary"
 	"math/rand"
 	"net"
@@ -8,6 +9,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/gopacket"
+	"github.com/google/gopacket/layers"
 
 	"github.com/hoplab/hoplab/fixtures"
 	"github.com/hoplab/hoplab/internal/journey"
@@ -76,7 +80,37 @@ func hopFrame(t *testing.T, orig []byte, h journey.Hop) []byte {
 			binary.BigEndian.PutUint16(l4[2:4], h.Dport)
 		}
 	}
+	if o := h.Outer; o != nil {
+		return encapsulate(t, f, *o)
+	}
 	return f
+}
+
+// encapsulate wraps inner in VXLAN with the outer headers o (a wildcard
+// source port becomes 45437).
+func encapsulate(t *testing.T, inner []byte, o journey.Outer) []byte {
+	t.Helper()
+	mac := func(s string) net.HardwareAddr {
+		m, err := net.ParseMAC(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	eth := &layers.Ethernet{SrcMAC: mac(o.EthSrc), DstMAC: mac(o.EthDst), EthernetType: layers.EthernetTypeIPv4}
+	ip := &layers.IPv4{Version: 4, IHL: 5, TTL: o.TTL, Protocol: layers.IPProtocolUDP,
+		SrcIP: net.ParseIP(o.IPSrc).To4(), DstIP: net.ParseIP(o.IPDst).To4()}
+	udp := &layers.UDP{SrcPort: layers.UDPPort(cmp.Or(o.Sport, 45437)), DstPort: layers.UDPPort(o.Dport)}
+	if err := udp.SetNetworkLayerForChecksum(ip); err != nil {
+		t.Fatal(err)
+	}
+	hdr := []byte{0x08, 0, 0, 0, byte(o.VNI >> 16), byte(o.VNI >> 8), byte(o.VNI), 0}
+	buf := gopacket.NewSerializeBuffer()
+	if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true},
+		eth, ip, udp, gopacket.Payload(append(hdr, inner...))); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
 }
 
 // eventsFor turns an expected journey into the events the cluster would

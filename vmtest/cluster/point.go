@@ -95,8 +95,17 @@ func podNames(t *topologies.Topology) string {
 
 // DefaultPoint is where a frame enters without --inject (DESIGN.md): at the
 // pod owning its source IP, else at the ToR port facing the node that owns
-// its destination (a pod's IP, a node's PodCIDR or uplink address).
+// its destination (a pod's IP, a node's PodCIDR or uplink address). A
+// VXLAN frame (replay --keep-outer) travels between nodes: it enters at the
+// ToR port facing the node owning its outer destination.
 func DefaultPoint(t *topologies.Topology, frame []byte) (InjectPoint, error) {
+	if o := journey.HopFromPacket("", "", "", frame).Outer; o != nil {
+		dst, err := netip.ParseAddr(o.IPDst)
+		if n := owner(t, dst); err == nil && n != "" {
+			return InjectPoint{Kind: AtRouter, Node: n, Router: t.Router.Name}, nil
+		}
+		return InjectPoint{}, fmt.Errorf("%w: VXLAN to %s, which is no node's address; name the point", ErrBadPoint, o.IPDst)
+	}
 	k, ok := journey.KeyFromFrame(frame)
 	if !ok {
 		return InjectPoint{}, fmt.Errorf("%w: not an IPv4 frame; name the point (POD, NODE:%s or %s:NODE)", ErrBadPoint, vmtest.NodeBond, t.Router.Name)
