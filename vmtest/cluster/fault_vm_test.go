@@ -269,7 +269,7 @@ func TestFaults(t *testing.T) {
 			took = append(took, time.Since(begin))
 		}
 		load.end(t, "node-update")
-		t.Logf("%d updates (pod5 and Service admin added, then removed), each %s", updates, spread(took))
+		t.Logf("%d updates (pod5, Services admin and local and a policy port added, then removed), each %s", updates, spread(took))
 		if d := newDrops(before, drops(t, c)); len(d) > 0 {
 			t.Errorf("packets dropped while node-updates raced the traffic: %s", strings.Join(d, ", "))
 		}
