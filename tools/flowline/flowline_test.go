@@ -27,7 +27,7 @@ var goldenFixtures = []string{"captured-http-get", "icmp-echo", "no-backend", "p
 // datapathPoints are the points the datapath emits events at.
 var datapathPoints = map[journey.Point]bool{
 	journey.FromContainer: true, journey.ToStack: true, journey.ToNetdev: true,
-	journey.FromNetdev: true, journey.ToContainer: true,
+	journey.FromNetdev: true, journey.ToContainer: true, journey.ToOverlay: true, journey.FromOverlay: true,
 }
 
 // TestFlowLinesGolden turns every datapath hop of every fixture's expected
