@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -89,6 +90,14 @@ func TestKilledQEMUIsReported(t *testing.T) {
 		t.Error("Err() is nil after the kill")
 	}
 	t.Logf("reported: %v", err)
+	// QEMU ended by itself (for hoplab): its run directory is kept, with
+	// the console log, for the user to look at.
+	dir := vm.Dir()
+	vm.Close()
+	defer os.RemoveAll(dir)
+	if _, err := os.Stat(filepath.Join(dir, "killed.console.log")); err != nil {
+		t.Errorf("the killed VM's artifacts were not kept: %v", err)
+	}
 }
 
 const helperEnv = "HOPLAB_VMTEST_HELPER"
