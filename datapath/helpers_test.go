@@ -2,7 +2,6 @@ package datapath
 
 import (
 	"errors"
-	"fmt"
 	"net"
 	"net/netip"
 	"os"
@@ -14,6 +13,7 @@ import (
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
 
+	"github.com/hoplab/hoplab/internal/netnstest"
 	"github.com/hoplab/hoplab/internal/testreq"
 )
 
@@ -289,5 +289,10 @@ func addr(s string) netip.Addr  { return netip.MustParseAddr(s) }
 
 // podNS names a pod's network namespace for this test process: named
 // namespaces are global, and two test processes (make mutants runs two) must
-// not share one.
-func podNS(base string) string { return fmt.Sprintf("%s-%d", base, os.Getpid()) }
+// not share one; the name carries the process (netnstest.Prefix), so a
+// later test process removes what an interrupted one left.
+func podNS(base string) string { return netnstest.Prefix(base) + "ns" }
+
+// TestMain removes the namespaces of test processes that died, and this
+// one's on SIGINT or SIGTERM (netnstest.Main).
+func TestMain(m *testing.M) { os.Exit(netnstest.Main(m)) }

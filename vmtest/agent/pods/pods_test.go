@@ -13,6 +13,11 @@ import (
 )
 
 // inNodeNS puts the test in a fresh node namespace that owns the router IP.
+
+// TestMain removes the namespaces of test processes that died, and this
+// one's on SIGINT or SIGTERM (netnstest.Main).
+func TestMain(m *testing.M) { os.Exit(netnstest.Main(m)) }
+
 func inNodeNS(t *testing.T) {
 	t.Helper()
 	netnstest.EnterNew(t)
@@ -33,8 +38,9 @@ func spec(name, ip, host string, last byte) Spec {
 func TestPodWiringAndKernelForwarding(t *testing.T) {
 	testreq.Root(t)
 	inNodeNS(t)
-	s1 := spec("hl-test-pod1", "10.1.1.10", "lxctest1", 1)
-	s2 := spec("hl-test-pod2", "10.1.1.20", "lxctest2", 2)
+	prefix := netnstest.Prefix("pods")
+	s1 := spec(prefix+"pod1", "10.1.1.10", "lxctest1", 1)
+	s2 := spec(prefix+"pod2", "10.1.1.20", "lxctest2", 2)
 	p1, err := Create(s1)
 	if err != nil {
 		t.Fatal(err)

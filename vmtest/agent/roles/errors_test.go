@@ -2,9 +2,7 @@ package roles
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"path/filepath"
 	"runtime"
@@ -17,6 +15,7 @@ import (
 
 	"github.com/hoplab/hoplab/datapath"
 	"github.com/hoplab/hoplab/internal/errtext"
+	"github.com/hoplab/hoplab/internal/netnstest"
 	"github.com/hoplab/hoplab/internal/testreq"
 	"github.com/hoplab/hoplab/topologies"
 	"github.com/hoplab/hoplab/vmtest/agent"
@@ -34,7 +33,7 @@ func TestSetupErrorThroughClientNamesNodeMethodAndStepOnce(t *testing.T) {
 	top, err := topologies.Parse("pod-to-service.yaml", []byte(text))
 	must(t, err)
 	ns := nodeNamespace(t, top, "node1")
-	opts := Options{NetNSPrefix: fmt.Sprintf("hlerr%04x-", rand.IntN(1<<16)), CTEntries: 4096, Logger: slog.New(slog.DiscardHandler)}
+	opts := Options{NetNSPrefix: netnstest.Prefix("err"), CTEntries: 4096, Logger: slog.New(slog.DiscardHandler)}
 
 	a := agent.NewAgent(slog.New(slog.DiscardHandler))
 	a.Handle(nodeapi.MethodSetup, agent.Typed(func(ctx context.Context, s nodeapi.Setup) (nodeapi.SetupResult, error) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"net/netip"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +14,10 @@ import (
 	"github.com/hoplab/hoplab/vmtest/agent/pods"
 	"github.com/vishvananda/netlink"
 )
+
+// TestMain removes the namespaces of test processes that died, and this
+// one's on SIGINT or SIGTERM (netnstest.Main).
+func TestMain(m *testing.M) { os.Exit(netnstest.Main(m)) }
 
 // twoPods builds a node namespace with a client pod and a server pod.
 func twoPods(t *testing.T) (client, server *pods.Pod) {
@@ -35,7 +40,8 @@ func twoPods(t *testing.T) (client, server *pods.Pod) {
 		t.Cleanup(func() { _ = p.Delete() })
 		return p
 	}
-	return mk("hl-wl-client", "10.1.1.10", "lxcwl1", 1), mk("hl-wl-server", "10.1.1.40", "lxcwl2", 2)
+	prefix := netnstest.Prefix("wl")
+	return mk(prefix+"client", "10.1.1.10", "lxcwl1", 1), mk(prefix+"server", "10.1.1.40", "lxcwl2", 2)
 }
 
 func ctx(t *testing.T) context.Context {
