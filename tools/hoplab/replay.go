@@ -23,8 +23,11 @@ import (
 // replayFlags are replay's options.
 type replayFlags struct {
 	topology, pcap, inject, kernel, out string
-	json, timing, keepL2, skipRefused   bool
-	strict                              bool
+	// kernels replays on each of these kernels in turn and compares the
+	// journeys (replay --kernels).
+	kernels                           string
+	json, timing, keepL2, skipRefused bool
+	strict                            bool
 	// keepOuter replays VXLAN-encapsulated packets as captured instead of
 	// their inner packets.
 	keepOuter bool
@@ -77,6 +80,11 @@ shifts the acknowledgement numbers of a replayed TCP client to the live
 server's sequence space (waiting for each SYN-ACK), so a captured handshake
 and request play out against the real server.
 
+--kernels 5.10,7.2 replays the capture on each kernel in turn and compares
+every packet's journey with the first kernel's: hops, fields, verdicts,
+drop reasons and CT entries. It prints the differences and exits with
+status 1 when there are any (--json gives them structured).
+
 --out DIR writes one pcapng per hop (NN-node-point-device.pcapng) and
 report.html, a self-contained page with a figure of each packet's path.`,
 		Example: `  hoplab replay --topology docs/examples/bug-report/topology.yaml --pcap docs/examples/bug-report/capture.pcap
@@ -91,6 +99,7 @@ report.html, a self-contained page with a figure of each packet's path.`,
 	fl.StringVar(&f.topology, "topology", "", "topology file or shipped topology name (default: the running cluster's)")
 	fl.StringVar(&f.pcap, "pcap", "", "capture to replay (pcap or pcapng, optionally gzipped)")
 	fl.StringVar(&f.inject, "inject", "", "injection point: POD, NODE:bond0 or ROUTER:NODE (default: per packet)")
+	fl.StringVar(&f.kernels, "kernels", "", "replay on each of these kernels in turn (series, or images; ';' between kernels when an image has a modules directory) and compare every journey with the first kernel's: exit 1 when one differs")
 	fl.StringVar(&f.kernel, "kernel", "", "kernel series (5.10, 6.1, 6.12, 7.2) or /path/to/bzImage[,modules-dir] (default: the topology's)")
 	fl.BoolVar(&f.json, "json", false, "print the journey report as JSON (DESIGN.md contract)")
 	fl.StringVar(&f.out, "out", "", "write per-hop pcapng files and report.html into this directory")
@@ -194,6 +203,16 @@ func (f replayFlags) options(top *topologies.Topology) cluster.ReplayOptions {
 }
 
 func (a *app) replay(ctx context.Context, f replayFlags) error {
+	if f.kernels != "" {
+		if f.kernel != "" {
+			return errors.New("replay: --kernel or --kernels, not both")
+		}
+		list, err := verifierKernels(f.kernels)
+		if err != nil {
+			return fmt.Errorf("replay: %w", err)
+		}
+		return a.replayKernels(ctx, f, list)
+	}
 	log := a.logger()
 	p, err := a.planReplay(f)
 	if err != nil {
@@ -261,6 +280,27 @@ func (a *app) replay(ctx context.Context, f replayFlags) error {
 		return writeJSON(a.stdout, rep)
 	}
 	return replayreport.WriteText(a.stdout, rep, p.top)
+}
+
+// replayOn replays the planned capture on a cluster of kernel k (booted for
+// it, or a running one that matches) and returns the journeys, indexed by
+// the packets' places in the capture.
+func (a *app) replayOn(ctx context.Context, f replayFlags, p *replayPlan, k string) (journey.Report, error) {
+	h, release, err := a.cluster(ctx, p.top, parseKernel(k))
+	if err != nil {
+		return journey.Report{}, err
+	}
+	defer release()
+	rep, err := h.Replay(ctx, p.frames, f.options(p.top))
+	if err != nil {
+		return journey.Report{}, err
+	}
+	for i := range rep.Packets {
+		if i < len(p.sel.Packets) {
+			rep.Packets[i].Index = p.sel.Packets[i].Index
+		}
+	}
+	return rep, nil
 }
 
 // sightingsOf turns a cluster event into the frames it shows at each hop.
