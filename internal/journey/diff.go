@@ -9,16 +9,16 @@ import (
 type FieldDiff struct {
 	// Hop is the index of the observed hop (-1 for packet-level fields and
 	// CT entries; for a missing hop, the index it was expected before).
-	Hop int
+	Hop int `json:"hop"`
 	// Point is the hop's point ("" for packet-level fields).
-	Point Point
+	Point Point `json:"point"`
 	// Field is the JSON field name, or "hop" for a missing or unexpected
 	// hop, or "ct" for a missing CT entry.
-	Field string
+	Field string `json:"field"`
 	// Want is the expected value.
-	Want string
+	Want string `json:"want"`
 	// Got is the observed value.
-	Got string
+	Got string `json:"got"`
 }
 
 // String renders the difference on one line.
