@@ -257,12 +257,7 @@ func (a *app) replay(ctx context.Context, f replayFlags) error {
 		return err // "replay: packet 3 at pod1: node1: pod-inject: ..."
 	}
 	log.Debug("replayed", "packets", len(p.frames), "took", time.Since(start).Round(time.Millisecond))
-	// Journeys carry the packets' indexes in the capture.
-	for i := range rep.Packets {
-		if i < len(p.sel.Packets) {
-			rep.Packets[i].Index = p.sel.Packets[i].Index
-		}
-	}
+	p.captureIndexes(rep)
 	if f.out != "" {
 		mu.Lock()
 		s := append([]replayreport.Sighting(nil), sightings...)
@@ -295,12 +290,18 @@ func (a *app) replayOn(ctx context.Context, f replayFlags, p *replayPlan, k stri
 	if err != nil {
 		return journey.Report{}, err
 	}
+	p.captureIndexes(rep)
+	return rep, nil
+}
+
+// captureIndexes gives the journeys of rep the packets' indexes in the
+// capture (skipped packets leave gaps).
+func (p *replayPlan) captureIndexes(rep journey.Report) {
 	for i := range rep.Packets {
 		if i < len(p.sel.Packets) {
 			rep.Packets[i].Index = p.sel.Packets[i].Index
 		}
 	}
-	return rep, nil
 }
 
 // sightingsOf turns a cluster event into the frames it shows at each hop.
