@@ -2,7 +2,6 @@ package datapath
 
 import (
 	"encoding/binary"
-	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -89,36 +88,7 @@ func TestTunnelOnTheWire(t *testing.T) {
 		must(t, p.Do(func() error { setTxChecksum(t, "eth0", false); return nil }))
 	}
 
-	var ln net.Listener
-	must(t, server.Do(func() (err error) {
-		ln, err = net.Listen("tcp4", "10.1.2.40:8080")
-		return err
-	}))
-	defer ln.Close()
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		_, _ = io.Copy(c, c)
-	}()
-	var conn net.Conn
-	must(t, client.Do(func() (err error) {
-		conn, err = net.DialTimeout("tcp4", "10.224.1.1:80", 5*time.Second)
-		return err
-	}))
-	defer conn.Close()
-	must(t, conn.SetDeadline(time.Now().Add(5*time.Second)))
-	_, err = conn.Write([]byte("through the tunnel"))
-	must(t, err)
-	buf := make([]byte, 18)
-	_, err = io.ReadFull(conn, buf)
-	must(t, err)
-	if string(buf) != "through the tunnel" {
-		t.Fatalf("echo %q", buf)
-	}
-	local := conn.LocalAddr().(*net.TCPAddr)
+	local := echoThroughService(t, client, server, "through the tunnel")
 
 	t.Log("on the underlay: pod1's SYN with VNI = pod1's identity, pod4's SYN-ACK with VNI = pod4's")
 	var syn, synAck *capturedVXLAN
@@ -192,6 +162,7 @@ func TestTunnelOnTheWire(t *testing.T) {
 		return err
 	}))
 	must(t, sink.SetReadDeadline(time.Now().Add(3*time.Second)))
+	buf := make([]byte, 64)
 	n, from, err := sink.ReadFrom(buf)
 	if err != nil || string(buf[:n]) != "to node2" || from.(*net.UDPAddr).IP.String() != pod1.ip {
 		t.Errorf("node2's socket got %q from %v, %v; want \"to node2\" from pod1", buf[:n], from, err)

@@ -115,36 +115,7 @@ func TestTwoNodesPodToService(t *testing.T) {
 		})
 	}
 
-	var ln net.Listener
-	must(t, server.Do(func() (err error) {
-		ln, err = net.Listen("tcp4", "10.1.2.40:8080")
-		return err
-	}))
-	defer ln.Close()
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		_, _ = io.Copy(c, c)
-	}()
-
-	var conn net.Conn
-	must(t, client.Do(func() (err error) {
-		conn, err = net.DialTimeout("tcp4", "10.224.1.1:80", 5*time.Second)
-		return err
-	}))
-	defer conn.Close()
-	must(t, conn.SetDeadline(time.Now().Add(5*time.Second)))
-	_, err = conn.Write([]byte("across two nodes"))
-	must(t, err)
-	buf := make([]byte, 16)
-	_, err = io.ReadFull(conn, buf)
-	must(t, err)
-	if string(buf) != "across two nodes" {
-		t.Fatalf("echo %q", buf)
-	}
+	local := echoThroughService(t, client, server, "across two nodes")
 
 	t.Log("node2's to-container saw the SYN with TTL 62 from pod1's identity")
 	var syn *TraceNotify
@@ -161,9 +132,46 @@ func TestTwoNodesPodToService(t *testing.T) {
 	if ip == nil || ip.TTL != 62 || syn.SrcIdentity != pod1.identity || !ip.DstIP.Equal(pod4.addr().AsSlice()) {
 		t.Errorf("to-container on node2: %v", syn)
 	}
-	local := conn.LocalAddr().(*net.TCPAddr)
 	if e := ctEntry(t, dp1, CTKey{Src: ap(pod1.addr(), uint16(local.Port)), Dst: ap(pod4.addr(), 8080), Proto: ProtoTCP, Flags: TupleOut}); e.RxPackets == 0 {
 		t.Errorf("node1 egress entry saw no replies: %v", e)
 	}
 	ctEntry(t, dp2, CTKey{Src: ap(pod1.addr(), uint16(local.Port)), Dst: ap(pod4.addr(), 8080), Proto: ProtoTCP, Flags: TupleIn})
+}
+
+// echoThroughService runs a TCP echo server in server's namespace on
+// 10.1.2.40:8080, connects from client to Service 10.224.1.1:80, sends msg
+// and requires it back; it returns the client's address. The listener and
+// the connection stay open until the test ends.
+func echoThroughService(t *testing.T, client, server *pods.Pod, msg string) *net.TCPAddr {
+	t.Helper()
+	var ln net.Listener
+	must(t, server.Do(func() (err error) {
+		ln, err = net.Listen("tcp4", "10.1.2.40:8080")
+		return err
+	}))
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		_, _ = io.Copy(c, c)
+	}()
+	var conn net.Conn
+	must(t, client.Do(func() (err error) {
+		conn, err = net.DialTimeout("tcp4", "10.224.1.1:80", 5*time.Second)
+		return err
+	}))
+	t.Cleanup(func() { conn.Close() })
+	must(t, conn.SetDeadline(time.Now().Add(5*time.Second)))
+	_, err := conn.Write([]byte(msg))
+	must(t, err)
+	buf := make([]byte, len(msg))
+	_, err = io.ReadFull(conn, buf)
+	must(t, err)
+	if string(buf) != msg {
+		t.Fatalf("echo %q", buf)
+	}
+	return conn.LocalAddr().(*net.TCPAddr)
 }
