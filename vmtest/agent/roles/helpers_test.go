@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/gopacket"
+	"github.com/google/gopacket/layers"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 
@@ -147,4 +149,17 @@ func parse(t *testing.T, text string) *topologies.Topology {
 		t.Fatal(err)
 	}
 	return top
+}
+
+// vipSYN is a TCP SYN from pod, as its eth0 sends it (its MAC → its lxc
+// MAC), from sport to Service 10.224.1.1:80.
+func vipSYN(t *testing.T, pod *topologies.Pod, sport uint16) []byte {
+	t.Helper()
+	eth := &layers.Ethernet{SrcMAC: net.HardwareAddr(pod.MAC[:]), DstMAC: net.HardwareAddr(pod.LXCMAC[:]), EthernetType: layers.EthernetTypeIPv4}
+	ip := &layers.IPv4{Version: 4, TTL: 64, Protocol: layers.IPProtocolTCP, SrcIP: pod.IP.AsSlice(), DstIP: net.IP{10, 224, 1, 1}}
+	tcp := &layers.TCP{SrcPort: layers.TCPPort(sport), DstPort: 80, SYN: true, Seq: 1000, Window: 64240}
+	must(t, tcp.SetNetworkLayerForChecksum(ip))
+	buf := gopacket.NewSerializeBuffer()
+	must(t, gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}, eth, ip, tcp))
+	return buf.Bytes()
 }

@@ -182,15 +182,7 @@ func TestInjectMaxFlowsSizesFilter(t *testing.T) {
 	n, top, _ := testNode(t, "same-node.yaml", topologyText(t, "same-node"), "node1")
 	ctx := context.Background()
 	pod1 := top.Pod("pod1")
-	syn := func(sport uint16) []byte {
-		eth := &layers.Ethernet{SrcMAC: net.HardwareAddr(pod1.MAC[:]), DstMAC: net.HardwareAddr(pod1.LXCMAC[:]), EthernetType: layers.EthernetTypeIPv4}
-		ip := &layers.IPv4{Version: 4, TTL: 64, Protocol: layers.IPProtocolTCP, SrcIP: pod1.IP.AsSlice(), DstIP: net.IP{10, 224, 1, 1}}
-		tcp := &layers.TCP{SrcPort: layers.TCPPort(sport), DstPort: 80, SYN: true, Seq: 1000, Window: 64240}
-		must(t, tcp.SetNetworkLayerForChecksum(ip))
-		buf := gopacket.NewSerializeBuffer()
-		must(t, gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}, eth, ip, tcp))
-		return buf.Bytes()
-	}
+	syn := func(sport uint16) []byte { return vipSYN(t, pod1, sport) }
 	size := func() uint32 {
 		t.Helper()
 		f := rstFilterOf(n, "pod1")

@@ -3,15 +3,12 @@ package roles
 import (
 	"context"
 	"errors"
-	"net"
 	"net/netip"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/google/gopacket"
-	"github.com/google/gopacket/layers"
 	"github.com/vishvananda/netlink"
 
 	"github.com/hoplab/hoplab/internal/errtext"
@@ -137,15 +134,7 @@ func TestInjectFromPod(t *testing.T) {
 	_, err := n.Watch(ctx, nodeapi.Watch{Datapath: true, Pods: true})
 	must(t, err)
 	pod1 := top.Pod("pod1")
-	syn := func(sport uint16) []byte {
-		eth := &layers.Ethernet{SrcMAC: net.HardwareAddr(pod1.MAC[:]), DstMAC: net.HardwareAddr(pod1.LXCMAC[:]), EthernetType: layers.EthernetTypeIPv4}
-		ip := &layers.IPv4{Version: 4, TTL: 64, Protocol: layers.IPProtocolTCP, SrcIP: pod1.IP.AsSlice(), DstIP: net.IP{10, 224, 1, 1}}
-		tcp := &layers.TCP{SrcPort: layers.TCPPort(sport), DstPort: 80, SYN: true, Seq: 1000, Window: 64240}
-		must(t, tcp.SetNetworkLayerForChecksum(ip))
-		buf := gopacket.NewSerializeBuffer()
-		must(t, gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}, eth, ip, tcp))
-		return buf.Bytes()
-	}
+	syn := func(sport uint16) []byte { return vipSYN(t, pod1, sport) }
 	start := time.Now()
 	res, err := n.Inject(ctx, nodeapi.Inject{Pod: "pod1", Frames: [][]byte{syn(41000), syn(41001)}, Gaps: []time.Duration{0, 100 * time.Millisecond}})
 	must(t, err)
