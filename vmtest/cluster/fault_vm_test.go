@@ -287,28 +287,17 @@ func TestFaults(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			begin := time.Now()
-			for {
-				routes, err := c.Client("tor").KernelRoutes(ctx(t, 10*time.Second))
-				if err != nil {
-					t.Fatal(err)
-				}
-				left := slices.ContainsFunc(nodes, func(n *topologies.Node) bool { return findRoute(routes, n.PodCIDR.String()) != nil })
-				if !left {
-					break
-				}
-				if time.Since(begin) > withdrawBound {
-					t.Fatalf("round %d: the ToR still routes a PodCIDR %v after the speakers stopped: %+v", round+1, withdrawBound, routes)
-				}
-				time.Sleep(50 * time.Millisecond)
+			var cidrs []string
+			for _, n := range nodes {
+				cidrs = append(cidrs, n.PodCIDR.String())
 			}
-			down = append(down, time.Since(begin))
+			down = append(down, waitWithdrawn(t, c, cidrs...))
 			for _, n := range nodes {
 				if err := c.Client(n.Name).BGPStart(ctx(t, 10*time.Second)); err != nil {
 					t.Fatal(err)
 				}
 			}
-			begin = time.Now()
+			begin := time.Now()
 			if err := c.WaitConverged(ctx(t, convergeBound)); err != nil {
 				t.Fatalf("round %d: %v", round+1, err)
 			}
