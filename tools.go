@@ -1,7 +1,8 @@
 //go:build tools
 
 // Package hoplab pins modules that later packages import, so go.mod keeps
-// their exact versions while those packages are being written.
+// their exact versions while those packages are being written, and the
+// commands `make` runs with `go run` (actionlint for `make lint`).
 package hoplab
 
 import (
@@ -12,6 +13,7 @@ import (
 	_ "github.com/onsi/ginkgo/v2"
 	_ "github.com/onsi/gomega"
 	_ "github.com/osrg/gobgp/v3/pkg/server"
+	_ "github.com/rhysd/actionlint/cmd/actionlint"
 	_ "github.com/schollz/progressbar/v3"
 	_ "github.com/spf13/cobra"
 	_ "github.com/ulikunitz/xz"
