@@ -342,7 +342,7 @@ func TestMergeOrdersAndMatches(t *testing.T) {
 }
 
 func TestPointVocabulary(t *testing.T) {
-	if len(Points()) != 12 {
+	if len(Points()) != 15 {
 		t.Fatalf("%d points", len(Points()))
 	}
 	for i, p := range Points() {

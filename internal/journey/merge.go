@@ -63,9 +63,10 @@ type Injected struct {
 // "to-netdev", ...). Hops are ordered node by node — first nodes where the packet was sent
 // (points up to to-netdev), then routers, then receiving nodes, each group
 // by earliest observation time and name — and within a node by the point's
-// canonical rank, then by time. A node the packet crosses in both
-// directions (NodePort hairpin) is ordered by rank, which may misplace its
-// wire hops.
+// canonical rank, then by time. A path that enters or leaves the cluster
+// at an external host, or that a node forwards in and out of its uplink
+// (NodePort to a backend on another node), is ordered by TTL first
+// (crossesTwice), since it visits the ToR twice.
 //
 // A drop observation that follows a trace observation of the same node and
 // point (the datapath traces a packet when its program starts and reports
@@ -192,8 +193,17 @@ func assemble(index int, obs []Observation) Packet {
 		}
 	}
 	sorted := obs
+	byTTL := crossesTwice(obs)
 	sort.SliceStable(sorted, func(i, j int) bool {
 		a, b := sorted[i], sorted[j]
+		if byTTL {
+			if a.Hop.TTL != b.Hop.TTL {
+				return a.Hop.TTL > b.Hop.TTL
+			}
+			if ra, rb := a.Hop.Point == Router, b.Hop.Point == Router; ra != rb {
+				return ra
+			}
+		}
 		na, nb := nodes[a.Hop.Node], nodes[b.Hop.Node]
 		if a.Hop.Node != b.Hop.Node {
 			if na.group != nb.group {
@@ -220,7 +230,7 @@ func assemble(index int, obs []Observation) Packet {
 		switch {
 		case o.Hop.Verdict == Dropped && p.Verdict != Dropped:
 			p.Verdict, p.DropReason, p.DeliveredTo = Dropped, o.Hop.DropReason, ""
-		case o.Hop.Point == PodIngress && p.Verdict == Lost:
+		case (o.Hop.Point == PodIngress || o.Hop.Point == External && o.Pod != "" || o.Hop.Point == HostIngress) && p.Verdict == Lost:
 			p.Verdict = Delivered
 			p.DeliveredTo = o.Pod
 			if p.DeliveredTo == "" {
@@ -229,6 +239,42 @@ func assemble(index int, obs []Observation) Packet {
 		}
 	}
 	return p
+}
+
+// crossesTwice reports whether the path is not "senders, routers,
+// receivers": it starts or ends outside the cluster (an external host), or
+// a node forwards it in and out of its uplink (NodePort: from-netdev and
+// to-netdev, no pod sending). Such a path visits the ToR more than once,
+// so hops are ordered by TTL first: every routing hop decrements it
+// exactly once (DESIGN.md's TTL rule), and at equal TTL the ToR's hop
+// (the frame it routed) comes before the receiving node's.
+func crossesTwice(obs []Observation) bool {
+	type seen struct{ in, out, pod bool }
+	nodes := map[string]*seen{}
+	for _, o := range obs {
+		if o.Hop.Point == External {
+			return true
+		}
+		s := nodes[o.Hop.Node]
+		if s == nil {
+			s = &seen{}
+			nodes[o.Hop.Node] = s
+		}
+		switch o.Hop.Point {
+		case FromNetdev:
+			s.in = true
+		case ToNetdev:
+			s.out = true
+		case FromContainer, PodEgress, HostEgress:
+			s.pod = true
+		}
+	}
+	for _, s := range nodes {
+		if s.in && s.out && !s.pod {
+			return true
+		}
+	}
+	return false
 }
 
 // foldsInto reports whether drop is the drop event of the program whose

@@ -141,6 +141,11 @@ const (
 	// SockConnect is the cgroup/connect4 hook (socket-level LB), before any
 	// packet exists.
 	SockConnect Point = "sock-connect"
+	// External is a host outside the cluster (behind the ToR), as it sends
+	// or receives.
+	External Point = "external"
+	// HostEgress is a node's host namespace as it sends (a host process).
+	HostEgress Point = "host-egress"
 	// PodEgress is a pod's eth0 as the pod sends.
 	PodEgress Point = "pod-egress"
 	// FromContainer is the lxc tc-ingress program.
@@ -163,12 +168,14 @@ const (
 	ToContainer Point = "to-container"
 	// PodIngress is a pod's eth0 as the pod receives.
 	PodIngress Point = "pod-ingress"
+	// HostIngress is a node's host namespace as it receives.
+	HostIngress Point = "host-ingress"
 )
 
 // Points returns the vocabulary in canonical path order.
 func Points() []Point {
-	return []Point{SockConnect, PodEgress, FromContainer, ToStack, ToOverlay, ToNetdev,
-		Wire, Router, FromNetdev, FromOverlay, ToContainer, PodIngress}
+	return []Point{External, SockConnect, HostEgress, PodEgress, FromContainer, ToStack, ToOverlay, ToNetdev,
+		Wire, Router, FromNetdev, FromOverlay, ToContainer, PodIngress, HostIngress}
 }
 
 // pointAliases maps Cilium's trace observation point names onto the
