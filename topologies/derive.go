@@ -20,6 +20,8 @@ import (
 //	pod lxc (host)    0e:hh:hh:hh:hh:hh   hash("lxc-mac/"+pod)
 //	node NIC i        52:54:hh:hh:hh:0i   hash("node/"+node), i = 1, 2
 //	ToR NIC i → node  52:55:hh:hh:hh:0i   same hash as the node's NICs
+//	external eth0     0a:hh:hh:hh:hh:hh   hash("external-mac/"+name)
+//	ToR → external    0e:hh:hh:hh:hh:hh   hash("external-router-mac/"+name)
 //
 // bond0's MAC is NIC 1's (Linux gives a bond its first slave's MAC); the
 // ToR bond facing a node likewise takes its NIC 1 MAC.
@@ -102,6 +104,29 @@ func (t *Topology) derive() {
 		p.LXCName = pick(usedName, p.Name, lxcNameCandidate)
 		p.EndpointID = pick(usedID, p.Name, endpointIDCandidate)
 	}
+	exts := append([]*External(nil), t.Externals...)
+	sort.Slice(exts, func(i, j int) bool { return exts[i].Name < exts[j].Name })
+	for _, e := range exts {
+		e.Gateway = externalGateway(e.IP)
+		e.MAC = pick(usedMAC, e.Name, externalMACCandidate)
+		e.RouterMAC = pick(usedMAC, e.Name, externalRouterMACCandidate)
+		e.RouterDevice = pick(usedName, e.Name, externalDeviceCandidate)
+	}
+}
+
+func externalMACCandidate(name string, attempt int) MAC {
+	h := hashName("external-mac", name, attempt)
+	return MAC{0x0a, h[0], h[1], h[2], h[3], h[4]}
+}
+
+func externalRouterMACCandidate(name string, attempt int) MAC {
+	h := hashName("external-router-mac", name, attempt)
+	return MAC{0x0e, h[0], h[1], h[2], h[3], h[4]}
+}
+
+func externalDeviceCandidate(name string, attempt int) string {
+	h := hashName("external-dev", name, attempt)
+	return "ext" + hex.EncodeToString(h[:3])
 }
 
 func pick[K comparable](used map[K]bool, name string, candidate func(string, int) K) K {

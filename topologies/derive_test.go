@@ -2,6 +2,7 @@ package topologies
 
 import (
 	"fmt"
+	"net/netip"
 	"strings"
 	"testing"
 )
@@ -220,5 +221,36 @@ func TestEndpointIDCollision(t *testing.T) {
 		if got := top.Pod("pod-76").EndpointID; got == endpointIDCandidate("pod-61", 0) {
 			t.Errorf("order %v: pod-76 shares endpoint ID %d", order, got)
 		}
+	}
+}
+
+func TestDeriveExternals(t *testing.T) {
+	top, err := Parse("t.yaml", mutate(map[int]string{22: "socketLB: true", 23: "externals:", 24: "  - {name: laptop, ip: 192.0.2.50}", 25: "  - {name: phone, ip: 198.51.100.7}"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !top.SocketLB {
+		t.Error("socketLB: true not kept")
+	}
+	l, p := top.External("laptop"), top.External("phone")
+	if l == nil || p == nil || top.ExternalByIP(netip.MustParseAddr("198.51.100.7")) != p || top.External("pod1") != nil {
+		t.Fatalf("lookup: %+v %+v", l, p)
+	}
+	if l.Gateway != netip.MustParseAddr("192.0.2.1") || p.Gateway != netip.MustParseAddr("198.51.100.1") {
+		t.Errorf("gateways %s %s", l.Gateway, p.Gateway)
+	}
+	macs := map[MAC]bool{}
+	for _, m := range []MAC{l.MAC, l.RouterMAC, p.MAC, p.RouterMAC, top.Pod("pod1").MAC, top.Pod("pod1").LXCMAC} {
+		if macs[m] || m.IsZero() || m[0]&1 != 0 {
+			t.Errorf("MAC %s repeated, zero or multicast", m)
+		}
+		macs[m] = true
+	}
+	if !strings.HasPrefix(l.RouterDevice, "ext") || len(l.RouterDevice) != 9 || l.RouterDevice == p.RouterDevice {
+		t.Errorf("router devices %q %q", l.RouterDevice, p.RouterDevice)
+	}
+	again, _ := Parse("t.yaml", mutate(map[int]string{22: "externals:", 23: "  - {name: phone, ip: 198.51.100.7}", 24: "  - {name: laptop, ip: 192.0.2.50}"}))
+	if again.External("laptop").MAC != l.MAC || again.External("laptop").RouterDevice != l.RouterDevice {
+		t.Error("derived values depend on file order")
 	}
 }

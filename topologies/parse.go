@@ -122,7 +122,7 @@ func yamlError(filename string, err error) *Error {
 }
 
 func (d *decoder) topology(n *yaml.Node) *Topology {
-	f, ok := d.fields(n, "topology", []string{"name", "kernel", "mode", "router", "nodes", "pods", "services", "policies"}, nil)
+	f, ok := d.fields(n, "topology", []string{"name", "kernel", "mode", "socketLB", "router", "nodes", "pods", "externals", "services", "policies"}, nil)
 	if !ok {
 		return nil
 	}
@@ -149,6 +149,9 @@ func (d *decoder) topology(n *yaml.Node) *Topology {
 			}
 		}
 	}
+	if v := f["socketLB"]; v != nil {
+		t.SocketLB = d.boolean(v, "socketLB")
+	}
 	if v := f["router"]; v != nil {
 		t.Router = d.router(v)
 	}
@@ -168,6 +171,14 @@ func (d *decoder) topology(n *yaml.Node) *Topology {
 		for _, it := range items {
 			if p := d.pod(it); p != nil {
 				t.Pods = append(t.Pods, p)
+			}
+		}
+	}
+	if v := f["externals"]; v != nil {
+		items, _ := d.list(v, "externals")
+		for _, it := range items {
+			if e := d.external(it); e != nil {
+				t.Externals = append(t.Externals, e)
 			}
 		}
 	}

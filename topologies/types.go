@@ -32,6 +32,13 @@ type Topology struct {
 	Services []*Service
 	// Policies are the network policies in file order.
 	Policies []*Policy
+	// Externals are hosts outside the cluster, behind the router, in file
+	// order.
+	Externals []*External
+	// SocketLB turns on socket-level load balancing (cgroup connect4,
+	// sendmsg4, recvmsg4): Service VIPs are translated when a pod or host
+	// process connects, not per packet at from-container.
+	SocketLB bool
 	// Warnings are non-fatal findings (e.g. a policy that selects no pod).
 	Warnings []Warning
 
@@ -129,6 +136,30 @@ type Pod struct {
 	EndpointID uint16
 	// Identity (derived) is the pod's security identity.
 	Identity Identity
+}
+
+// External is a host outside the cluster: a network namespace on the
+// router's VM, linked to the router by a veth, with the router as its
+// gateway. Traffic from it reaches nodes through the router, as a client on
+// the internet reaches a NodePort.
+type External struct {
+	// Name is the host's name (and its network namespace's).
+	Name string
+	// IP is its address; outside every node's PodCIDR and uplink.
+	IP netip.Addr
+	// Pos is where the external is declared.
+	Pos Pos
+
+	// Gateway (derived) is the router's address toward it: the first
+	// address of IP's /24 (.1; IP may not be it).
+	Gateway netip.Addr
+	// MAC (derived) is the external's eth0 MAC, from its name.
+	MAC MAC
+	// RouterMAC (derived) is the MAC of the router's end of the veth.
+	RouterMAC MAC
+	// RouterDevice (derived) is the router's end of the veth: "ext" and 6
+	// hex digits.
+	RouterDevice string
 }
 
 // Listener is a server a pod runs, written "tcp/8080", "udp/53" or
@@ -388,6 +419,26 @@ func (t *Topology) PodsOn(node string) []*Pod {
 		}
 	}
 	return out
+}
+
+// External returns the named external host, or nil.
+func (t *Topology) External(name string) *External {
+	for _, e := range t.Externals {
+		if e.Name == name {
+			return e
+		}
+	}
+	return nil
+}
+
+// ExternalByIP returns the external host with address ip, or nil.
+func (t *Topology) ExternalByIP(ip netip.Addr) *External {
+	for _, e := range t.Externals {
+		if e.IP == ip {
+			return e
+		}
+	}
+	return nil
 }
 
 // Service returns the named service, or nil.

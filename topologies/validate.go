@@ -59,6 +59,7 @@ func (v *validator) validate() {
 	}
 	v.overlaps()
 	v.pods(claim)
+	v.externals(claim)
 	if len(t.Pods) > MaxEndpointID {
 		v.failAt(Pos{1, 1}, "%d pods: at most %d are supported", len(t.Pods), MaxEndpointID)
 	}

@@ -62,6 +62,15 @@ func TestValidationErrors(t *testing.T) {
 		want string
 	}{
 		{"unknown top key", map[int]string{22: "extra: 1"}, `t.yaml:22:1: topology: unknown key "extra"`},
+		{"external without ip", map[int]string{22: "externals:", 23: "  - {name: laptop}"}, `t.yaml:23:5: external: missing required key "ip"`},
+		{"external unknown key", map[int]string{22: "externals:", 23: "  - {name: laptop, ip: 192.0.2.50, mac: 1}"}, `t.yaml:23:36: external: unknown key "mac" (known keys: name, ip)`},
+		{"external named like a pod", map[int]string{22: "externals:", 23: "  - {name: pod1, ip: 192.0.2.50}"}, `t.yaml:23:5: external name "pod1" is already used at line 13`},
+		{"external in a podCIDR", map[int]string{22: "externals:", 23: "  - {name: laptop, ip: 10.1.1.77}"}, `t.yaml:23:5: external laptop: its network 10.1.1.0/24 overlaps node node1's podCIDR 10.1.1.0/24`},
+		{"external in an uplink", map[int]string{22: "externals:", 23: "  - {name: laptop, ip: 10.255.2.99}"}, `external laptop: its network 10.255.2.0/24 overlaps node node2's uplink 10.255.2.0/24`},
+		{"external on the router's address", map[int]string{22: "externals:", 23: "  - {name: laptop, ip: 192.0.2.1}"}, `external laptop: IP 192.0.2.1 is the network, broadcast or router (.1) address of 192.0.2.0/24`},
+		{"external is a VIP", map[int]string{22: "externals:", 23: "  - {name: laptop, ip: 10.224.1.1}"}, `external laptop: IP 10.224.1.1 is service svc's VIP`},
+		{"two externals on one IP", map[int]string{22: "externals:", 23: "  - {name: a, ip: 192.0.2.50}", 24: "  - {name: b, ip: 192.0.2.50}"}, `t.yaml:24:5: external b: IP 192.0.2.50 is already used by external a (line 23)`},
+		{"socketLB not a bool", map[int]string{22: "socketLB: yes"}, `t.yaml:22:11: socketLB: "yes" is not true or false`},
 		{"unknown node key", map[int]string{6: "    podCidr: 10.1.1.0/24"}, `t.yaml:6:5: node: unknown key "podCidr" (known keys: name, asn, podCIDR, uplink)`},
 		{"missing required key", map[int]string{6: "    asn2: 1"}, `t.yaml:4:5: node: missing required key "podCIDR"`},
 		{"duplicate key", map[int]string{6: "    asn: 65003"}, `t.yaml:6:5: node: duplicate key "asn"`},

@@ -13,14 +13,16 @@ import (
 // The topology file's shape, for Encode (keys as DESIGN.md writes them).
 type (
 	yTopology struct {
-		Name     string     `yaml:"name"`
-		Kernel   string     `yaml:"kernel,omitempty"`
-		Mode     string     `yaml:"mode,omitempty"`
-		Router   yRouter    `yaml:"router"`
-		Nodes    []yNode    `yaml:"nodes"`
-		Pods     []yPod     `yaml:"pods,omitempty"`
-		Services []yService `yaml:"services,omitempty"`
-		Policies []yPolicy  `yaml:"policies,omitempty"`
+		Name      string      `yaml:"name"`
+		Kernel    string      `yaml:"kernel,omitempty"`
+		Mode      string      `yaml:"mode,omitempty"`
+		SocketLB  bool        `yaml:"socketLB,omitempty"`
+		Router    yRouter     `yaml:"router"`
+		Nodes     []yNode     `yaml:"nodes"`
+		Pods      []yPod      `yaml:"pods,omitempty"`
+		Externals []yExternal `yaml:"externals,omitempty"`
+		Services  []yService  `yaml:"services,omitempty"`
+		Policies  []yPolicy   `yaml:"policies,omitempty"`
 	}
 	yRouter struct {
 		Name string `yaml:"name"`
@@ -44,6 +46,10 @@ type (
 		MAC    string            `yaml:"mac,omitempty"`
 		Labels map[string]string `yaml:"labels,omitempty"`
 		Listen []string          `yaml:"listen,omitempty"`
+	}
+	yExternal struct {
+		Name string `yaml:"name"`
+		IP   string `yaml:"ip"`
 	}
 	yService struct {
 		Name     string   `yaml:"name"`
@@ -86,8 +92,11 @@ var defaultPolicyName = regexp.MustCompile(`^policies\[(\d+)\]$`)
 // on names). The node agents take the topology as this text; Update
 // encodes the changed topology the same way. Positions are not kept.
 func Encode(t *topologies.Topology) ([]byte, error) {
-	y := yTopology{Name: t.Name, Kernel: t.Kernel, Mode: string(t.Mode),
+	y := yTopology{Name: t.Name, Kernel: t.Kernel, Mode: string(t.Mode), SocketLB: t.SocketLB,
 		Router: yRouter{Name: t.Router.Name, ASN: t.Router.ASN}}
+	for _, e := range t.Externals {
+		y.Externals = append(y.Externals, yExternal{Name: e.Name, IP: e.IP.String()})
+	}
 	for _, n := range t.Nodes {
 		y.Nodes = append(y.Nodes, yNode{Name: n.Name, ASN: n.ASN, PodCIDR: n.PodCIDR.String(),
 			Uplink: yUplink{Address: n.Uplink.Address.String(), Gateway: n.Uplink.Gateway.String(), Bond: string(n.Uplink.Bond)}})
