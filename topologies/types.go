@@ -401,6 +401,10 @@ func (w Warning) String() string {
 	return fmt.Sprintf("%s:%d:%d: warning: %s", w.File, w.Line, w.Col, w.Msg)
 }
 
+// ReservedHostName is the name no pod, node or external may take: a
+// node's host namespace is "NODE:host" in client actions and points.
+const ReservedHostName = "host"
+
 // Node returns the named node, or nil.
 func (t *Topology) Node(name string) *Node { return t.nodes[name] }
 

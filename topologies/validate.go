@@ -31,6 +31,10 @@ func (v *validator) validate() {
 	// every name is non-empty, every ASN non-zero and every uplink address
 	// and gateway valid (the decoder refuses the others).
 	claim := func(name string, p Pos, kind string) bool {
+		if name == ReservedHostName {
+			v.failAt(p, "%s name %q is reserved: NODE:%s names a node's host namespace", kind, name, name)
+			return false
+		}
 		if prev, dup := hosts[name]; dup {
 			v.failAt(p, "%s name %q is already used at line %d", kind, name, prev.Line)
 			return false

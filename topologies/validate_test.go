@@ -70,6 +70,7 @@ func TestValidationErrors(t *testing.T) {
 		{"external on the router's address", map[int]string{22: "externals:", 23: "  - {name: laptop, ip: 192.0.2.1}"}, `external laptop: IP 192.0.2.1 is the network, broadcast or router (.1) address of 192.0.2.0/24`},
 		{"external is a VIP", map[int]string{22: "externals:", 23: "  - {name: laptop, ip: 10.224.1.1}"}, `external laptop: IP 10.224.1.1 is service svc's VIP`},
 		{"two externals on one IP", map[int]string{22: "externals:", 23: "  - {name: a, ip: 192.0.2.50}", 24: "  - {name: b, ip: 192.0.2.50}"}, `t.yaml:24:5: external b: IP 192.0.2.50 is already used by external a (line 23)`},
+		{"pod named host", map[int]string{13: "  - {name: host, node: node1, ip: 10.1.1.10, labels: {app: a}}"}, `t.yaml:13:5: pod name "host" is reserved: NODE:host names a node's host namespace`},
 		{"socketLB not a bool", map[int]string{22: "socketLB: yes"}, `t.yaml:22:11: socketLB: "yes" is not true or false`},
 		{"unknown node key", map[int]string{6: "    podCidr: 10.1.1.0/24"}, `t.yaml:6:5: node: unknown key "podCidr" (known keys: name, asn, podCIDR, uplink)`},
 		{"missing required key", map[int]string{6: "    asn2: 1"}, `t.yaml:4:5: node: missing required key "podCIDR"`},

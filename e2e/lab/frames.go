@@ -3,6 +3,7 @@ package lab
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/netip"
 
 	"github.com/google/gopacket"
@@ -13,7 +14,7 @@ import (
 )
 
 // Packet describes a frame a pod sends, for specs that need a packet no
-// fixture has: From is the sending pod, To the destination address and
+// fixture has: From is the sending pod or external host, To the destination address and
 // port, Proto "tcp" (a SYN) or "udp", Sport the source port, ID the IPv4 ID
 // that tells its observations apart (journey.Merge), TTL the IPv4 TTL (0
 // means 64).
@@ -26,20 +27,20 @@ type Packet struct {
 	TTL   uint8
 }
 
-// Frame builds p as the sending pod's eth0 sends it (pod MAC → its lxc MAC),
-// injected at that pod.
+// Frame builds p as the sender's eth0 sends it (pod MAC → its lxc MAC; an
+// external host's MAC → the router's end of its veth), injected there.
 func (l *Lab) Frame(p Packet) (cluster.Frame, error) {
-	pod := l.Topology.Pod(p.From)
-	if pod == nil {
-		return cluster.Frame{}, fmt.Errorf("lab: frame: no pod %q in %s", p.From, l.Topology.Name)
+	srcMAC, dstMAC, srcIP, point, err := l.sender(p.From)
+	if err != nil {
+		return cluster.Frame{}, err
 	}
 	ttl := p.TTL
 	if ttl == 0 {
 		ttl = 64
 	}
-	eth := &layers.Ethernet{SrcMAC: pod.MAC.HardwareAddr(), DstMAC: pod.LXCMAC.HardwareAddr(), EthernetType: layers.EthernetTypeIPv4}
+	eth := &layers.Ethernet{SrcMAC: srcMAC, DstMAC: dstMAC, EthernetType: layers.EthernetTypeIPv4}
 	ip := &layers.IPv4{Version: 4, TTL: ttl, Id: p.ID, Flags: layers.IPv4DontFragment,
-		SrcIP: pod.IP.AsSlice(), DstIP: p.To.Addr().AsSlice()}
+		SrcIP: srcIP.AsSlice(), DstIP: p.To.Addr().AsSlice()}
 	var l4 gopacket.SerializableLayer
 	switch p.Proto {
 	case "tcp", "":
@@ -68,7 +69,20 @@ func (l *Lab) Frame(p Packet) (cluster.Frame, error) {
 	if err := gopacket.SerializeLayers(buf, opts, layersToWrite...); err != nil {
 		return cluster.Frame{}, fmt.Errorf("lab: frame: %w", err)
 	}
-	return cluster.Frame{Data: buf.Bytes(), Point: cluster.InjectPoint{Kind: cluster.AtPod, Pod: pod.Name, Node: pod.Node}}, nil
+	return cluster.Frame{Data: buf.Bytes(), Point: point}, nil
+}
+
+// sender returns the MACs, address and injection point of a sending pod or
+// external host.
+func (l *Lab) sender(name string) (src, dst net.HardwareAddr, ip netip.Addr, point cluster.InjectPoint, err error) {
+	if pod := l.Topology.Pod(name); pod != nil {
+		return pod.MAC.HardwareAddr(), pod.LXCMAC.HardwareAddr(), pod.IP, cluster.InjectPoint{Kind: cluster.AtPod, Pod: pod.Name, Node: pod.Node}, nil
+	}
+	if e := l.Topology.External(name); e != nil {
+		point, err = cluster.ParsePoint(l.Topology, name)
+		return e.MAC.HardwareAddr(), e.RouterMAC.HardwareAddr(), e.IP, point, err
+	}
+	return nil, nil, netip.Addr{}, point, fmt.Errorf("lab: frame: no pod or external host %q in %s", name, l.Topology.Name)
 }
 
 // ReplayOne builds p, replays it and returns its journey.

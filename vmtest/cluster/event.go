@@ -85,7 +85,8 @@ func (e Event) frame() []byte {
 //     journey.NewObservation normalises Cilium's names) and device; a drop
 //     event's hop is DROPPED with its reason;
 //   - a pod frame is the pod's pod-egress or pod-ingress hop on
-//     "<pod>:eth0";
+//     "<pod>:eth0"; an external host's frame is its "external" hop, with
+//     the host as the node (delivered to it when it receives);
 //   - a wire frame is the node's "wire" hop (device: the link's name) and,
 //     when the ToR forwarded it toward the node (not injected), also the
 //     ToR's "router" hop (device: the ToR's bond toward the node).
@@ -102,6 +103,15 @@ func (e Event) Observations() []journey.Observation {
 		return []journey.Observation{o}
 	case e.Pod != nil:
 		p := e.Pod
+		if p.External {
+			// The host's own hop: the node is the host itself (it lives
+			// on the router's VM, but sits beyond the router).
+			o := journey.NewObservation("external:"+p.Pod, e.Time, p.Pod, journey.External, p.Pod+":eth0", p.Frame)
+			if p.Direction == nodeapi.PodIngress {
+				o.Pod = p.Pod
+			}
+			return []journey.Observation{o}
+		}
 		point := journey.PodIngress
 		if p.Direction == nodeapi.PodEgress {
 			point = journey.PodEgress

@@ -222,13 +222,23 @@ func (h *hub) watch(ctx context.Context, on bool) error {
 		h.untap = nil
 	}
 	// The clients' errors name the node and the method ("node1: watch: ...").
-	return c.eachNode(ctx, func(ctx context.Context, cl *nodeapi.Client) error {
-		r, err := cl.Watch(ctx, nodeapi.Watch{Datapath: on, Pods: on})
-		if err == nil && (r.Dropped > 0 || r.Lost > 0) {
-			h.log.Warn("node events dropped while watched: journeys may miss hops", "node", cl.Name, "dropped", r.Dropped, "lost", r.Lost)
-		}
-		return err
+	err := c.eachNode(ctx, func(ctx context.Context, cl *nodeapi.Client) error {
+		return h.watchVM(ctx, cl, nodeapi.Watch{Datapath: on, Pods: on})
 	})
+	if t := c.Topology(); len(t.Externals) > 0 {
+		// The router captures its external hosts' eth0 (no datapath).
+		err = errors.Join(err, h.watchVM(ctx, c.clients[t.Router.Name], nodeapi.Watch{Pods: on}))
+	}
+	return err
+}
+
+// watchVM turns one VM's event stream on or off.
+func (h *hub) watchVM(ctx context.Context, cl *nodeapi.Client, w nodeapi.Watch) error {
+	r, err := cl.Watch(ctx, w)
+	if err == nil && (r.Dropped > 0 || r.Lost > 0) {
+		h.log.Warn("events dropped while watched: journeys may miss hops", "vm", cl.Name, "dropped", r.Dropped, "lost", r.Lost)
+	}
+	return err
 }
 
 // close stops every subscriber (without unwatching: the VMs are going).

@@ -52,7 +52,7 @@ func (c *Cluster) inject(ctx context.Context, plan []Planned, acks *ackTracker, 
 			}
 			p.Data = data
 		}
-		if p.Point.Kind != AtPod {
+		if p.Point.Kind == AtNode || p.Point.Kind == AtRouter {
 			if p.Gap > 0 {
 				if err := sleep(ctx, p.Gap); err != nil {
 					return nil, err
@@ -114,7 +114,7 @@ func (c *Cluster) endRSTSuppression(plan []Planned) {
 	defer cancel()
 	done := map[InjectPoint]bool{}
 	for _, p := range plan {
-		if p.Point.Kind != AtPod || done[p.Point] {
+		if (p.Point.Kind != AtPod && p.Point.Kind != AtExternal) || done[p.Point] {
 			continue
 		}
 		done[p.Point] = true

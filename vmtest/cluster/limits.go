@@ -76,7 +76,7 @@ func CheckLimits(t *topologies.Topology, plan []Planned, opts ReplayOptions) (no
 	if opts.SuppressRST {
 		perPod := map[string]map[[12]byte]struct{}{}
 		for _, p := range plan {
-			if p.Point.Kind != AtPod {
+			if p.Point.Kind != AtPod && p.Point.Kind != AtExternal {
 				continue
 			}
 			fl, ok := rstFlowOf(p.Data)

@@ -199,9 +199,19 @@ func sameFabric(a, b *topologies.Topology) error {
 	return nil
 }
 
-// Run runs client actions from a pod, on the pod's node.
+// Run runs client actions from a pod on the pod's node, from an external
+// host on the router, or from "NODE:host", a process in the node's host
+// namespace.
 func (c *Cluster) Run(ctx context.Context, a nodeapi.ClientAction) (nodeapi.ClientResult, error) {
-	p := c.Topology().Pod(a.Pod)
+	t := c.Topology()
+	if e := t.External(a.Pod); e != nil {
+		return c.clients[t.Router.Name].Run(ctx, a)
+	}
+	if node, host, ok := strings.Cut(a.Pod, ":"); ok && host == nodeapi.HostClient && t.Node(node) != nil {
+		a.Pod = nodeapi.HostClient
+		return c.clients[node].Run(ctx, a)
+	}
+	p := t.Pod(a.Pod)
 	if p == nil {
 		return nodeapi.ClientResult{}, fmt.Errorf("cluster run: %w: %q", topologies.ErrUnknownPod, a.Pod)
 	}

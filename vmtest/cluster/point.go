@@ -21,19 +21,23 @@ const (
 	// AtRouter delivers the frame to the ToR on its port facing a node, as
 	// that node would send it.
 	AtRouter = "router"
+	// AtExternal sends the frame out of an external host's eth0 (a host
+	// behind the ToR), as that host would.
+	AtExternal = "external"
 )
 
 // InjectPoint is where a frame enters the cluster. The zero value means
 // "the default point" ([DefaultPoint]).
 type InjectPoint struct {
-	// Kind is AtPod, AtNode or AtRouter.
+	// Kind is AtPod, AtNode, AtRouter or AtExternal.
 	Kind string `json:"kind"`
-	// Pod is the injecting pod (AtPod).
+	// Pod is the injecting pod (AtPod) or external host (AtExternal).
 	Pod string `json:"pod,omitempty"`
 	// Node is the pod's node (AtPod), the receiving node (AtNode), or the
 	// node whose uplink the frame arrives on at the ToR (AtRouter).
 	Node string `json:"node"`
-	// Router is the router's name (AtRouter).
+	// Router is the router's name (AtRouter, AtExternal; for AtExternal it
+	// is also Node: the VM the external host lives on).
 	Router string `json:"router,omitempty"`
 }
 
@@ -44,7 +48,7 @@ func (p InjectPoint) IsZero() bool { return p == InjectPoint{} }
 // "tor:node2".
 func (p InjectPoint) String() string {
 	switch p.Kind {
-	case AtPod:
+	case AtPod, AtExternal:
 		return p.Pod
 	case AtNode:
 		return p.Node + ":" + vmtest.NodeBond
@@ -66,6 +70,9 @@ func ParsePoint(t *topologies.Topology, s string) (InjectPoint, error) {
 	case !colon:
 		if p := t.Pod(s); p != nil {
 			return InjectPoint{Kind: AtPod, Pod: p.Name, Node: p.Node}, nil
+		}
+		if e := t.External(s); e != nil {
+			return externalPoint(t, e), nil
 		}
 		if t.Node(s) != nil {
 			return InjectPoint{}, fmt.Errorf("%w %q: that is a node; say %s:%s", ErrBadPoint, s, s, vmtest.NodeBond)
@@ -93,8 +100,13 @@ func podNames(t *topologies.Topology) string {
 	return strings.Join(out, ", ")
 }
 
+// externalPoint is the injection point of external host e.
+func externalPoint(t *topologies.Topology, e *topologies.External) InjectPoint {
+	return InjectPoint{Kind: AtExternal, Pod: e.Name, Node: t.Router.Name, Router: t.Router.Name}
+}
+
 // DefaultPoint is where a frame enters without --inject (DESIGN.md): at the
-// pod owning its source IP, else at the ToR port facing the node that owns
+// pod or external host owning its source IP, else at the ToR port facing the node that owns
 // its destination (a pod's IP, a node's PodCIDR or uplink address). A
 // VXLAN frame (replay --keep-outer) travels between nodes: it enters at the
 // ToR port facing the node owning its outer destination.
@@ -113,6 +125,9 @@ func DefaultPoint(t *topologies.Topology, frame []byte) (InjectPoint, error) {
 	src, dst := k.Src.Addr(), k.Dst.Addr()
 	if p := t.PodByIP(src); p != nil {
 		return InjectPoint{Kind: AtPod, Pod: p.Name, Node: p.Node}, nil
+	}
+	if e := t.ExternalByIP(src); e != nil {
+		return externalPoint(t, e), nil
 	}
 	if n := owner(t, dst); n != "" {
 		return InjectPoint{Kind: AtRouter, Node: n, Router: t.Router.Name}, nil
@@ -149,6 +164,13 @@ func checkPoint(t *topologies.Topology, p InjectPoint) error {
 		if p.Node != pod.Node {
 			return fmt.Errorf("%w: pod %s is on %s, not %q", ErrBadPoint, p.Pod, pod.Node, p.Node)
 		}
+	case AtExternal:
+		if t.External(p.Pod) == nil {
+			return fmt.Errorf("%w: no external host %q", ErrBadPoint, p.Pod)
+		}
+		if p != externalPoint(t, t.External(p.Pod)) {
+			return fmt.Errorf("%w: external host %s lives on the router %s", ErrBadPoint, p.Pod, t.Router.Name)
+		}
 	case AtNode, AtRouter:
 		if t.Node(p.Node) == nil {
 			return fmt.Errorf("%w: no node %q", ErrBadPoint, p.Node)
@@ -163,7 +185,8 @@ func checkPoint(t *topologies.Topology, p InjectPoint) error {
 }
 
 // RewriteL2 returns frame with its Ethernet addresses replaced by those the
-// point really sends (for AtPod: the pod's MAC to its lxc MAC; for AtNode:
+// point really sends (for AtPod: the pod's MAC to its lxc MAC; for
+// AtExternal: the host's MAC to the router's end of its veth; for AtNode:
 // the ToR's bond facing the node to the node's bond0; for AtRouter: the
 // node's bond0 to the ToR's bond facing it). Nothing above L2 changes.
 func RewriteL2(t *topologies.Topology, p InjectPoint, frame []byte) ([]byte, error) {
@@ -178,6 +201,12 @@ func RewriteL2(t *topologies.Topology, p InjectPoint, frame []byte) ([]byte, err
 			return nil, fmt.Errorf("%w: no pod %q", ErrBadPoint, p.Pod)
 		}
 		src, dst = pod.MAC, pod.LXCMAC
+	case AtExternal:
+		e := t.External(p.Pod)
+		if e == nil {
+			return nil, fmt.Errorf("%w: no external host %q", ErrBadPoint, p.Pod)
+		}
+		src, dst = e.MAC, e.RouterMAC
 	case AtNode, AtRouter:
 		n := t.Node(p.Node)
 		if n == nil {

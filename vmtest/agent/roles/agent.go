@@ -28,9 +28,9 @@ func init() {
 	agent.Handle(nodeapi.MethodRouterSetup, agent.Typed(agentRouterSetup))
 	agent.Handle(nodeapi.MethodUpdate, agent.Typed(agentUpdate))
 	agent.Handle(nodeapi.MethodReset, agent.Typed(withNode((*Node).Reset)))
-	agent.Handle(nodeapi.MethodClient, agent.Typed(withNode((*Node).Client)))
-	agent.Handle(nodeapi.MethodInject, agent.Typed(withNode((*Node).Inject)))
-	agent.Handle(nodeapi.MethodWatch, agent.Typed(withNode((*Node).Watch)))
+	agent.Handle(nodeapi.MethodClient, agent.Typed(withHosts((*Node).Client)))
+	agent.Handle(nodeapi.MethodInject, agent.Typed(withHosts((*Node).Inject)))
+	agent.Handle(nodeapi.MethodWatch, agent.Typed(withHosts((*Node).Watch)))
 	agent.Handle(nodeapi.MethodCTList, agent.Typed(withNode(func(n *Node, ctx context.Context, _ nodeapi.CTListRequest) ([]nodeapi.CTRow, error) {
 		return n.CTList(ctx)
 	})))
@@ -130,6 +130,30 @@ func withNode[P, R any](f func(*Node, context.Context, P) (R, error)) func(conte
 		if err != nil {
 			var zero R
 			return zero, err
+		}
+		return f(n, ctx, p)
+	}
+}
+
+// withHosts adapts a method of Node that serves hosts sending and
+// receiving packets (client actions, injection, captures) to the agent's
+// node (its pods) or router (its external hosts).
+func withHosts[P, R any](f func(*Node, context.Context, P) (R, error)) func(context.Context, P) (R, error) {
+	return func(ctx context.Context, p P) (R, error) {
+		role.mu.Lock()
+		n := role.node
+		if n == nil && role.router != nil {
+			n = role.router.externals
+			if n == nil {
+				role.mu.Unlock()
+				var zero R
+				return zero, fmt.Errorf("router %s has no external hosts: %w", role.router.top.Router.Name, ErrNotSetUp)
+			}
+		}
+		role.mu.Unlock()
+		if n == nil {
+			var zero R
+			return zero, ErrNotSetUp
 		}
 		return f(n, ctx, p)
 	}

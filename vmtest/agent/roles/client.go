@@ -25,13 +25,20 @@ const (
 )
 
 // Client runs Count concurrent client actions of req.Kind from req.Pod's
-// namespace to req.Dst and returns their outcomes in order. A failed
+// namespace (nodeapi.HostClient: the node's own, as a host process) to
+// req.Dst and returns their outcomes in order. A failed
 // action is an outcome, not an error; errors are for bad requests.
 func (n *Node) Client(ctx context.Context, req nodeapi.ClientAction) (nodeapi.ClientResult, error) {
 	var res nodeapi.ClientResult
-	p, err := n.pod(req.Pod)
-	if err != nil {
-		return res, err
+	var p workload.NetNS
+	if req.Pod == nodeapi.HostClient && !n.externalHosts {
+		p = hostNS{n.ns}
+	} else {
+		pod, err := n.pod(req.Pod)
+		if err != nil {
+			return res, err
+		}
+		p = pod
 	}
 	count := req.Count
 	switch {

@@ -105,6 +105,9 @@ type Node struct {
 	ns netns.NsHandle
 
 	nodeName string
+	// externalHosts is set on the router's Node serving the external
+	// hosts (newExternals): its "pods" are external hosts.
+	externalHosts bool
 	// tunnel is set in tunnel mode: the node has TunnelDevice, and its
 	// pods' MTU (podMTU) leaves room for the encapsulation.
 	tunnel bool

@@ -16,8 +16,8 @@ import (
 	"github.com/hoplab/hoplab/vmtest/protocol/nodeapi"
 )
 
-// Router is a set-up ToR: IP forwarding and the BGP route server peering
-// with every node of the topology. Its methods are safe for concurrent use.
+// Router is a set-up ToR: IP forwarding, the BGP route server peering
+// with every node of the topology, and the topology's external hosts. Its methods are safe for concurrent use.
 type Router struct {
 	log *slog.Logger
 	top *topologies.Topology
@@ -25,6 +25,8 @@ type Router struct {
 
 	mu      sync.Mutex
 	speaker *bgp.Speaker
+	// externals serves the topology's external hosts (nil without any).
+	externals *Node
 }
 
 // SetupRouter makes the calling thread's namespace the ToR of the topology
@@ -68,8 +70,11 @@ func SetupRouter(ctx context.Context, opts Options, s nodeapi.RouterSetup) (*Rou
 	for _, n := range top.Nodes {
 		r.cfg.Nodes = append(r.cfg.Nodes, bgp.Peer{Address: n.Uplink.Address.Addr(), ASN: n.ASN})
 	}
-	if err := r.start(ctx); err != nil {
+	if r.externals, err = newExternals(opts, top); err != nil {
 		return nil, res, err
+	}
+	if err := r.start(ctx); err != nil {
+		return nil, res, errors.Join(err, r.Close())
 	}
 	res.Took = time.Since(start)
 	r.log.Info("router set up", "nodes", len(top.Nodes), "took", res.Took)
@@ -144,6 +149,11 @@ func (r *Router) Close() error {
 	if r.speaker != nil {
 		r.speaker.Stop()
 		r.speaker = nil
+	}
+	if r.externals != nil {
+		err := r.externals.Close()
+		r.externals = nil
+		return err
 	}
 	return nil
 }

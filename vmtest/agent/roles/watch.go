@@ -307,7 +307,7 @@ func (n *Node) capture(w *watcher, pod string, s *packetSocket) {
 			dir = nodeapi.PodEgress
 		}
 		w.push(nodeapi.EventPodPacket, nodeapi.PodPacket{
-			Node: n.name(), Pod: pod, Direction: dir, Time: time.Now(),
+			Node: n.name(), Pod: pod, External: n.externalHosts, Direction: dir, Time: time.Now(),
 			Frame: append([]byte(nil), buf[:m]...),
 		})
 	}

@@ -158,6 +158,8 @@ const (
 // ClientAction is MethodClient's request: Count actions of Kind from Pod to
 // Dst, run concurrently.
 type ClientAction struct {
+	// Pod is the client: a pod of the node, an external host of the
+	// router, or HostClient (the node's host namespace).
 	Pod  string `json:"pod"`
 	Kind string `json:"kind"`
 	// Dst is "ip:port" (ip alone for ping).
@@ -172,6 +174,10 @@ type ClientAction struct {
 	// MaxStreamDuration of package roles).
 	Duration time.Duration `json:"duration,omitempty"`
 }
+
+// HostClient is ClientAction.Pod for a process in the node's host
+// namespace.
+const HostClient = "host"
 
 // ClientResult is MethodClient's response.
 type ClientResult struct {
@@ -299,8 +305,11 @@ const (
 
 // PodPacket is a frame seen on a pod's eth0.
 type PodPacket struct {
-	Node      string    `json:"node"`
-	Pod       string    `json:"pod"`
+	Node string `json:"node"`
+	Pod  string `json:"pod"`
+	// External is set when Pod is an external host on the router Node
+	// (point "external"), not a pod.
+	External  bool      `json:"external,omitempty"`
 	Direction string    `json:"direction"`
 	Time      time.Time `json:"time"`
 	Frame     []byte    `json:"frame"`
