@@ -40,6 +40,7 @@ func (n *Node) Client(ctx context.Context, req nodeapi.ClientAction) (nodeapi.Cl
 		}
 		p = pod
 	}
+	p = workload.WithSourcePort(p, req.Sport)
 	count := req.Count
 	switch {
 	case count == 0:

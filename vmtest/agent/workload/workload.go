@@ -130,11 +130,33 @@ type Outcome struct {
 	MaxWait time.Duration `json:"max_wait,omitempty"`
 }
 
+// boundNS is a NetNS whose client sockets bind a source port.
+type boundNS struct {
+	NetNS
+	port uint16
+}
+
+// WithSourcePort returns ns whose client actions bind source port port (0:
+// any), so that a test knows the flow before the first packet.
+func WithSourcePort(ns NetNS, port uint16) NetNS {
+	if port == 0 {
+		return ns
+	}
+	return boundNS{ns, port}
+}
+
 // dial connects from inside the pod's network namespace; the socket keeps
 // the namespace it was created in.
 func dial(ctx context.Context, ns NetNS, network string, dst netip.AddrPort) (c net.Conn, err error) {
+	var d net.Dialer
+	if b, ok := ns.(boundNS); ok {
+		if network == "udp4" {
+			d.LocalAddr = &net.UDPAddr{Port: int(b.port)}
+		} else {
+			d.LocalAddr = &net.TCPAddr{Port: int(b.port)}
+		}
+	}
 	err = ns.Do(func() (err error) {
-		var d net.Dialer
 		c, err = d.DialContext(ctx, network, dst.String())
 		return err
 	})

@@ -89,3 +89,51 @@ func TestParseListenRejectsMalformed(t *testing.T) {
 		}
 	}
 }
+
+// TestWithSourcePort: a client bound to a source port sends from it (TCP
+// and UDP), so specs know a real connection's flow in advance.
+func TestWithSourcePort(t *testing.T) {
+	tl, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tl.Close()
+	go func() {
+		for {
+			c, err := tl.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	ns := WithSourcePort(hereNS{}, 47123)
+	out := TCPConnect(context.Background(), ns, netip.MustParseAddrPort(tl.Addr().String()))
+	if !out.OK || out.Local != "127.0.0.1:47123" {
+		t.Fatalf("tcp: %+v", out)
+	}
+	ul, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ul.Close()
+	go func() {
+		buf := make([]byte, 64)
+		n, from, err := ul.ReadFrom(buf)
+		if err == nil {
+			_, _ = ul.WriteTo([]byte(from.String()+" "+string(buf[:n])), from)
+		}
+	}()
+	out = UDPExchange(context.Background(), WithSourcePort(hereNS{}, 47124), netip.MustParseAddrPort(ul.LocalAddr().String()), []byte("x"))
+	if !out.OK || out.Reply != "127.0.0.1:47124 x" {
+		t.Fatalf("udp: %+v", out)
+	}
+	if WithSourcePort(hereNS{}, 0) != (hereNS{}) {
+		t.Error("port 0 wraps the namespace")
+	}
+}
+
+// hereNS runs functions in the test's own namespace.
+type hereNS struct{}
+
+func (hereNS) Do(fn func() error) error { return fn() }

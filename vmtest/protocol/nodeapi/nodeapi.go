@@ -164,6 +164,9 @@ type ClientAction struct {
 	Kind string `json:"kind"`
 	// Dst is "ip:port" (ip alone for ping).
 	Dst string `json:"dst"`
+	// Sport, when set, is the client socket's source port (tcp, http,
+	// udp; with Count 1), so the flow is known before its first packet.
+	Sport uint16 `json:"sport,omitempty"`
 	// Payload is the UDP payload (default "hoplab").
 	Payload []byte `json:"payload,omitempty"`
 	// Count is how many concurrent actions (default 1).
