@@ -27,8 +27,9 @@ type KernelRecord struct {
 	Image string `json:"image"`
 }
 
-// recordKernel writes kernel.json into dir and adds the kernel to the
-// properties of each suite in dir's JUnit report (when there is one).
+// recordKernel writes kernel.json into dir and annotates dir's JUnit report
+// (when there is one): the kernel in the properties of each suite, and the
+// tail of the verifier log in every failure that names one.
 func recordKernel(dir string, r Result) error {
 	rec := KernelRecord{Series: r.Series, Release: r.Kernel(), Image: r.Image}
 	b, err := json.MarshalIndent(rec, "", "  ")
@@ -41,12 +42,14 @@ func recordKernel(dir string, r Result) error {
 	if err := os.WriteFile(filepath.Join(dir, KernelFile), append(b, '\n'), 0o644); err != nil {
 		return fmt.Errorf("artifacts: %w", err)
 	}
-	return addJUnitKernel(filepath.Join(dir, JUnitReport), rec)
+	return annotateJUnit(filepath.Join(dir, JUnitReport), rec)
 }
 
-// addJUnitKernel adds rec as properties to every test suite of the JUnit
-// report at path; a missing report is not an error.
-func addJUnitKernel(path string, rec KernelRecord) error {
+// annotateJUnit adds rec as properties to every test suite of the JUnit
+// report at path, and to every failure that names a verifier log (a
+// datapath load failure) the log's last lines; a missing report is not an
+// error.
+func annotateJUnit(path string, rec KernelRecord) error {
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
@@ -64,6 +67,15 @@ func addJUnitKernel(path string, rec KernelRecord) error {
 			reporters.JUnitProperty{Name: "hoplab.kernel.series", Value: rec.Series},
 			reporters.JUnitProperty{Name: "hoplab.kernel.release", Value: rec.Release},
 			reporters.JUnitProperty{Name: "hoplab.kernel.image", Value: rec.Image})
+		for j := range suites.TestSuites[i].TestCases {
+			c := &suites.TestSuites[i].TestCases[j]
+			if f := c.Failure; f != nil {
+				f.Message, f.Description = withVerifierTails(f.Message), withVerifierTails(f.Description)
+			}
+			if e := c.Error; e != nil {
+				e.Message, e.Description = withVerifierTails(e.Message), withVerifierTails(e.Description)
+			}
+		}
 	}
 	out, err := xml.MarshalIndent(suites, "", "  ")
 	if err != nil {
