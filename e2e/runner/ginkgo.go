@@ -25,6 +25,8 @@ type RunSpec struct {
 	Dir string
 	// Timeout bounds the run.
 	Timeout time.Duration
+	// Verifier records the verifier's statistics first (verifier.json).
+	Verifier bool
 }
 
 // Report file names in RunSpec.Dir.

@@ -5,12 +5,19 @@
 // With -matrix it does so for every catalogue series in turn and ends with a
 // table per kernel.
 //
-//	go run ./e2e/runner [-kernel 6.12|/path/bzImage[,modules]] [-matrix [-extra-kernels ...]] [-label-filter bgp] [-artifacts DIR] [SUITE...]
+//	go run ./e2e/runner [-kernel 6.12|/path/bzImage[,modules]] [-matrix [-extra-kernels ...]] [-label-filter bgp] [-artifacts DIR] [-verifier=false] [SUITE...]
 //
 // A user's own kernel (any release, 4.19 included) is given as a path to
 // -kernel, or as HOPLAB_KERNEL; -extra-kernels (default $EXTRA_KERNELS)
 // adds such kernels to the matrix. The summary, the JUnit report's
 // properties and kernel.json in the artifacts name the kernel that ran.
+//
+// Before the suites, one VM loads the datapath on the kernel with the
+// verifier's statistics (`hoplab verifier --json`) into verifier.json in
+// the artifacts (-verifier=false leaves it out). A suite that fails
+// because the kernel refused a program (its failure names the verifier
+// log the cluster kept) gets the log's last lines in its JUnit failure
+// message and under the summary.
 //
 // The suites are the packages under e2e/ that hold Ginkgo suites (default:
 // all of them). Artifacts of a run that failed (VM consoles, journeys of
@@ -42,7 +49,8 @@ func main() {
 		matrix  = flag.Bool("matrix", false, "run the suites on every catalogue series in turn")
 		extra   = flag.String("extra-kernels", os.Getenv("EXTRA_KERNELS"), "with -matrix: user kernels to add, /path/bzImage[,modules-dir],...")
 		labels  = flag.String("label-filter", "", "Ginkgo label filter (journey, reply, same-node, policy, drops, client, bond, bgp, fixture)")
-		art     = flag.String("artifacts", "", "artifacts directory (default: a new directory under $TMPDIR/hoplab-e2e-UID)")
+		art     = flag.String("artifacts", os.Getenv("E2E_ARTIFACTS"), "artifacts directory (default $E2E_ARTIFACTS, else a new directory under $TMPDIR/hoplab-e2e-UID)")
+		verif   = flag.Bool("verifier", true, "record the verifier's statistics of every program on the kernel (verifier.json in the artifacts; one VM more)")
 		timeout = flag.Duration("timeout", 20*time.Minute, "bound of one run of the suites")
 	)
 	flag.Parse()
@@ -90,9 +98,10 @@ func main() {
 				dir = filepath.Join(root, fmt.Sprintf("user%d", i-len(kernels.Series)+1))
 			}
 		}
-		r := run(ctx, RunSpec{Target: t, Suites: suites, LabelFilter: *labels, Dir: dir, Timeout: *timeout})
+		r := run(ctx, RunSpec{Target: t, Suites: suites, LabelFilter: *labels, Dir: dir, Timeout: *timeout, Verifier: *verif})
 		results = append(results, r)
 		PrintSuites(os.Stdout, r)
+		PrintLoadFailures(os.Stdout, r)
 		if !r.OK() {
 			failed = true
 		}
@@ -142,6 +151,13 @@ func run(ctx context.Context, spec RunSpec) Result {
 		r.Series = k.Series
 	}
 	r.Fetch = time.Since(start)
+	if spec.Verifier {
+		if err := os.MkdirAll(spec.Dir, 0o755); err != nil {
+			r.Err = fmt.Errorf("artifacts: %w", err)
+			return r
+		}
+		r.Verifier = recordVerifier(ctx, spec.Target, spec.Dir)
+	}
 	r.Suites, r.Err = runGinkgo(ctx, spec)
 	r.Wall = time.Since(start)
 	if ran := r.Ran(); ran != "" && ran != r.Release && r.Err == nil {

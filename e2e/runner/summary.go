@@ -31,6 +31,8 @@ type Result struct {
 	Fetch, Wall time.Duration
 	// Err is a failure outside the specs (kernel fetch, build).
 	Err error
+	// Verifier is the line recordVerifier returned ("" when not run).
+	Verifier string
 }
 
 // Ran is the kernel release the suites' VMs reported (uname -r in the
@@ -104,6 +106,9 @@ func PrintSuites(w io.Writer, r Result) {
 	fmt.Fprintf(w, "\n== e2e summary: kernel %s (%s, %s), fetch %v, wall %v\n", r.Series, orDash(r.Kernel()), orDash(r.Image), r.Fetch.Round(time.Millisecond), r.Wall.Round(time.Second))
 	if r.Err != nil {
 		fmt.Fprintf(w, "ERROR: %v\n", r.Err)
+	}
+	if r.Verifier != "" {
+		fmt.Fprintln(w, r.Verifier)
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "SUITE\tSPECS\tPASSED\tFAILED\tSKIPPED\tSTARTUP\tWALL\tRESULT")
