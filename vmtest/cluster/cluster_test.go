@@ -45,8 +45,18 @@ func TestEncodeRoundTrip(t *testing.T) {
 			if !bytes.Equal(text, again) {
 				t.Fatalf("encoding is not stable:\n%s\n---\n%s", text, again)
 			}
-			if back.Name != top.Name || back.Kernel != top.Kernel || back.Mode != top.Mode || back.Router.Name != top.Router.Name || back.Router.ASN != top.Router.ASN {
+			if back.Name != top.Name || back.Kernel != top.Kernel || back.Mode != top.Mode || back.SocketLB != top.SocketLB || back.Router.Name != top.Router.Name || back.Router.ASN != top.Router.ASN {
 				t.Fatalf("header differs: %+v vs %+v", back, top)
+			}
+			if len(back.Externals) != len(top.Externals) {
+				t.Fatalf("%d externals, want %d", len(back.Externals), len(top.Externals))
+			}
+			for i, e := range top.Externals {
+				f, g := *back.Externals[i], *e
+				f.Pos, g.Pos = topologies.Pos{}, topologies.Pos{}
+				if f != g {
+					t.Errorf("external %s differs: %+v vs %+v", e.Name, f, g)
+				}
 			}
 			for i, n := range top.Nodes {
 				m := back.Nodes[i]

@@ -1,0 +1,74 @@
+package lab
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/hoplab/hoplab/internal/journey"
+	"github.com/hoplab/hoplab/vmtest/agent/workload"
+	"github.com/hoplab/hoplab/vmtest/cluster"
+	"github.com/hoplab/hoplab/vmtest/protocol/nodeapi"
+)
+
+// Connection is what a real client action did: its outcome, the journey
+// of its first packet, and everything the cluster observed meanwhile.
+type Connection struct {
+	// Outcome is the client's result.
+	Outcome workload.Outcome
+	// First is the journey of the first packet the client sent (a TCP SYN
+	// or the UDP request), merged from the same observations as a replayed
+	// packet's.
+	First journey.Packet
+	// Events are the cluster's observations while the action ran.
+	Events []cluster.Event
+}
+
+// Connect runs one real client action (a.Count must be 0 or 1, a.Sport
+// set) while observing the cluster, and returns its outcome and the
+// journey of its first packet: the earliest observation from source port
+// a.Sport of the action's protocol identifies the packet (its IPv4 ID
+// tells it from retransmissions), and journey.Merge assembles its hops.
+// A socket-level LB rewrites the destination before any packet exists, so
+// the packet is found by its source port only.
+func (l *Lab) Connect(ctx context.Context, a nodeapi.ClientAction) (Connection, error) {
+	var c Connection
+	if a.Sport == 0 || a.Count > 1 {
+		return c, fmt.Errorf("lab: connect: want one action with a source port, got count %d sport %d", a.Count, a.Sport)
+	}
+	proto := uint8(6)
+	if a.Kind == nodeapi.ClientUDP {
+		proto = 17
+	}
+	events, err := l.Observe(ctx, func() error {
+		res, err := l.Cluster.Run(ctx, a)
+		if err != nil {
+			return err
+		}
+		if len(res.Outcomes) != 1 {
+			return fmt.Errorf("lab: connect: %d outcomes", len(res.Outcomes))
+		}
+		c.Outcome = res.Outcomes[0]
+		return nil
+	})
+	if err != nil {
+		return c, err
+	}
+	c.Events = events
+	var obs []journey.Observation
+	for _, e := range events {
+		obs = append(obs, e.Observations()...)
+	}
+	first := -1
+	for i, o := range obs {
+		if o.HasKey && o.Key.Proto == proto && o.Key.Src.Port() == a.Sport && (first < 0 || o.Time.Before(obs[first].Time)) {
+			first = i
+		}
+	}
+	if first < 0 {
+		return c, fmt.Errorf("lab: connect: no packet from source port %d observed (outcome %+v)", a.Sport, c.Outcome)
+	}
+	js, _ := journey.Merge([]journey.Injected{{Time: obs[first].Time, Key: obs[first].Key}}, obs)
+	c.First = js[0]
+	l.save("connect", c.First)
+	return c, nil
+}
