@@ -49,10 +49,11 @@ FUZZ_TARGETS     ?= topologies:FuzzParse vmtest/cluster:FuzzEncode internal/capt
 fuzz:
 	@tools/fuzz.sh '$(GO)' '$(FUZZTIME)' '$(FUZZMINIMIZETIME)' $(FUZZ_TARGETS)
 
-## lint: gofmt, vet, and a clean regenerate when clang is present.
+## lint: gofmt, vet, actionlint on .github/workflows (the pinned version; shellcheck on their scripts when installed), and a clean regenerate when clang is present.
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
 	$(GO) vet ./...
+	$(GO) run github.com/rhysd/actionlint/cmd/actionlint
 	@if command -v clang >/dev/null; then $(MAKE) generate && git diff --exit-code -- datapath; fi
 
 ## fixtures: regenerate the pcap fixtures and their expectations (fixtures/data) and the bug-report example's capture; git diff stays clean.
