@@ -67,6 +67,12 @@ func newDumpCmds(a *app) []*cobra.Command {
 				return cl.CTList(ctx)
 			},
 			nodeapi.FormatCT)),
+		group("nat", "Dump the SNAT table (nat list)", dumpCmd(a, "list --node N", "List a node's SNAT entries like 'cilium bpf nat list'",
+			"List dumps the node's SNAT table: for each NodePort connection to a backend on another node, the egress entry (the client's address and port, translated to the node's) and the reply's entry (translated back).", cobra.NoArgs,
+			func(ctx context.Context, cl *nodeapi.Client, _ []string) ([]nodeapi.NATRow, error) {
+				return cl.NATList(ctx)
+			},
+			nodeapi.FormatNAT)),
 		group("lb", "Dump services and backends (lb list)", dumpCmd(a, "list --node N", "List a node's services and backends like 'cilium bpf lb list'",
 			"List dumps the node's service map: each frontend with its backends.", cobra.NoArgs,
 			func(ctx context.Context, cl *nodeapi.Client, _ []string) ([]nodeapi.ServiceRow, error) {

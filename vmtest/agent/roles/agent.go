@@ -34,6 +34,7 @@ func init() {
 	agent.Handle(nodeapi.MethodCTList, agent.Typed(withNode(func(n *Node, ctx context.Context, _ nodeapi.CTListRequest) ([]nodeapi.CTRow, error) {
 		return n.CTList(ctx)
 	})))
+	agent.Handle(nodeapi.MethodNATList, agent.Typed(withNode(noParams((*Node).NATList))))
 	agent.Handle(nodeapi.MethodCTStats, agent.Typed(withNode(noParams((*Node).CTStats))))
 	agent.Handle(nodeapi.MethodLBList, agent.Typed(withNode(noParams((*Node).LBList))))
 	agent.Handle(nodeapi.MethodEndpointList, agent.Typed(withNode(noParams((*Node).EndpointList))))

@@ -100,7 +100,7 @@ func (n *Node) LBList(context.Context) ([]nodeapi.ServiceRow, error) {
 	for _, s := range svcs {
 		row := nodeapi.ServiceRow{
 			Frontend: fmt.Sprintf("%v/%v", netip.AddrPortFrom(s.VIP, s.Port), s.Proto),
-			ID:       s.ID, Backends: []nodeapi.BackendRow{},
+			ID:       s.ID, NodePort: s.NodePort, Backends: []nodeapi.BackendRow{},
 		}
 		for _, b := range s.Backends {
 			br := nodeapi.BackendRow{ID: b.ID, Address: netip.AddrPortFrom(b.Addr, b.Port).String()}
@@ -112,6 +112,21 @@ func (n *Node) LBList(context.Context) ([]nodeapi.ServiceRow, error) {
 		out = append(out, row)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
+}
+
+// NATList dumps the SNAT table (NodePort connections to backends on other
+// nodes), sorted by entry.
+func (n *Node) NATList(context.Context) ([]nodeapi.NATRow, error) {
+	entries, err := n.dp.NAT.Entries()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]nodeapi.NATRow, 0, len(entries))
+	for _, e := range entries {
+		out = append(out, nodeapi.NATRow{Entry: e.String(), Direction: ctDirection(e.Key.Flags), Src: e.Key.Src, Dst: e.Key.Dst, Xlate: e.Xlate})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Entry < out[j].Entry })
 	return out, nil
 }
 
@@ -266,6 +281,9 @@ func (n *Node) Reset(_ context.Context, r nodeapi.Reset) (nodeapi.ResetResult, e
 			if err := n.dp.CT.Delete(e.Key); err == nil {
 				res.CTFlushed++
 			}
+		}
+		if err := n.dp.NAT.Flush(); err != nil {
+			return res, err
 		}
 	}
 	if err := n.dp.Metrics.Reset(); err != nil {

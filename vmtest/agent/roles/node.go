@@ -196,11 +196,6 @@ func Setup(ctx context.Context, opts Options, s nodeapi.Setup) (n *Node, res nod
 	if err != nil {
 		return nil, res, err
 	}
-	for _, svc := range top.Services {
-		if svc.NodePort != 0 {
-			n.log.Warn("nodePort not served: the datapath has no NodePort frontend yet", "service", svc.Name, "nodePort", svc.NodePort)
-		}
-	}
 	n.st = st
 	if n.ns, err = netns.Get(); err != nil {
 		return nil, res, fmt.Errorf("netns: %w", err)
@@ -249,6 +244,10 @@ func Setup(ctx context.Context, opts Options, s nodeapi.Setup) (n *Node, res nod
 	}
 	// A pinned map may hold a previous run's entries: start from empty maps.
 	if err := n.flushMaps(); err != nil {
+		return n, res, err
+	}
+	// NodePort frontends match, and SNAT uses, the uplink's address.
+	if err := n.dp.SetNodeAddress(st.node.Uplink.Address.Addr()); err != nil {
 		return n, res, err
 	}
 	for _, p := range st.sortedServices() {
@@ -303,7 +302,7 @@ func (n *Node) flushMaps() error {
 		return nil
 	}
 	var errs []error
-	errs = append(errs, n.dp.CT.Flush())
+	errs = append(errs, n.dp.CT.Flush(), n.dp.NAT.Flush())
 	if svcs, err := n.dp.Services.List(); err == nil {
 		for _, s := range svcs {
 			errs = append(errs, n.dp.Services.Delete(s.VIP, s.Port, s.Proto))

@@ -135,6 +135,15 @@ func desired(top *topologies.Topology, name string, i *ids) (*state, error) {
 			d.Backends = append(d.Backends, datapath.Backend{ID: i.backendID(a), Addr: p.IP, Port: b.Port})
 		}
 		s.services[k] = d
+		if svc.NodePort != 0 {
+			// The NodePort frontend: this node's uplink address at the
+			// nodePort, with its own rev-NAT index (replies get that
+			// address and port back), load-balanced at from-netdev.
+			nk := svcKey{VIP: n.Uplink.Address.Addr(), Port: svc.NodePort, Proto: k.Proto}
+			np := d
+			np.VIP, np.Port, np.ID, np.NodePort = nk.VIP, nk.Port, i.service(nk), true
+			s.services[nk] = np
+		}
 	}
 	for _, e := range top.IPCache(name) {
 		entry := datapath.IPCacheEntry{Identity: datapath.Identity(e.Identity)}

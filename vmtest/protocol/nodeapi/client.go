@@ -99,6 +99,12 @@ func (c *Client) CTList(ctx context.Context) ([]CTRow, error) {
 	return r, c.call(ctx, MethodCTList, CTListRequest{}, &r)
 }
 
+// NATList calls MethodNATList.
+func (c *Client) NATList(ctx context.Context) ([]NATRow, error) {
+	var r []NATRow
+	return r, c.call(ctx, MethodNATList, struct{}{}, &r)
+}
+
 // CTStats calls MethodCTStats.
 func (c *Client) CTStats(ctx context.Context) (CTStats, error) {
 	var r CTStats

@@ -61,13 +61,27 @@ func FormatCT(w io.Writer, rows []CTRow) error {
 	return nil
 }
 
+// FormatNAT writes SNAT entries like `cilium bpf nat list`, one per line.
+func FormatNAT(w io.Writer, rows []NATRow) error {
+	for _, r := range rows {
+		if _, err := fmt.Fprintln(w, r.Entry); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // FormatLB writes services like `cilium bpf lb list`: the frontend with its
 // rev-NAT id and slot 0, then one line per backend slot.
 func FormatLB(w io.Writer, rows []ServiceRow) error {
 	tw := table(w)
 	fmt.Fprintln(tw, "SERVICE ADDRESS\tBACKEND ADDRESS (REVNAT_ID) (SLOT)\tBACKEND ID\tPOD")
 	for _, s := range rows {
-		fmt.Fprintf(tw, "%s\t0.0.0.0:0 (%d) (0) [ClusterIP]\t\t\n", s.Frontend, s.ID)
+		kind := "ClusterIP"
+		if s.NodePort {
+			kind = "NodePort"
+		}
+		fmt.Fprintf(tw, "%s\t0.0.0.0:0 (%d) (0) [%s]\t\t\n", s.Frontend, s.ID, kind)
 		for i, b := range s.Backends {
 			pod := b.Pod
 			if pod == "" {

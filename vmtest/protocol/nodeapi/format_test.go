@@ -30,6 +30,11 @@ var (
 	lbRows = []ServiceRow{
 		{Frontend: "10.224.1.1:80/TCP", ID: 1, Backends: []BackendRow{{ID: 1, Address: "10.1.2.40:8080", Pod: "pod4"}}},
 		{Frontend: "10.224.1.9:80/TCP", ID: 2, Backends: []BackendRow{}},
+		{Frontend: "10.255.1.11:30080/TCP", ID: 3, NodePort: true, Backends: []BackendRow{{ID: 1, Address: "10.1.2.40:8080", Pod: "pod4"}}},
+	}
+	natRows = []NATRow{
+		{Entry: "TCP IN 10.1.2.40:8080 -> 10.255.1.11:40000 XLATE_DST 192.0.2.50:40000 Created=12"},
+		{Entry: "TCP OUT 192.0.2.50:40000 -> 10.1.2.40:8080 XLATE_SRC 10.255.1.11:40000 Created=12"},
 	}
 	endpointRows = []EndpointRow{
 		{ID: 2713, Pod: "pod4", IP: "10.1.2.40", Identity: 19216, Labels: "app=backend", Device: "lxc35598c", IfIndex: 7,
@@ -78,6 +83,7 @@ func TestFormatGolden(t *testing.T) {
 	for name, render := range map[string]func(io.Writer) error{
 		"ct":            func(w io.Writer) error { return FormatCT(w, ctRows) },
 		"lb":            func(w io.Writer) error { return FormatLB(w, lbRows) },
+		"nat":           func(w io.Writer) error { return FormatNAT(w, natRows) },
 		"endpoints":     func(w io.Writer) error { return FormatEndpoints(w, endpointRows) },
 		"policy":        func(w io.Writer) error { return FormatPolicy(w, policyRows) },
 		"ipcache":       func(w io.Writer) error { return FormatIPCache(w, ipcacheRows) },

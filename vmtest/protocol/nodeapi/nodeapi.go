@@ -43,6 +43,8 @@ const (
 
 	// MethodCTList (CTListRequest → []CTRow) dumps the CT map.
 	MethodCTList = "ct-list"
+	// MethodNATList (empty → []NATRow) dumps the SNAT table.
+	MethodNATList = "nat-list"
 	// MethodCTStats (empty → CTStats) counts the CT map's entries.
 	MethodCTStats = "ct-stats"
 	// MethodLBList (empty → []ServiceRow) dumps services and backends.
@@ -328,6 +330,21 @@ type CTStats struct {
 // CTListRequest is MethodCTList's request.
 type CTListRequest struct{}
 
+// NATRow is one SNAT entry as `cilium bpf nat list` shows it.
+type NATRow struct {
+	// Entry is "TCP OUT 192.0.2.50:40000 -> 10.1.2.40:8080 XLATE_SRC
+	// 10.255.1.11:40000 Created=1234" style text.
+	Entry string `json:"entry"`
+	// Direction is OUT (the egress entry: source translated) or IN (the
+	// reply's entry: destination translated back).
+	Direction string         `json:"direction"`
+	Src       netip.AddrPort `json:"src"`
+	Dst       netip.AddrPort `json:"dst"`
+	// Xlate is the translated address: the new source (OUT) or
+	// destination (IN).
+	Xlate netip.AddrPort `json:"xlate"`
+}
+
 // CTRow is one CT entry as `cilium bpf ct list global` shows it.
 type CTRow struct {
 	// Tuple is "TCP OUT 10.1.1.10:40000 -> 10.1.2.40:8080" style text.
@@ -353,8 +370,10 @@ type CTRow struct {
 
 // ServiceRow is one service with its backends, like `cilium bpf lb list`.
 type ServiceRow struct {
-	Frontend string       `json:"frontend"` // "10.224.1.1:80/TCP"
-	ID       uint16       `json:"id"`
+	Frontend string `json:"frontend"` // "10.224.1.1:80/TCP"
+	ID       uint16 `json:"id"`
+	// NodePort marks a NodePort frontend (the node's address).
+	NodePort bool         `json:"nodeport,omitempty"`
 	Backends []BackendRow `json:"backends"`
 }
 
