@@ -3,6 +3,7 @@ package datapath
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 
 	"github.com/cilium/ebpf"
 )
@@ -56,6 +57,37 @@ func (d *Datapath) TunnelDevice() (int, error) {
 		return 0, fmt.Errorf("tunnel device: %w", err)
 	}
 	return int(c.TunnelIfindex), nil
+}
+
+// SetNodeAddress sets the node's uplink address in hoplab_config: the
+// address NodePort frontends ([Service.NodePort]) are reached at, and the
+// source to-netdev translates NodePort connections to remote backends to.
+// The zero Addr turns NodePort off.
+func (d *Datapath) SetNodeAddress(a netip.Addr) error {
+	var v uint32
+	if a.IsValid() {
+		var err error
+		if v, err = be32(a); err != nil {
+			return fmt.Errorf("set node address: %w", err)
+		}
+	}
+	if err := d.updateConfig(func(c *lxcHoplabConfig) { c.NodeAddr = v }); err != nil {
+		return fmt.Errorf("set node address %v: %w", a, err)
+	}
+	return nil
+}
+
+// NodeAddress returns the node's address of [Datapath.SetNodeAddress], the
+// zero Addr when it is not set.
+func (d *Datapath) NodeAddress() (netip.Addr, error) {
+	c, err := d.config()
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("node address: %w", err)
+	}
+	if c.NodeAddr == 0 {
+		return netip.Addr{}, nil
+	}
+	return addrFrom32(c.NodeAddr), nil
 }
 
 // config reads the single entry of hoplab_config; a missing entry reads as

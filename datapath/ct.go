@@ -44,6 +44,7 @@ const (
 	CTTxClosing  CTFlags = 0x2
 	CTSeenNonSyn CTFlags = 0x4
 	CTService    CTFlags = 0x8
+	CTNodePort   CTFlags = 0x10 // a NodePort connection, keyed by its post-DNAT tuple
 )
 
 // String lists the set flags, e.g. "[ RxClosing SeenNonSyn ]".
@@ -52,7 +53,7 @@ func (f CTFlags) String() string {
 	for _, n := range []struct {
 		f    CTFlags
 		name string
-	}{{CTRxClosing, "RxClosing"}, {CTTxClosing, "TxClosing"}, {CTSeenNonSyn, "SeenNonSyn"}, {CTService, "Service"}} {
+	}{{CTRxClosing, "RxClosing"}, {CTTxClosing, "TxClosing"}, {CTSeenNonSyn, "SeenNonSyn"}, {CTService, "Service"}, {CTNodePort, "NodePort"}} {
 		if f&n.f != 0 {
 			parts = append(parts, n.name)
 		}

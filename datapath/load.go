@@ -89,6 +89,8 @@ type Datapath struct {
 	RevNAT *RevNATMap
 	// CT is the connection-tracking table.
 	CT *CTMap
+	// NAT is the SNAT table of NodePort connections.
+	NAT *NATMap
 	// IPCache maps prefixes to security identities.
 	IPCache *IPCache
 	// Endpoints are the local pods.
@@ -152,6 +154,7 @@ func Load(opts Options) (*Datapath, error) {
 		"hoplab_policy":          m.HoplabPolicy,
 		"hoplab_policy_progs":    m.HoplabPolicyProgs,
 	}
+	shared["hoplab_snat_v4_external"] = m.HoplabSnatV4External
 	netdevSpec, err := loadShared(log, opts, "netdev", "bpf_netdev", loadNetdev, shared, collOpts, &d.netdev)
 	if err != nil {
 		d.lxc.Close()
@@ -183,6 +186,7 @@ func Load(opts Options) (*Datapath, error) {
 	d.RevNAT = &RevNATMap{m: m.HoplabLb4ReverseNat}
 	d.Services = &ServiceMap{m: m.HoplabLb4Services, backends: d.Backends, revNAT: d.RevNAT}
 	d.CT = &CTMap{m: m.HoplabCt4Global}
+	d.NAT = &NATMap{m: m.HoplabSnatV4External}
 	d.IPCache = &IPCache{m: m.HoplabIpcache}
 	d.Endpoints = &EndpointMap{m: m.HoplabLxc}
 	d.Policy = &PolicyMap{m: m.HoplabPolicy}

@@ -61,6 +61,7 @@ type lxcHoplabConfig struct {
 	MonitorAggregation uint8
 	Pad                [3]uint8
 	TunnelIfindex      uint32
+	NodeAddr           uint32
 }
 
 type lxcIpcacheKey struct {
@@ -109,6 +110,15 @@ type lxcMetricsValue struct {
 	Bytes uint64
 }
 
+type lxcNatEntry struct {
+	_       structs.HostLayout
+	Created uint32
+	Pad     uint32
+	ToAddr  uint32
+	ToPort  uint16
+	Pad2    uint16
+}
+
 type lxcPolicyEntry struct {
 	_       structs.HostLayout
 	Deny    uint8
@@ -152,6 +162,7 @@ const (
 	lxcMapHoplabMetrics         = "hoplab_metrics"
 	lxcMapHoplabPolicy          = "hoplab_policy"
 	lxcMapHoplabPolicyProgs     = "hoplab_policy_progs"
+	lxcMapHoplabSnatV4External  = "hoplab_snat_v4_external"
 	lxcProgHoplabFromContainer  = "hoplab_from_container"
 	lxcProgHoplabToContainer    = "hoplab_to_container"
 	lxcProgTailIpv4EgressPolicy = "tail_ipv4_egress_policy"
@@ -208,19 +219,20 @@ type lxcProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type lxcMapSpecs struct {
-	HoplabCallsLxc      *ebpf.MapSpec `ebpf:"hoplab_calls_lxc"`
-	HoplabConfig        *ebpf.MapSpec `ebpf:"hoplab_config"`
-	HoplabCt4Global     *ebpf.MapSpec `ebpf:"hoplab_ct4_global"`
-	HoplabEvents        *ebpf.MapSpec `ebpf:"hoplab_events"`
-	HoplabEventsMuted   *ebpf.MapSpec `ebpf:"hoplab_events_muted"`
-	HoplabIpcache       *ebpf.MapSpec `ebpf:"hoplab_ipcache"`
-	HoplabLb4Backends   *ebpf.MapSpec `ebpf:"hoplab_lb4_backends"`
-	HoplabLb4ReverseNat *ebpf.MapSpec `ebpf:"hoplab_lb4_reverse_nat"`
-	HoplabLb4Services   *ebpf.MapSpec `ebpf:"hoplab_lb4_services"`
-	HoplabLxc           *ebpf.MapSpec `ebpf:"hoplab_lxc"`
-	HoplabMetrics       *ebpf.MapSpec `ebpf:"hoplab_metrics"`
-	HoplabPolicy        *ebpf.MapSpec `ebpf:"hoplab_policy"`
-	HoplabPolicyProgs   *ebpf.MapSpec `ebpf:"hoplab_policy_progs"`
+	HoplabCallsLxc       *ebpf.MapSpec `ebpf:"hoplab_calls_lxc"`
+	HoplabConfig         *ebpf.MapSpec `ebpf:"hoplab_config"`
+	HoplabCt4Global      *ebpf.MapSpec `ebpf:"hoplab_ct4_global"`
+	HoplabEvents         *ebpf.MapSpec `ebpf:"hoplab_events"`
+	HoplabEventsMuted    *ebpf.MapSpec `ebpf:"hoplab_events_muted"`
+	HoplabIpcache        *ebpf.MapSpec `ebpf:"hoplab_ipcache"`
+	HoplabLb4Backends    *ebpf.MapSpec `ebpf:"hoplab_lb4_backends"`
+	HoplabLb4ReverseNat  *ebpf.MapSpec `ebpf:"hoplab_lb4_reverse_nat"`
+	HoplabLb4Services    *ebpf.MapSpec `ebpf:"hoplab_lb4_services"`
+	HoplabLxc            *ebpf.MapSpec `ebpf:"hoplab_lxc"`
+	HoplabMetrics        *ebpf.MapSpec `ebpf:"hoplab_metrics"`
+	HoplabPolicy         *ebpf.MapSpec `ebpf:"hoplab_policy"`
+	HoplabPolicyProgs    *ebpf.MapSpec `ebpf:"hoplab_policy_progs"`
+	HoplabSnatV4External *ebpf.MapSpec `ebpf:"hoplab_snat_v4_external"`
 }
 
 // lxcVariableSpecs contains global variables before they are loaded into the kernel.
@@ -249,19 +261,20 @@ func (o *lxcObjects) Close() error {
 //
 // It can be passed to loadLxcObjects or ebpf.CollectionSpec.LoadAndAssign.
 type lxcMaps struct {
-	HoplabCallsLxc      *ebpf.Map `ebpf:"hoplab_calls_lxc"`
-	HoplabConfig        *ebpf.Map `ebpf:"hoplab_config"`
-	HoplabCt4Global     *ebpf.Map `ebpf:"hoplab_ct4_global"`
-	HoplabEvents        *ebpf.Map `ebpf:"hoplab_events"`
-	HoplabEventsMuted   *ebpf.Map `ebpf:"hoplab_events_muted"`
-	HoplabIpcache       *ebpf.Map `ebpf:"hoplab_ipcache"`
-	HoplabLb4Backends   *ebpf.Map `ebpf:"hoplab_lb4_backends"`
-	HoplabLb4ReverseNat *ebpf.Map `ebpf:"hoplab_lb4_reverse_nat"`
-	HoplabLb4Services   *ebpf.Map `ebpf:"hoplab_lb4_services"`
-	HoplabLxc           *ebpf.Map `ebpf:"hoplab_lxc"`
-	HoplabMetrics       *ebpf.Map `ebpf:"hoplab_metrics"`
-	HoplabPolicy        *ebpf.Map `ebpf:"hoplab_policy"`
-	HoplabPolicyProgs   *ebpf.Map `ebpf:"hoplab_policy_progs"`
+	HoplabCallsLxc       *ebpf.Map `ebpf:"hoplab_calls_lxc"`
+	HoplabConfig         *ebpf.Map `ebpf:"hoplab_config"`
+	HoplabCt4Global      *ebpf.Map `ebpf:"hoplab_ct4_global"`
+	HoplabEvents         *ebpf.Map `ebpf:"hoplab_events"`
+	HoplabEventsMuted    *ebpf.Map `ebpf:"hoplab_events_muted"`
+	HoplabIpcache        *ebpf.Map `ebpf:"hoplab_ipcache"`
+	HoplabLb4Backends    *ebpf.Map `ebpf:"hoplab_lb4_backends"`
+	HoplabLb4ReverseNat  *ebpf.Map `ebpf:"hoplab_lb4_reverse_nat"`
+	HoplabLb4Services    *ebpf.Map `ebpf:"hoplab_lb4_services"`
+	HoplabLxc            *ebpf.Map `ebpf:"hoplab_lxc"`
+	HoplabMetrics        *ebpf.Map `ebpf:"hoplab_metrics"`
+	HoplabPolicy         *ebpf.Map `ebpf:"hoplab_policy"`
+	HoplabPolicyProgs    *ebpf.Map `ebpf:"hoplab_policy_progs"`
+	HoplabSnatV4External *ebpf.Map `ebpf:"hoplab_snat_v4_external"`
 }
 
 func (m *lxcMaps) Close() error {
@@ -279,6 +292,7 @@ func (m *lxcMaps) Close() error {
 		m.HoplabMetrics,
 		m.HoplabPolicy,
 		m.HoplabPolicyProgs,
+		m.HoplabSnatV4External,
 	)
 }
 

@@ -16,21 +16,22 @@ import (
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	netdevMapHoplabCallsLxc      = "hoplab_calls_lxc"
-	netdevMapHoplabConfig        = "hoplab_config"
-	netdevMapHoplabCt4Global     = "hoplab_ct4_global"
-	netdevMapHoplabEvents        = "hoplab_events"
-	netdevMapHoplabEventsMuted   = "hoplab_events_muted"
-	netdevMapHoplabIpcache       = "hoplab_ipcache"
-	netdevMapHoplabLb4Backends   = "hoplab_lb4_backends"
-	netdevMapHoplabLb4ReverseNat = "hoplab_lb4_reverse_nat"
-	netdevMapHoplabLb4Services   = "hoplab_lb4_services"
-	netdevMapHoplabLxc           = "hoplab_lxc"
-	netdevMapHoplabMetrics       = "hoplab_metrics"
-	netdevMapHoplabPolicy        = "hoplab_policy"
-	netdevMapHoplabPolicyProgs   = "hoplab_policy_progs"
-	netdevProgHoplabFromNetdev   = "hoplab_from_netdev"
-	netdevProgHoplabToNetdev     = "hoplab_to_netdev"
+	netdevMapHoplabCallsLxc       = "hoplab_calls_lxc"
+	netdevMapHoplabConfig         = "hoplab_config"
+	netdevMapHoplabCt4Global      = "hoplab_ct4_global"
+	netdevMapHoplabEvents         = "hoplab_events"
+	netdevMapHoplabEventsMuted    = "hoplab_events_muted"
+	netdevMapHoplabIpcache        = "hoplab_ipcache"
+	netdevMapHoplabLb4Backends    = "hoplab_lb4_backends"
+	netdevMapHoplabLb4ReverseNat  = "hoplab_lb4_reverse_nat"
+	netdevMapHoplabLb4Services    = "hoplab_lb4_services"
+	netdevMapHoplabLxc            = "hoplab_lxc"
+	netdevMapHoplabMetrics        = "hoplab_metrics"
+	netdevMapHoplabPolicy         = "hoplab_policy"
+	netdevMapHoplabPolicyProgs    = "hoplab_policy_progs"
+	netdevMapHoplabSnatV4External = "hoplab_snat_v4_external"
+	netdevProgHoplabFromNetdev    = "hoplab_from_netdev"
+	netdevProgHoplabToNetdev      = "hoplab_to_netdev"
 )
 
 // loadNetdev returns the embedded CollectionSpec for netdev.
@@ -83,19 +84,20 @@ type netdevProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type netdevMapSpecs struct {
-	HoplabCallsLxc      *ebpf.MapSpec `ebpf:"hoplab_calls_lxc"`
-	HoplabConfig        *ebpf.MapSpec `ebpf:"hoplab_config"`
-	HoplabCt4Global     *ebpf.MapSpec `ebpf:"hoplab_ct4_global"`
-	HoplabEvents        *ebpf.MapSpec `ebpf:"hoplab_events"`
-	HoplabEventsMuted   *ebpf.MapSpec `ebpf:"hoplab_events_muted"`
-	HoplabIpcache       *ebpf.MapSpec `ebpf:"hoplab_ipcache"`
-	HoplabLb4Backends   *ebpf.MapSpec `ebpf:"hoplab_lb4_backends"`
-	HoplabLb4ReverseNat *ebpf.MapSpec `ebpf:"hoplab_lb4_reverse_nat"`
-	HoplabLb4Services   *ebpf.MapSpec `ebpf:"hoplab_lb4_services"`
-	HoplabLxc           *ebpf.MapSpec `ebpf:"hoplab_lxc"`
-	HoplabMetrics       *ebpf.MapSpec `ebpf:"hoplab_metrics"`
-	HoplabPolicy        *ebpf.MapSpec `ebpf:"hoplab_policy"`
-	HoplabPolicyProgs   *ebpf.MapSpec `ebpf:"hoplab_policy_progs"`
+	HoplabCallsLxc       *ebpf.MapSpec `ebpf:"hoplab_calls_lxc"`
+	HoplabConfig         *ebpf.MapSpec `ebpf:"hoplab_config"`
+	HoplabCt4Global      *ebpf.MapSpec `ebpf:"hoplab_ct4_global"`
+	HoplabEvents         *ebpf.MapSpec `ebpf:"hoplab_events"`
+	HoplabEventsMuted    *ebpf.MapSpec `ebpf:"hoplab_events_muted"`
+	HoplabIpcache        *ebpf.MapSpec `ebpf:"hoplab_ipcache"`
+	HoplabLb4Backends    *ebpf.MapSpec `ebpf:"hoplab_lb4_backends"`
+	HoplabLb4ReverseNat  *ebpf.MapSpec `ebpf:"hoplab_lb4_reverse_nat"`
+	HoplabLb4Services    *ebpf.MapSpec `ebpf:"hoplab_lb4_services"`
+	HoplabLxc            *ebpf.MapSpec `ebpf:"hoplab_lxc"`
+	HoplabMetrics        *ebpf.MapSpec `ebpf:"hoplab_metrics"`
+	HoplabPolicy         *ebpf.MapSpec `ebpf:"hoplab_policy"`
+	HoplabPolicyProgs    *ebpf.MapSpec `ebpf:"hoplab_policy_progs"`
+	HoplabSnatV4External *ebpf.MapSpec `ebpf:"hoplab_snat_v4_external"`
 }
 
 // netdevVariableSpecs contains global variables before they are loaded into the kernel.
@@ -124,19 +126,20 @@ func (o *netdevObjects) Close() error {
 //
 // It can be passed to loadNetdevObjects or ebpf.CollectionSpec.LoadAndAssign.
 type netdevMaps struct {
-	HoplabCallsLxc      *ebpf.Map `ebpf:"hoplab_calls_lxc"`
-	HoplabConfig        *ebpf.Map `ebpf:"hoplab_config"`
-	HoplabCt4Global     *ebpf.Map `ebpf:"hoplab_ct4_global"`
-	HoplabEvents        *ebpf.Map `ebpf:"hoplab_events"`
-	HoplabEventsMuted   *ebpf.Map `ebpf:"hoplab_events_muted"`
-	HoplabIpcache       *ebpf.Map `ebpf:"hoplab_ipcache"`
-	HoplabLb4Backends   *ebpf.Map `ebpf:"hoplab_lb4_backends"`
-	HoplabLb4ReverseNat *ebpf.Map `ebpf:"hoplab_lb4_reverse_nat"`
-	HoplabLb4Services   *ebpf.Map `ebpf:"hoplab_lb4_services"`
-	HoplabLxc           *ebpf.Map `ebpf:"hoplab_lxc"`
-	HoplabMetrics       *ebpf.Map `ebpf:"hoplab_metrics"`
-	HoplabPolicy        *ebpf.Map `ebpf:"hoplab_policy"`
-	HoplabPolicyProgs   *ebpf.Map `ebpf:"hoplab_policy_progs"`
+	HoplabCallsLxc       *ebpf.Map `ebpf:"hoplab_calls_lxc"`
+	HoplabConfig         *ebpf.Map `ebpf:"hoplab_config"`
+	HoplabCt4Global      *ebpf.Map `ebpf:"hoplab_ct4_global"`
+	HoplabEvents         *ebpf.Map `ebpf:"hoplab_events"`
+	HoplabEventsMuted    *ebpf.Map `ebpf:"hoplab_events_muted"`
+	HoplabIpcache        *ebpf.Map `ebpf:"hoplab_ipcache"`
+	HoplabLb4Backends    *ebpf.Map `ebpf:"hoplab_lb4_backends"`
+	HoplabLb4ReverseNat  *ebpf.Map `ebpf:"hoplab_lb4_reverse_nat"`
+	HoplabLb4Services    *ebpf.Map `ebpf:"hoplab_lb4_services"`
+	HoplabLxc            *ebpf.Map `ebpf:"hoplab_lxc"`
+	HoplabMetrics        *ebpf.Map `ebpf:"hoplab_metrics"`
+	HoplabPolicy         *ebpf.Map `ebpf:"hoplab_policy"`
+	HoplabPolicyProgs    *ebpf.Map `ebpf:"hoplab_policy_progs"`
+	HoplabSnatV4External *ebpf.Map `ebpf:"hoplab_snat_v4_external"`
 }
 
 func (m *netdevMaps) Close() error {
@@ -154,6 +157,7 @@ func (m *netdevMaps) Close() error {
 		m.HoplabMetrics,
 		m.HoplabPolicy,
 		m.HoplabPolicyProgs,
+		m.HoplabSnatV4External,
 	)
 }
 

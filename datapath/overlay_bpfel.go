@@ -16,20 +16,21 @@ import (
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	overlayMapHoplabCallsLxc      = "hoplab_calls_lxc"
-	overlayMapHoplabConfig        = "hoplab_config"
-	overlayMapHoplabCt4Global     = "hoplab_ct4_global"
-	overlayMapHoplabEvents        = "hoplab_events"
-	overlayMapHoplabEventsMuted   = "hoplab_events_muted"
-	overlayMapHoplabIpcache       = "hoplab_ipcache"
-	overlayMapHoplabLb4Backends   = "hoplab_lb4_backends"
-	overlayMapHoplabLb4ReverseNat = "hoplab_lb4_reverse_nat"
-	overlayMapHoplabLb4Services   = "hoplab_lb4_services"
-	overlayMapHoplabLxc           = "hoplab_lxc"
-	overlayMapHoplabMetrics       = "hoplab_metrics"
-	overlayMapHoplabPolicy        = "hoplab_policy"
-	overlayMapHoplabPolicyProgs   = "hoplab_policy_progs"
-	overlayProgHoplabFromOverlay  = "hoplab_from_overlay"
+	overlayMapHoplabCallsLxc       = "hoplab_calls_lxc"
+	overlayMapHoplabConfig         = "hoplab_config"
+	overlayMapHoplabCt4Global      = "hoplab_ct4_global"
+	overlayMapHoplabEvents         = "hoplab_events"
+	overlayMapHoplabEventsMuted    = "hoplab_events_muted"
+	overlayMapHoplabIpcache        = "hoplab_ipcache"
+	overlayMapHoplabLb4Backends    = "hoplab_lb4_backends"
+	overlayMapHoplabLb4ReverseNat  = "hoplab_lb4_reverse_nat"
+	overlayMapHoplabLb4Services    = "hoplab_lb4_services"
+	overlayMapHoplabLxc            = "hoplab_lxc"
+	overlayMapHoplabMetrics        = "hoplab_metrics"
+	overlayMapHoplabPolicy         = "hoplab_policy"
+	overlayMapHoplabPolicyProgs    = "hoplab_policy_progs"
+	overlayMapHoplabSnatV4External = "hoplab_snat_v4_external"
+	overlayProgHoplabFromOverlay   = "hoplab_from_overlay"
 )
 
 // loadOverlay returns the embedded CollectionSpec for overlay.
@@ -81,19 +82,20 @@ type overlayProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type overlayMapSpecs struct {
-	HoplabCallsLxc      *ebpf.MapSpec `ebpf:"hoplab_calls_lxc"`
-	HoplabConfig        *ebpf.MapSpec `ebpf:"hoplab_config"`
-	HoplabCt4Global     *ebpf.MapSpec `ebpf:"hoplab_ct4_global"`
-	HoplabEvents        *ebpf.MapSpec `ebpf:"hoplab_events"`
-	HoplabEventsMuted   *ebpf.MapSpec `ebpf:"hoplab_events_muted"`
-	HoplabIpcache       *ebpf.MapSpec `ebpf:"hoplab_ipcache"`
-	HoplabLb4Backends   *ebpf.MapSpec `ebpf:"hoplab_lb4_backends"`
-	HoplabLb4ReverseNat *ebpf.MapSpec `ebpf:"hoplab_lb4_reverse_nat"`
-	HoplabLb4Services   *ebpf.MapSpec `ebpf:"hoplab_lb4_services"`
-	HoplabLxc           *ebpf.MapSpec `ebpf:"hoplab_lxc"`
-	HoplabMetrics       *ebpf.MapSpec `ebpf:"hoplab_metrics"`
-	HoplabPolicy        *ebpf.MapSpec `ebpf:"hoplab_policy"`
-	HoplabPolicyProgs   *ebpf.MapSpec `ebpf:"hoplab_policy_progs"`
+	HoplabCallsLxc       *ebpf.MapSpec `ebpf:"hoplab_calls_lxc"`
+	HoplabConfig         *ebpf.MapSpec `ebpf:"hoplab_config"`
+	HoplabCt4Global      *ebpf.MapSpec `ebpf:"hoplab_ct4_global"`
+	HoplabEvents         *ebpf.MapSpec `ebpf:"hoplab_events"`
+	HoplabEventsMuted    *ebpf.MapSpec `ebpf:"hoplab_events_muted"`
+	HoplabIpcache        *ebpf.MapSpec `ebpf:"hoplab_ipcache"`
+	HoplabLb4Backends    *ebpf.MapSpec `ebpf:"hoplab_lb4_backends"`
+	HoplabLb4ReverseNat  *ebpf.MapSpec `ebpf:"hoplab_lb4_reverse_nat"`
+	HoplabLb4Services    *ebpf.MapSpec `ebpf:"hoplab_lb4_services"`
+	HoplabLxc            *ebpf.MapSpec `ebpf:"hoplab_lxc"`
+	HoplabMetrics        *ebpf.MapSpec `ebpf:"hoplab_metrics"`
+	HoplabPolicy         *ebpf.MapSpec `ebpf:"hoplab_policy"`
+	HoplabPolicyProgs    *ebpf.MapSpec `ebpf:"hoplab_policy_progs"`
+	HoplabSnatV4External *ebpf.MapSpec `ebpf:"hoplab_snat_v4_external"`
 }
 
 // overlayVariableSpecs contains global variables before they are loaded into the kernel.
@@ -122,19 +124,20 @@ func (o *overlayObjects) Close() error {
 //
 // It can be passed to loadOverlayObjects or ebpf.CollectionSpec.LoadAndAssign.
 type overlayMaps struct {
-	HoplabCallsLxc      *ebpf.Map `ebpf:"hoplab_calls_lxc"`
-	HoplabConfig        *ebpf.Map `ebpf:"hoplab_config"`
-	HoplabCt4Global     *ebpf.Map `ebpf:"hoplab_ct4_global"`
-	HoplabEvents        *ebpf.Map `ebpf:"hoplab_events"`
-	HoplabEventsMuted   *ebpf.Map `ebpf:"hoplab_events_muted"`
-	HoplabIpcache       *ebpf.Map `ebpf:"hoplab_ipcache"`
-	HoplabLb4Backends   *ebpf.Map `ebpf:"hoplab_lb4_backends"`
-	HoplabLb4ReverseNat *ebpf.Map `ebpf:"hoplab_lb4_reverse_nat"`
-	HoplabLb4Services   *ebpf.Map `ebpf:"hoplab_lb4_services"`
-	HoplabLxc           *ebpf.Map `ebpf:"hoplab_lxc"`
-	HoplabMetrics       *ebpf.Map `ebpf:"hoplab_metrics"`
-	HoplabPolicy        *ebpf.Map `ebpf:"hoplab_policy"`
-	HoplabPolicyProgs   *ebpf.Map `ebpf:"hoplab_policy_progs"`
+	HoplabCallsLxc       *ebpf.Map `ebpf:"hoplab_calls_lxc"`
+	HoplabConfig         *ebpf.Map `ebpf:"hoplab_config"`
+	HoplabCt4Global      *ebpf.Map `ebpf:"hoplab_ct4_global"`
+	HoplabEvents         *ebpf.Map `ebpf:"hoplab_events"`
+	HoplabEventsMuted    *ebpf.Map `ebpf:"hoplab_events_muted"`
+	HoplabIpcache        *ebpf.Map `ebpf:"hoplab_ipcache"`
+	HoplabLb4Backends    *ebpf.Map `ebpf:"hoplab_lb4_backends"`
+	HoplabLb4ReverseNat  *ebpf.Map `ebpf:"hoplab_lb4_reverse_nat"`
+	HoplabLb4Services    *ebpf.Map `ebpf:"hoplab_lb4_services"`
+	HoplabLxc            *ebpf.Map `ebpf:"hoplab_lxc"`
+	HoplabMetrics        *ebpf.Map `ebpf:"hoplab_metrics"`
+	HoplabPolicy         *ebpf.Map `ebpf:"hoplab_policy"`
+	HoplabPolicyProgs    *ebpf.Map `ebpf:"hoplab_policy_progs"`
+	HoplabSnatV4External *ebpf.Map `ebpf:"hoplab_snat_v4_external"`
 }
 
 func (m *overlayMaps) Close() error {
@@ -152,6 +155,7 @@ func (m *overlayMaps) Close() error {
 		m.HoplabMetrics,
 		m.HoplabPolicy,
 		m.HoplabPolicyProgs,
+		m.HoplabSnatV4External,
 	)
 }
 

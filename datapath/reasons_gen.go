@@ -37,6 +37,8 @@ const (
 	DropFragNoSupport DropReason = 157
 	// DropNoService is DROP_NO_SERVICE: "Service backend not found".
 	DropNoService DropReason = 158
+	// DropNATNoMapping is DROP_NAT_NO_MAPPING: "No mapping for NAT masquerade".
+	DropNATNoMapping DropReason = 167
 	// DropInvalidIdentity is DROP_INVALID_IDENTITY: "Invalid identity".
 	DropInvalidIdentity DropReason = 171
 	// DropPolicyDeny is DROP_POLICY_DENY: "Policy deny".
@@ -60,6 +62,7 @@ var namesDropReason = map[DropReason]string{
 	DropCTCreateFailed:  "CT: Map insertion failed",
 	DropFragNoSupport:   "IP fragmentation not supported",
 	DropNoService:       "Service backend not found",
+	DropNATNoMapping:    "No mapping for NAT masquerade",
 	DropInvalidIdentity: "Invalid identity",
 	DropPolicyDeny:      "Policy deny",
 	DropTTLExceeded:     "TTL exceeded",

@@ -32,7 +32,15 @@ type Service struct {
 	ID uint16
 	// Backends receive the flows; empty means "Service backend not found".
 	Backends []Backend
+	// NodePort marks a NodePort frontend: VIP is this node's address (see
+	// [Datapath.SetNodeAddress]) and Port the nodePort, load-balanced at
+	// from-netdev for traffic from outside; connections to backends on
+	// other nodes are SNATed to the node's address ([Datapath.NAT]).
+	NodePort bool
 }
+
+// svcFlagNodePort is SVC_F_NODEPORT of bpf/lib/lb.h, in the master entry.
+const svcFlagNodePort = 0x01
 
 // ServiceMap is the service map hoplab_lb4_services: a master entry (slot
 // 0: backend count, rev-NAT id) and one entry per backend slot.
@@ -83,6 +91,9 @@ func (s *ServiceMap) Upsert(svc Service) error {
 		}
 	}
 	v := lxcLb4Service{Count: uint16(len(svc.Backends)), RevNatIndex: svc.ID}
+	if svc.NodePort {
+		v.Flags = svcFlagNodePort
+	}
 	if err := s.m.Put(&master, &v); err != nil {
 		return fmt.Errorf("upsert service %v:%d: %w", svc.VIP, svc.Port, err)
 	}
@@ -130,7 +141,7 @@ func (s *ServiceMap) Lookup(vip netip.Addr, port uint16, proto Proto) (Service, 
 	if err := s.m.Lookup(&master, &v); err != nil {
 		return Service{}, fmt.Errorf("lookup service %v:%d: %w", vip, port, ErrNotFound)
 	}
-	svc := Service{VIP: vip, Port: port, Proto: proto, ID: v.RevNatIndex}
+	svc := Service{VIP: vip, Port: port, Proto: proto, ID: v.RevNatIndex, NodePort: v.Flags&svcFlagNodePort != 0}
 	for i := 1; i <= int(v.Count); i++ {
 		k := master
 		k.BackendSlot = uint16(i)

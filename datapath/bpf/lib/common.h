@@ -211,6 +211,7 @@ struct hoplab_config {
 	__u8 monitor_aggregation; /* MONITOR_AGGREGATION_* */
 	__u8 pad[3];
 	__u32 tunnel_ifindex;     /* VXLAN device of tunnel mode (lib/encap.h), 0: direct routing */
+	__be32 node_addr;         /* the uplink's address: NodePort frontends and SNAT (lib/nodeport.h), 0: off */
 };
 
 /* Index of a (reason, direction) counter in hoplab_metrics; reason 0 is
@@ -222,6 +223,18 @@ struct hoplab_config {
 struct metrics_value {
 	__u64 count;
 	__u64 bytes;
+};
+
+/* NAT map value (Cilium's ipv4_nat_entry), keyed by a struct ct_key
+ * with TUPLE_F_OUT (the original flow: to_* is the translated source) or
+ * TUPLE_F_IN (the translated reply: to_* is the original destination).
+ */
+struct nat_entry {
+	__u32 created; /* seconds of CLOCK_MONOTONIC */
+	__u32 pad;
+	__be32 to_addr;
+	__be16 to_port;
+	__u16 pad2;
 };
 
 #endif /* __HOPLAB_COMMON_H */

@@ -56,6 +56,7 @@
 #define CT_F_TX_CLOSING 0x0002
 #define CT_F_SEEN_NON_SYN 0x0004
 #define CT_F_SERVICE 0x0008
+#define CT_F_NODEPORT 0x0010 /* a NodePort connection (lib/nodeport.h), keyed by its post-DNAT tuple */
 
 /* Lifetimes in seconds (Cilium's defaults). */
 #define CT_LIFETIME_TCP 21600

@@ -31,6 +31,7 @@
 #define DROP_CT_CREATE_FAILED 155   /* CT: Map insertion failed */
 #define DROP_FRAG_NOSUPPORT 157     /* IP fragmentation not supported */
 #define DROP_NO_SERVICE 158         /* Service backend not found */
+#define DROP_NAT_NO_MAPPING 167     /* No mapping for NAT masquerade */
 #define DROP_INVALID_IDENTITY 171   /* Invalid identity */
 #define DROP_POLICY_DENY 181        /* Policy deny */
 #define DROP_TTL_EXCEEDED 196       /* TTL exceeded */

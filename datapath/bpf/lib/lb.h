@@ -16,6 +16,9 @@
 #include "l4.h"
 #include "maps.h"
 
+/* lb4_service.flags of a master entry (Cilium's SVC_FLAG_*). */
+#define SVC_F_NODEPORT 0x01 /* a NodePort frontend: the node's address and the nodePort (lib/nodeport.h) */
+
 /* lb4_lookup_service returns the master entry of the service at key's
  * (address, dport, proto), or NULL.
  */

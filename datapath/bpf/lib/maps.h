@@ -25,6 +25,7 @@
 #define POLICY_PROG_MAP_SIZE 65536
 #define CALLS_MAP_SIZE 8
 #define METRICS_MAP_SIZE 1024 /* 256 reasons x 4 directions */
+#define NAT_MAP_SIZE 131072
 
 /* Service entries: (VIP, port, proto, slot) -> master or backend slot. */
 struct {
@@ -141,5 +142,18 @@ struct {
 	__type(value, struct metrics_value);
 	__uint(max_entries, METRICS_MAP_SIZE);
 } hoplab_metrics SEC(".maps");
+
+/* SNAT of NodePort connections to backends on other nodes (Cilium's
+ * cilium_snat_v4_external): per connection an egress entry (original
+ * tuple, TUPLE_F_OUT) -> translated source, and an ingress entry (the
+ * translated reply's tuple, TUPLE_F_IN) -> original destination
+ * (lib/nat.h).
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, struct ct_key);
+	__type(value, struct nat_entry);
+	__uint(max_entries, NAT_MAP_SIZE);
+} hoplab_snat_v4_external SEC(".maps");
 
 #endif /* __HOPLAB_MAPS_H */

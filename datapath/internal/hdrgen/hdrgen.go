@@ -87,7 +87,7 @@ func Parse(paths ...string) ([]Const, error) {
 
 var acronyms = map[string]string{
 	"SIP": "SIP", "CT": "CT", "L3": "L3", "L4": "L4", "TTL": "TTL", "LXC": "LXC",
-	"IPV4": "IPv4", "NOSUPPORT": "NoSupport", "CSUM": "Csum",
+	"IPV4": "IPv4", "NOSUPPORT": "NoSupport", "CSUM": "Csum", "NAT": "NAT",
 }
 
 // GoName converts a C define name into the Go constant name.
