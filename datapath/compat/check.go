@@ -2,11 +2,13 @@ package compat
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
+	"github.com/cilium/ebpf/btf"
 )
 
 // Rule names one thing a kernel profile forbids.
@@ -49,7 +51,42 @@ const (
 	// from the stack with no bound since, which kernels before 5.10 reject
 	// (they do not keep the bounds of spilled scalars).
 	RulePktStackOffset Rule = "pkt-stack-offset"
+	// RuleCtxAccess: an access to a context field the kernel has, in a
+	// way it rejects: narrower than it allows, a write to a read-only
+	// field, or a field of another attach type ("invalid bpf_context
+	// access"). Checked for the program types of Kernel.CtxAccess.
+	RuleCtxAccess Rule = "ctx-access"
 )
+
+// ProbedTag starts a BTF declaration tag that marks a program its loader
+// loads only after probing the kernel for its program or attach type:
+//
+//	__attribute__((btf_decl_tag("hoplab:probed:cgroup/recvmsg4")))
+//
+// The rest of the tag names the feature. A kernel without the feature
+// never sees the program, so [Check] does not report its program or attach
+// type as too new; every other rule still holds, since a kernel of the
+// profile's series may have the feature backported (4.19.57 has
+// cgroup/recvmsg4) and then verifies the program.
+const ProbedTag = "hoplab:probed:"
+
+// Probed returns the feature a program is loaded behind (the rest of its
+// [ProbedTag]), if it has one.
+func Probed(p *ebpf.ProgramSpec) (string, bool) {
+	if len(p.Instructions) == 0 {
+		return "", false
+	}
+	fn := btf.FuncMetadata(&p.Instructions[0])
+	if fn == nil {
+		return "", false
+	}
+	for _, tag := range fn.Tags {
+		if feature, ok := strings.CutPrefix(tag, ProbedTag); ok {
+			return feature, true
+		}
+	}
+	return "", false
+}
 
 // Violation is one reason a program or map would not load on a kernel.
 type Violation struct {
@@ -129,7 +166,10 @@ func checkProgram(p *ebpf.ProgramSpec, k Kernel) []Violation {
 			Reason: fmt.Sprintf(format, args...)})
 	}
 
-	if p.Type > k.LastProgramType {
+	_, probed := Probed(p)
+	if probed {
+		// Loaded only where the probe passed.
+	} else if p.Type > k.LastProgramType {
 		add(RuleProgType, -1, "", "program type %s (%d) is newer than %s (last: %s)",
 			p.Type, uint32(p.Type), k.Name, k.LastProgramType)
 	} else if p.AttachType > k.LastAttachType {
@@ -168,6 +208,9 @@ func checkProgram(p *ebpf.ProgramSpec, k Kernel) []Violation {
 			if helper > k.LastHelper {
 				add(RuleHelper, off, fn, "%s (helper %d) is newer than %s (last helper %d, %s)",
 					helperName(helper), uint32(helper), k.Name, uint32(k.LastHelper), helperName(k.LastHelper))
+			} else if allowed, ok := k.ProgramHelpers[p.Type]; ok && !slices.Contains(allowed, helper) {
+				add(RuleHelper, off, fn, "%s (helper %d) is not available to %s programs in %s",
+					helperName(helper), uint32(helper), p.Type, k.Name)
 			}
 		case ins.IsFunctionCall():
 			calls++
@@ -207,7 +250,11 @@ func checkProgram(p *ebpf.ProgramSpec, k Kernel) []Violation {
 	}
 
 	if size, ok := k.CtxSizes[p.Type]; ok {
-		out = append(out, ctxAccesses(p, size, k.Name)...)
+		accesses := contextAccesses(p)
+		out = append(out, ctxAccesses(p, accesses, size, k.Name)...)
+		if rule, ok := k.CtxAccess[p.Type]; ok {
+			out = append(out, ctxAccessViolations(p, accesses, size, rule, k.Name)...)
+		}
 	}
 	if !k.SpilledScalarBounds && skbContext(p.Type) {
 		out = append(out, pktStackOffsets(p)...)

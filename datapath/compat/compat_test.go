@@ -78,6 +78,13 @@ func TestEachTestObjectYieldsItsViolation(t *testing.T) {
 		{"new_map_type.o", []want{{mapName: "pending", rule: RuleMapType}}},
 		{"new_prog_type.o", []want{{program: "new_prog_type", rule: RuleProgType}}},
 		{"new_attach_type.o", []want{{program: "new_attach_type", rule: RuleAttachType}}},
+		{"sock_addr_helper.o", []want{{program: "sock_addr_helper", rule: RuleHelper, insn: helperCall(asm.FnPerfEventOutput)}}},
+		// The same attach type behind a probe (ProbedTag).
+		{"probed_attach_type.o", nil},
+		{"sock_addr_access.o", []want{{program: "sock_addr_access", rule: RuleCtxAccess,
+			insn: func(ins *asm.Instruction) bool {
+				return ins.OpCode.Class() == asm.LdXClass && ins.Offset == 24 && ins.OpCode.Size() == asm.Half
+			}}}},
 		{"ctx_field.o", []want{{program: "ctx_field", rule: RuleCtxField,
 			insn: func(ins *asm.Instruction) bool { return ins.OpCode.Class() == asm.LdXClass && ins.Offset == 152 }}}},
 		{"jmp32.o", []want{{program: "jmp32", rule: RuleISA,
@@ -366,5 +373,61 @@ func TestCtxTracking(t *testing.T) {
 				t.Errorf("ctx-field violations at %v, want %v", got, tc.want)
 			}
 		})
+	}
+}
+
+// A program's ProbedTag names the feature its loader probes for.
+func TestProbed(t *testing.T) {
+	if f, ok := Probed(loadTestObject(t, "probed_attach_type.o").Programs["probed_attach_type"]); !ok || f != "cgroup/getpeername4" {
+		t.Errorf("Probed(probed_attach_type) = %q, %v; want cgroup/getpeername4, true", f, ok)
+	}
+	if f, ok := Probed(loadTestObject(t, "new_attach_type.o").Programs["new_attach_type"]); ok {
+		t.Errorf("Probed(new_attach_type) = %q, true; the program has no tag", f)
+	}
+}
+
+// sockAddrAccess419 follows 4.19.304's sock_addr_is_valid_access.
+func TestSockAddrAccess419(t *testing.T) {
+	const (
+		connect4 = ebpf.AttachCGroupInet4Connect
+		sendmsg4 = ebpf.AttachCGroupUDP4Sendmsg
+		recvmsg4 = ebpf.AttachCGroupUDP4Recvmsg
+		connect6 = ebpf.AttachCGroupInet6Connect
+	)
+	cases := []struct {
+		name   string
+		off    int
+		size   int
+		write  bool
+		attach ebpf.AttachType
+		ok     bool
+	}{
+		{"user_ip4 read", 4, 4, false, connect4, true},
+		{"user_ip4 narrow read", 6, 2, false, connect4, true},
+		{"user_ip4 byte read", 7, 1, false, recvmsg4, true},
+		{"user_ip4 write", 4, 4, true, sendmsg4, true},
+		{"user_ip4 narrow write", 4, 2, true, connect4, false},
+		{"user_ip4 from an IPv6 hook", 4, 4, false, connect6, false},
+		{"user_ip6 from an IPv4 hook", 8, 4, false, connect4, false},
+		{"user_ip6 read", 12, 4, false, connect6, true},
+		{"misaligned read", 5, 2, false, connect4, false},
+		{"user_port read", 24, 4, false, connect4, true},
+		{"user_port narrow read", 24, 2, false, connect4, false},
+		{"user_port write", 24, 4, true, recvmsg4, true},
+		{"user_port narrow write", 24, 2, true, connect4, false},
+		{"protocol read", 36, 4, false, sendmsg4, true},
+		{"protocol narrow read", 36, 1, false, sendmsg4, false},
+		{"protocol write", 36, 4, true, sendmsg4, false},
+		{"type read", 32, 4, false, connect4, true},
+		{"family write", 28, 4, true, connect4, false},
+		{"msg_src_ip4 in sendmsg4", 40, 4, true, sendmsg4, true},
+		{"msg_src_ip4 in connect4", 40, 4, false, connect4, false},
+		{"msg_src_ip6 in sendmsg4", 44, 4, false, sendmsg4, false},
+	}
+	for _, tc := range cases {
+		why := sockAddrAccess419(tc.off, tc.size, tc.write, tc.attach)
+		if (why == "") != tc.ok {
+			t.Errorf("%s (offset %d, %d bytes, write %v, %s): %q, want accepted=%v", tc.name, tc.off, tc.size, tc.write, tc.attach, why, tc.ok)
+		}
 	}
 }

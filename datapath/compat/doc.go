@@ -8,10 +8,13 @@
 // reports each [Violation] of a [Kernel] profile: the instruction limit,
 // helpers, map, program and attach types newer than the kernel, loops,
 // BPF-to-BPF calls in tail-calling programs, global data, ring buffers,
-// context fields past the end of the kernel's context struct, instruction
+// context fields past the end of the kernel's context struct, context
+// accesses its verifier rejects (bpf_sock_addr widths and writes), instruction
 // encodings the kernel cannot decode, and packet pointers moved by an
 // offset reloaded from the stack with no bound since (4.19 forgets the
-// bounds of spilled scalars; found on a real 4.19.304).
+// bounds of spilled scalars; found on a real 4.19.304). A program tagged
+// with [ProbedTag] may have a newer program or attach type: its loader
+// loads it only where a probe found the feature.
 //
 // The committed datapath objects are checked by this package's tests, so
 // `make test` fails when a change breaks 4.19; the bpfcompat command

@@ -43,6 +43,16 @@ type Kernel struct {
 	// (struct __sk_buff for tc); accesses past it are newer fields. Program
 	// types without an entry are not checked. Read-only.
 	CtxSizes map[ebpf.ProgramType]int
+	// CtxAccess says, per program type, which accesses inside the
+	// context struct the kernel accepts (widths, writable fields, fields
+	// of an attach type); program types without an entry are not checked.
+	// Read-only.
+	CtxAccess map[ebpf.ProgramType]CtxAccessRule
+	// ProgramHelpers lists, per program type, the helpers the kernel lets
+	// that type call (its *_func_proto); a helper the kernel has but not
+	// for the type fails the load ("unknown func"). Program types without
+	// an entry are checked against LastHelper only. Read-only.
+	ProgramHelpers map[ebpf.ProgramType][]asm.BuiltinFunc
 	// MapFlags is the set of map creation flags the kernel knows.
 	MapFlags uint32
 	// BoundedLoops is whether the verifier accepts back-edges (5.3).
@@ -103,6 +113,11 @@ type Kernel struct {
 //     offset that went through the stack fails adjust_ptr_min_max_vals
 //     ("math between pkt pointer and register with unbounded min value is
 //     not allowed"). Seen on a real 4.19.304 with hoplab_to_container.
+//   - net/core/filter.c sock_addr_is_valid_access (4.19.304): user_port,
+//     family, type and protocol take 4-byte loads only (clang narrows
+//     (__be16)ctx->user_port to a 2-byte load unless it is volatile);
+//     the address fields also narrow, aligned loads; only the address
+//     fields and user_port are writable, with 4-byte stores.
 var linux419 = Kernel{
 	Name:             "4.19",
 	MaxInsns:         4096,
@@ -112,7 +127,26 @@ var linux419 = Kernel{
 	LastProgramType:  ebpf.SkReuseport,
 	LastAttachType:   ebpf.AttachLircMode2,
 	CtxSizes:         ctxSizes419,
+	CtxAccess:        map[ebpf.ProgramType]CtxAccessRule{ebpf.CGroupSockAddr: sockAddrAccess419},
+	ProgramHelpers:   programHelpers419,
 	MapFlags:         1<<6 - 1,
+}
+
+// baseHelpers419 is bpf_base_func_proto of net/core/filter.c in 4.19.
+var baseHelpers419 = []asm.BuiltinFunc{
+	asm.FnMapLookupElem, asm.FnMapUpdateElem, asm.FnMapDeleteElem, asm.FnGetPrandomU32,
+	asm.FnGetSmpProcessorId, asm.FnGetNumaNodeId, asm.FnTailCall, asm.FnKtimeGetNs, asm.FnTracePrintk,
+}
+
+// programHelpers419 are the helpers of the socket program types in
+// 4.19.304's net/core/filter.c: sock_addr_func_proto (no
+// bpf_perf_event_output: a cgroup/connect4 program cannot send events)
+// and cg_skb_func_proto (sk_filter_func_proto plus local storage).
+var programHelpers419 = map[ebpf.ProgramType][]asm.BuiltinFunc{
+	ebpf.CGroupSockAddr: append([]asm.BuiltinFunc{asm.FnGetCurrentUidGid, asm.FnBind,
+		asm.FnGetSocketCookie, asm.FnGetLocalStorage}, baseHelpers419...),
+	ebpf.CGroupSKB: append([]asm.BuiltinFunc{asm.FnSkbLoadBytes, asm.FnSkbLoadBytesRelative,
+		asm.FnGetSocketCookie, asm.FnGetSocketUid, asm.FnGetLocalStorage}, baseHelpers419...),
 }
 
 var profiles = map[string]Kernel{

@@ -60,7 +60,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 			}
 			sort.Strings(names)
 			for _, name := range names {
-				fmt.Fprintf(stdout, "%s: program %s: %d instructions\n", path, name, compat.InsnCount(spec.Programs[name]))
+				probed := ""
+				if feature, ok := compat.Probed(spec.Programs[name]); ok {
+					probed = " (loaded behind a probe for " + feature + ")"
+				}
+				fmt.Fprintf(stdout, "%s: program %s: %d instructions%s\n", path, name, compat.InsnCount(spec.Programs[name]), probed)
 			}
 		}
 		vs := compat.Check(spec, k)
