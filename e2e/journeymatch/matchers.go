@@ -174,7 +174,15 @@ func endsAt(d journey.Difference, got journey.Packet, at int, frame journey.Pack
 
 // BeDeliveredTo succeeds when the packet was delivered (verdict DELIVERED)
 // to pod and its journey ends with pod's pod-ingress hop.
-func BeDeliveredTo(pod string) types.GomegaMatcher {
+func BeDeliveredTo(pod string) types.GomegaMatcher { return beDeliveredAt(journey.PodIngress, pod) }
+
+// BeDeliveredToExternal succeeds when the packet was delivered to the
+// external host name and its journey ends with that host's "external" hop.
+func BeDeliveredToExternal(name string) types.GomegaMatcher {
+	return beDeliveredAt(journey.External, name)
+}
+
+func beDeliveredAt(point journey.Point, pod string) types.GomegaMatcher {
 	return &diffMatcher{
 		what: "to be delivered to " + pod,
 		diff: func(got journey.Packet) (journey.Difference, error) {
@@ -183,7 +191,7 @@ func BeDeliveredTo(pod string) types.GomegaMatcher {
 			}
 			want := journey.Packet{
 				Verdict: journey.Delivered, DeliveredTo: pod,
-				Hops: []journey.Hop{{Point: journey.PodIngress, Device: pod + ":eth0"}},
+				Hops: []journey.Hop{{Point: point, Device: pod + ":eth0"}},
 			}
 			d := journey.Diff(want, got, journey.AllowExtraHops())
 			if !d.Equal() {
@@ -193,7 +201,7 @@ func BeDeliveredTo(pod string) types.GomegaMatcher {
 			// marked as extra against the journey cut there.
 			last := -1
 			for i, h := range got.Hops {
-				if h.Point == journey.PodIngress && h.Device == pod+":eth0" {
+				if h.Point == point && h.Device == pod+":eth0" {
 					last = i
 				}
 			}

@@ -19,6 +19,9 @@ type Connection struct {
 	// or the UDP request), merged from the same observations as a replayed
 	// packet's.
 	First journey.Packet
+	// Reply is the journey of the first packet that reached the client's
+	// source port (a SYN-ACK, the UDP answer); empty when none did.
+	Reply journey.Packet
 	// Events are the cluster's observations while the action ran.
 	Events []cluster.Event
 }
@@ -69,6 +72,26 @@ func (l *Lab) Connect(ctx context.Context, a nodeapi.ClientAction) (Connection, 
 	}
 	js, _ := journey.Merge([]journey.Injected{{Time: obs[first].Time, Key: obs[first].Key}}, obs)
 	c.First = js[0]
+	// The reply: the first observation addressed to the client's port
+	// after the first packet; its IPv4 ID names it along the way back.
+	reply := -1
+	for i, o := range obs {
+		if o.HasKey && o.Key.Proto == proto && o.Key.Dst.Port() == a.Sport && o.Time.After(obs[first].Time) &&
+			(reply < 0 || o.Time.Before(obs[reply].Time)) {
+			reply = i
+		}
+	}
+	if reply >= 0 {
+		var back []journey.Observation
+		for _, o := range obs {
+			if o.Time.After(obs[first].Time) {
+				back = append(back, o)
+			}
+		}
+		js, _ := journey.Merge([]journey.Injected{{Time: obs[reply].Time, Key: obs[reply].Key}}, back)
+		c.Reply = js[0]
+		l.save("connect-reply", c.Reply)
+	}
 	l.save("connect", c.First)
 	return c, nil
 }
