@@ -89,7 +89,7 @@ var _ = Describe("host traffic around the journey", Label("host"), func() {
 		Expect(drops[0].DstIdentity).To(Equal(uint32(l.Topology.Pod("pod4").Identity)))
 	})
 
-	It("node1's host → pod2:8080 on node1: a local pod is always reachable from its node's host (Cilium's allow-localhost); pod2's reply leaves from-container toward reserved:host", func(ctx SpecContext) {
+	It("node1's host → pod2:8080 on node1: a local pod is always reachable from its node's host (Cilium's allow-localhost); pod2's reply, admitted by its egress rule toEntities host, goes to the stack toward reserved:host", func(ctx SpecContext) {
 		l := theLab()
 		c, err := l.Connect(ctx, nodeapi.ClientAction{Pod: "node1:" + nodeapi.HostClient, Kind: nodeapi.ClientTCP, Dst: "10.1.1.20:8080", Sport: 41003})
 		Expect(err).NotTo(HaveOccurred())
@@ -99,7 +99,7 @@ var _ = Describe("host traffic around the journey", Label("host"), func() {
 		Expect(c.First).NotTo(HaveHop(journey.ToNetdev))
 		src, _, _ := netipCut(c.Outcome.Local)
 		Expect(node1Addrs(l)).To(ContainElement(src))
-		reply := lab.DatapathEvents(c.Events, "node1", journey.FromContainer, journey.FlowKey{Proto: 6,
+		reply := lab.DatapathEvents(c.Events, "node1", journey.ToStack, journey.FlowKey{Proto: 6,
 			Src: netip.MustParseAddrPort("10.1.1.20:8080"), Dst: netip.MustParseAddrPort(c.Outcome.Local)})
 		Expect(reply).NotTo(BeEmpty())
 		Expect(reply[0].DstIdentity).To(Equal(hostID))
