@@ -476,6 +476,24 @@ func TestNodePortNoBackends(t *testing.T) {
 	}
 }
 
+// A request that arrives with TTL 1 cannot be routed: from-netdev drops it
+// with "TTL exceeded" before it creates any entry.
+func TestNodePortTTLExceeded(t *testing.T) {
+	dp := loadNodePortDatapath(t, Backend{ID: 4, Addr: pod4IP, Port: backendPort})
+	events := openEvents(t, dp)
+	in := fromClient()
+	in.ttl = 1
+	res := run(t, dp.FromNetdev, in.bytes(t), nil)
+	res.assertVerdict(t, tcActShot)
+	res.assertPacket(t, in.bytes(t))
+	if d := drops(drain(t, events)); len(d) != 1 || d[0].Reason != DropTTLExceeded {
+		t.Fatalf("drops %v", d)
+	}
+	if all, err := dp.CT.Entries(); err != nil || len(all) != 0 {
+		t.Errorf("CT entries %v, %v", all, err)
+	}
+}
+
 // pod2's ingress policy denies WORLD: the request drops in to-container
 // and the service and NodePort entries from-netdev created go with it.
 func TestNodePortLocalPolicyDropLeavesNoCT(t *testing.T) {
@@ -535,6 +553,19 @@ func TestNodePortLeavesOtherTrafficAlone(t *testing.T) {
 	}
 	if all, err := dp.CT.Entries(); err != nil || len(all) != 0 {
 		t.Errorf("CT entries %v, %v", all, err)
+	}
+
+	t.Log("CT entries without the NodePort flag, even with a rev-NAT index, do not make NodePort traffic")
+	for _, k := range []CTKey{
+		{Src: ap(clientIP, clientPort), Dst: ap(pod4IP, backendPort), Proto: ProtoTCP, Flags: TupleOut},
+		{Src: ap(pod4IP, 8080), Dst: ap(pod1.addr(), 40000), Proto: ProtoTCP, Flags: TupleOut},
+	} {
+		must(t, dp.CT.Put(CTEntry{Key: k, Lifetime: ^uint32(0), TxPackets: 1, RevNAT: nodePortID, BackendID: 4}))
+	}
+	unchanged("a forwarded packet of a connection that is not NodePort", "hoplab_to_netdev", transit)
+	unchanged("a pod's packet answering a connection that is not NodePort", "hoplab_to_netdev", podOut)
+	if n := natEntries(t, dp); len(n) != 0 {
+		t.Errorf("NAT entries %v", n)
 	}
 
 	t.Log("without a node address NodePort is off")
