@@ -27,10 +27,23 @@ type HTMLOptions struct {
 	Notes []string
 }
 
-//go:embed report.html.tmpl
-var pageText string
+var (
+	//go:embed report.html.tmpl
+	pageText string
+	// figureText draws a journey's path (the figure value of layout);
+	// styleText is the pages' CSS. Both pages share them.
+	//go:embed figure.svg.tmpl
+	figureText string
+	//go:embed style.css.tmpl
+	styleText string
+)
 
-var pageTmpl = template.Must(template.New("report").Parse(pageText))
+var pageTmpl = parsePage("report", pageText)
+
+// parsePage parses a page with the shared figure and style templates.
+func parsePage(name, text string) *template.Template {
+	return template.Must(template.Must(template.Must(template.New(name).Parse(text)).Parse(figureText)).Parse(styleText))
+}
 
 type page struct {
 	Title, Capture, Topology, Kernel string
@@ -62,6 +75,9 @@ type rowView struct {
 type cellView struct {
 	Text    string
 	Changed bool
+	// Differs marks a cell that differs from the other kernel's (the
+	// kernels page).
+	Differs bool
 }
 
 // WriteHTML writes the report as one self-contained HTML page: for every

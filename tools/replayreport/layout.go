@@ -43,6 +43,9 @@ type hopBox struct {
 	Note       string // what changed, short
 	Pod        bool
 	Dropped    bool
+	// Differs and First mark a hop that differs from the other kernel's
+	// journey, and the first such hop (the kernels page).
+	Differs, First bool
 	// TX, TY place the texts.
 	TX, TY1, TY2, TY3 int
 }
