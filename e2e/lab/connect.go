@@ -3,6 +3,8 @@ package lab
 import (
 	"context"
 	"fmt"
+	"strings"
+	"time"
 
 	"github.com/hoplab/hoplab/internal/journey"
 	"github.com/hoplab/hoplab/vmtest/agent/workload"
@@ -24,6 +26,29 @@ type Connection struct {
 	Reply journey.Packet
 	// Events are the cluster's observations while the action ran.
 	Events []cluster.Event
+	// Sock is the socket LB's translation of the client's socket (nil
+	// without socket LB); First then starts with its sock-connect hop.
+	Sock *nodeapi.SockXlate
+}
+
+// sockObservation is the sock-connect hop of a translated socket: the
+// packet as the application addressed it (the Service VIP:port), on the
+// client's node, just before the first packet seen. The next hop shows the
+// backend the socket was sent to instead.
+func (l *Lab) sockObservation(a nodeapi.ClientAction, x *nodeapi.SockXlate, first journey.Observation) journey.Observation {
+	node := first.Hop.Node
+	if p := l.Topology.Pod(a.Pod); p != nil {
+		node = p.Node
+	} else if n, _, ok := strings.Cut(a.Pod, ":"); ok {
+		node = n
+	}
+	h := journey.Hop{Node: node, Point: journey.SockConnect, Device: "cgroup/" + x.Hook,
+		IPSrc: first.Key.Src.Addr().String(), IPDst: x.Service.Addr().String(), TTL: first.Hop.TTL,
+		Proto: strings.ToLower(x.Proto), Sport: a.Sport, Dport: x.Service.Port(), Verdict: journey.Forwarded}
+	if x.NoBackend {
+		h.Verdict, h.DropReason = journey.Dropped, "Service backend not found"
+	}
+	return journey.Observation{Source: "sock:" + node, Time: first.Time.Add(-time.Nanosecond), Hop: h, Key: first.Key, HasKey: true}
 }
 
 // Connect runs one real client action (a.Count must be 0 or 1, a.Sport
@@ -51,6 +76,9 @@ func (l *Lab) Connect(ctx context.Context, a nodeapi.ClientAction) (Connection, 
 			return fmt.Errorf("lab: connect: %d outcomes", len(res.Outcomes))
 		}
 		c.Outcome = res.Outcomes[0]
+		if len(res.Sock) == 1 {
+			c.Sock = res.Sock[0]
+		}
 		return nil
 	})
 	if err != nil {
@@ -67,8 +95,18 @@ func (l *Lab) Connect(ctx context.Context, a nodeapi.ClientAction) (Connection, 
 			first = i
 		}
 	}
+	if first < 0 && c.Sock != nil {
+		// The socket LB refused the call: no packet ever existed.
+		o := l.sockObservation(a, c.Sock, journey.Observation{Key: journey.FlowKey{Proto: proto}})
+		js, _ := journey.Merge([]journey.Injected{{Key: o.Key}}, []journey.Observation{o})
+		c.First = js[0]
+		return c, nil
+	}
 	if first < 0 {
 		return c, fmt.Errorf("lab: connect: no packet from source port %d observed (outcome %+v)", a.Sport, c.Outcome)
+	}
+	if c.Sock != nil {
+		obs = append(obs, l.sockObservation(a, c.Sock, obs[first]))
 	}
 	js, _ := journey.Merge([]journey.Injected{{Time: obs[first].Time, Key: obs[first].Key}}, obs)
 	c.First = js[0]

@@ -7,8 +7,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hoplab/hoplab/datapath"
 	"github.com/hoplab/hoplab/vmtest/agent/workload"
 	"github.com/hoplab/hoplab/vmtest/protocol/nodeapi"
+	"golang.org/x/sys/unix"
 )
 
 // Limits of client actions and injections.
@@ -88,6 +90,7 @@ func (n *Node) Client(ctx context.Context, req nodeapi.ClientAction) (nodeapi.Cl
 	default:
 		return res, fmt.Errorf("pod %s: unknown client kind %q (want tcp, http, http-stream, udp or ping)", req.Pod, req.Kind)
 	}
+	since := monotonicNow()
 	res.Outcomes = make([]workload.Outcome, count)
 	var wg sync.WaitGroup
 	for i := range count {
@@ -100,7 +103,53 @@ func (n *Node) Client(ctx context.Context, req nodeapi.ClientAction) (nodeapi.Cl
 		}()
 	}
 	wg.Wait()
+	n.addSockXlates(&res, req.Dst, since)
 	return res, nil
+}
+
+// addSockXlates gives each outcome the socket LB's translation of its
+// socket: by cookie when the socket connected, else (a failed connect)
+// the latest translation of req's destination made since the actions
+// started. Nothing without socket LB.
+func (n *Node) addSockXlates(res *nodeapi.ClientResult, dst string, since time.Duration) {
+	n.mu.Lock()
+	lb := n.sockLB
+	n.mu.Unlock()
+	if lb == nil {
+		return
+	}
+	all, err := lb.Translations()
+	if err != nil {
+		n.log.Warn("socket LB translations", "err", err)
+		return
+	}
+	want, _ := netip.ParseAddrPort(dst)
+	res.Sock = make([]*nodeapi.SockXlate, len(res.Outcomes))
+	for i, o := range res.Outcomes {
+		var best *datapath.SockTranslation
+		for j := range all {
+			t := &all[j]
+			switch {
+			case o.Cookie != 0 && t.Cookie == o.Cookie:
+				best = t
+			case o.Cookie == 0 && t.Service == want && t.Time >= since && (best == nil || t.Time > best.Time):
+				best = t
+			}
+		}
+		if best != nil {
+			res.Sock[i] = &nodeapi.SockXlate{Hook: best.Hook.String(), Proto: best.Proto.String(), Service: best.Service,
+				Backend: best.Backend, NoBackend: best.NoBackend, Cookie: best.Cookie}
+		}
+	}
+}
+
+// monotonicNow is CLOCK_MONOTONIC, the clock of the socket LB's records.
+func monotonicNow() time.Duration {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
+		return 0
+	}
+	return time.Duration(ts.Nano())
 }
 
 // Inject writes req.Frames out of req.Pod's eth0 through an AF_PACKET

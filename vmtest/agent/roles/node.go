@@ -70,11 +70,21 @@ type Options struct {
 	Logger *slog.Logger
 	// BGPPort overrides the ToR's BGP port (tests); 0 means 179.
 	BGPPort int
+	// Cgroup is the cgroup v2 directory the socket LB attaches to when the
+	// topology turns it on; empty means DefaultCgroup.
+	Cgroup string
 }
+
+// DefaultCgroup is the root cgroup v2 directory: the socket LB applies to
+// every process of the VM, pods' and host's alike.
+const DefaultCgroup = "/sys/fs/cgroup"
 
 func (o Options) withDefaults() Options {
 	if o.Uplink == "" {
 		o.Uplink = DefaultUplink
+	}
+	if o.Cgroup == "" {
+		o.Cgroup = DefaultCgroup
 	}
 	if o.CTEntries == 0 {
 		o.CTEntries = DefaultCTEntries
@@ -113,11 +123,13 @@ type Node struct {
 	tunnel bool
 	podMTU int
 
-	watchMu   sync.Mutex // serialises Watch
-	mu        sync.Mutex
-	st        *state
-	ids       *ids
-	dp        *datapath.Datapath
+	watchMu sync.Mutex // serialises Watch
+	mu      sync.Mutex
+	st      *state
+	ids     *ids
+	dp      *datapath.Datapath
+	// sockLB is the socket-level LB (topology socketLB: true), else nil.
+	sockLB    *datapath.SocketLB
 	pods      map[string]*pods.Pod
 	listeners map[string]map[topologies.Listener]*workload.Listener
 	speaker   *bgp.Speaker
@@ -280,6 +292,12 @@ func Setup(ctx context.Context, opts Options, s nodeapi.Setup) (n *Node, res nod
 			return n, res, err
 		}
 	}
+	if top.SocketLB {
+		if n.sockLB, err = n.dp.AttachSocketLB(opts.Cgroup); err != nil {
+			return n, res, err
+		}
+		n.log.Info("socket LB attached", "cgroup", opts.Cgroup, "hooks", n.sockLB.Hooks())
+	}
 	if !s.NoBGP {
 		if err := n.startBGP(ctx); err != nil {
 			return n, res, err
@@ -441,6 +459,10 @@ func (n *Node) Close() error {
 		if err := n.pods[name].Delete(); err != nil {
 			errs = append(errs, fmt.Errorf("pod %s: %w", name, err))
 		}
+	}
+	if n.sockLB != nil {
+		errs = append(errs, n.sockLB.Close())
+		n.sockLB = nil
 	}
 	if n.dp != nil {
 		if err := datapath.DetachNetdev(n.opts.Uplink); err != nil {

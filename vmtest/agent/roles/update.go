@@ -53,6 +53,9 @@ func (n *Node) update(_ context.Context, u nodeapi.Update) (nodeapi.UpdateResult
 	if top.Node(n.name()) == nil {
 		return res, fmt.Errorf("this node is not in the new topology %s", top.Name)
 	}
+	if top.SocketLB != n.st.top.SocketLB {
+		return res, fmt.Errorf("%s: socketLB %v: socket-level LB is switched only by a new setup", u.File, top.SocketLB)
+	}
 	if top.Mode != n.st.top.Mode {
 		return res, fmt.Errorf("%s: mode %s: a node set up in %s mode changes mode only by a new setup", u.File, top.Mode, n.st.top.Mode)
 	}

@@ -10,10 +10,12 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"golang.org/x/net/icmp"
 	"golang.org/x/net/ipv4"
+	"golang.org/x/sys/unix"
 )
 
 // NetNS runs a function inside a network namespace; *pods.Pod satisfies it.
@@ -122,6 +124,9 @@ type Outcome struct {
 	Error string `json:"error,omitempty"`
 	// Local is the client's address and port.
 	Local string `json:"local,omitempty"`
+	// Cookie is the client socket's cookie (SO_COOKIE), which names it in
+	// the socket LB's records; 0 when no socket was connected.
+	Cookie uint64 `json:"cookie,omitempty"`
 	// RTT is how long the action took.
 	RTT time.Duration `json:"rtt"`
 	// Requests counts the answered requests of a stream (HTTPStream).
@@ -175,7 +180,24 @@ func TCPConnect(ctx context.Context, ns NetNS, dst netip.AddrPort) Outcome {
 		return fail(start, err)
 	}
 	defer c.Close()
-	return Outcome{OK: true, Local: c.LocalAddr().String(), RTT: time.Since(start)}
+	return Outcome{OK: true, Local: c.LocalAddr().String(), Cookie: cookieOf(c), RTT: time.Since(start)}
+}
+
+// cookieOf returns c's socket cookie, 0 if the kernel gives none.
+func cookieOf(c net.Conn) uint64 {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return 0
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return 0
+	}
+	var cookie uint64
+	_ = rc.Control(func(fd uintptr) {
+		cookie, _ = unix.GetsockoptUint64(int(fd), unix.SOL_SOCKET, unix.SO_COOKIE)
+	})
+	return cookie
 }
 
 // HTTPGet fetches http://dst/ from the pod over a fresh connection.
@@ -189,7 +211,7 @@ func HTTPGet(ctx context.Context, ns NetNS, dst netip.AddrPort) Outcome {
 	if dl, ok := ctx.Deadline(); ok {
 		_ = c.SetDeadline(dl)
 	}
-	local := c.LocalAddr().String()
+	local, cookie := c.LocalAddr().String(), cookieOf(c)
 	tr := &http.Transport{DialContext: func(context.Context, string, string) (net.Conn, error) { return c, nil }}
 	defer tr.CloseIdleConnections()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+dst.String()+"/", nil)
@@ -206,9 +228,9 @@ func HTTPGet(ctx context.Context, ns NetNS, dst netip.AddrPort) Outcome {
 		return fail(start, err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return Outcome{Error: resp.Status, Reply: string(body), Local: local, RTT: time.Since(start)}
+		return Outcome{Error: resp.Status, Reply: string(body), Local: local, Cookie: cookie, RTT: time.Since(start)}
 	}
-	return Outcome{OK: true, Reply: string(body), Local: local, RTT: time.Since(start)}
+	return Outcome{OK: true, Reply: string(body), Local: local, Cookie: cookie, RTT: time.Since(start)}
 }
 
 // UDPExchange sends payload from the pod to dst and waits for one reply.
@@ -230,7 +252,7 @@ func UDPExchange(ctx context.Context, ns NetNS, dst netip.AddrPort, payload []by
 	if err != nil {
 		return fail(start, err)
 	}
-	return Outcome{OK: true, Reply: string(buf[:n]), Local: c.LocalAddr().String(), RTT: time.Since(start)}
+	return Outcome{OK: true, Reply: string(buf[:n]), Local: c.LocalAddr().String(), Cookie: cookieOf(c), RTT: time.Since(start)}
 }
 
 var echoID struct {

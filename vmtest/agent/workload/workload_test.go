@@ -109,7 +109,7 @@ func TestWithSourcePort(t *testing.T) {
 	}()
 	ns := WithSourcePort(hereNS{}, 47123)
 	out := TCPConnect(context.Background(), ns, netip.MustParseAddrPort(tl.Addr().String()))
-	if !out.OK || out.Local != "127.0.0.1:47123" {
+	if !out.OK || out.Local != "127.0.0.1:47123" || out.Cookie == 0 {
 		t.Fatalf("tcp: %+v", out)
 	}
 	ul, err := net.ListenPacket("udp4", "127.0.0.1:0")

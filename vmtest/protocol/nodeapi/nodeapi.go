@@ -187,6 +187,26 @@ const HostClient = "host"
 // ClientResult is MethodClient's response.
 type ClientResult struct {
 	Outcomes []workload.Outcome `json:"outcomes"`
+	// Sock holds, per outcome, the socket LB's translation of that
+	// action's socket (nil without socket LB or translation).
+	Sock []*SockXlate `json:"sock,omitempty"`
+}
+
+// SockXlate is a socket-level LB translation (the sock-connect point):
+// what a socket asked for and where it was sent instead.
+type SockXlate struct {
+	// Hook is "connect4" or "sendmsg4".
+	Hook string `json:"hook"`
+	// Proto is "TCP" or "UDP".
+	Proto string `json:"proto"`
+	// Service is the VIP:port the socket asked for.
+	Service netip.AddrPort `json:"service"`
+	// Backend is the backend it went to; invalid with NoBackend.
+	Backend netip.AddrPort `json:"backend"`
+	// NoBackend says the service had none: the call failed.
+	NoBackend bool `json:"no_backend,omitempty"`
+	// Cookie is the socket's cookie.
+	Cookie uint64 `json:"cookie"`
 }
 
 // Inject is MethodInject's request.
