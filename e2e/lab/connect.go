@@ -43,8 +43,11 @@ func (l *Lab) sockObservation(a nodeapi.ClientAction, x *nodeapi.SockXlate, firs
 		node = n
 	}
 	h := journey.Hop{Node: node, Point: journey.SockConnect, Device: "cgroup/" + x.Hook,
-		IPSrc: first.Key.Src.Addr().String(), IPDst: x.Service.Addr().String(), TTL: first.Hop.TTL,
+		IPDst: x.Service.Addr().String(), TTL: first.Hop.TTL,
 		Proto: strings.ToLower(x.Proto), Sport: a.Sport, Dport: x.Service.Port(), Verdict: journey.Forwarded}
+	if first.Key.Src.IsValid() {
+		h.IPSrc = first.Key.Src.Addr().String()
+	}
 	if x.NoBackend {
 		h.Verdict, h.DropReason = journey.Dropped, "Service backend not found"
 	}
