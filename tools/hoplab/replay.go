@@ -23,9 +23,10 @@ import (
 // replayFlags are replay's options.
 type replayFlags struct {
 	topology, pcap, inject, kernel, out string
-	// kernels replays on each of these kernels in turn and compares the
-	// journeys (replay --kernels).
+	// kernels replays on each of these kernels and compares the
+	// journeys (replay --kernels); diff prints them side by side.
 	kernels                           string
+	diff                              bool
 	json, timing, keepL2, skipRefused bool
 	strict                            bool
 	// keepOuter replays VXLAN-encapsulated packets as captured instead of
@@ -43,7 +44,7 @@ type replayFlags struct {
 func newReplayCmd(a *app) *cobra.Command {
 	var f replayFlags
 	cmd := &cobra.Command{
-		Use:   "replay --topology T --pcap FILE [--inject POINT] [--kernel SERIES|PATH] [--json] [--out DIR]",
+		Use:   "replay --topology T --pcap FILE [--inject POINT] [--kernel SERIES|PATH | --kernels A,B [--diff]] [--json] [--out DIR]",
 		Short: "Replay a capture through a topology and show every packet's journey",
 		Long: `Replay injects every packet of a pcap or pcapng capture into a running
 topology, in order, and prints one journey per packet: each hop's node,
@@ -80,16 +81,20 @@ shifts the acknowledgement numbers of a replayed TCP client to the live
 server's sequence space (waiting for each SYN-ACK), so a captured handshake
 and request play out against the real server.
 
---kernels 5.10,7.2 replays the capture on each kernel in turn and compares
-every packet's journey with the first kernel's: hops, fields, verdicts,
-drop reasons and CT entries. It prints the differences and exits with
-status 1 when there are any (--json gives them structured).
+--kernels 5.10,7.2 replays the capture on each kernel (in turn, or at the
+same time on 4 cores or more) and compares every packet's journey with the
+first kernel's: hops, fields, verdicts, drop reasons and CT entries. It
+prints the differences and exits with status 1 when there are any (--json
+gives them structured); --diff prints each differing packet's journeys
+side by side, the first differing hop marked '>' and the differing fields
+'!'; --out FILE.html (or DIR) writes the two paths drawn side by side.
 
 --out DIR writes one pcapng per hop (NN-node-point-device.pcapng) and
 report.html, a self-contained page with a figure of each packet's path.`,
 		Example: `  hoplab replay --topology docs/examples/bug-report/topology.yaml --pcap docs/examples/bug-report/capture.pcap
   hoplab replay --topology policy --pcap fixtures/data/policy-denied-port.pcap --json
-  hoplab replay --topology pod-to-service --pcap dump.pcapng --inject node2:bond0 --out /tmp/journey`,
+  hoplab replay --topology pod-to-service --pcap dump.pcapng --inject node2:bond0 --out /tmp/journey
+  hoplab replay --topology pod-to-service --pcap fixtures/data/tcp-syn-vip.pcap --kernels 5.10,7.2 --diff --out /tmp/kernels.html`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return a.replay(cmd.Context(), f)
@@ -99,6 +104,7 @@ report.html, a self-contained page with a figure of each packet's path.`,
 	fl.StringVar(&f.topology, "topology", "", "topology file or shipped topology name (default: the running cluster's)")
 	fl.StringVar(&f.pcap, "pcap", "", "capture to replay (pcap or pcapng, optionally gzipped)")
 	fl.StringVar(&f.inject, "inject", "", "injection point: POD, NODE:bond0 or ROUTER:NODE (default: per packet)")
+	fl.BoolVar(&f.diff, "diff", false, "with --kernels: print each differing packet's journeys side by side")
 	fl.StringVar(&f.kernels, "kernels", "", "replay on each of these kernels in turn (series, or images; ';' between kernels when an image has a modules directory) and compare every journey with the first kernel's: exit 1 when one differs")
 	fl.StringVar(&f.kernel, "kernel", "", "kernel series (5.10, 6.1, 6.12, 7.2) or /path/to/bzImage[,modules-dir] (default: the topology's)")
 	fl.BoolVar(&f.json, "json", false, "print the journey report as JSON (DESIGN.md contract)")
@@ -203,6 +209,9 @@ func (f replayFlags) options(top *topologies.Topology) cluster.ReplayOptions {
 }
 
 func (a *app) replay(ctx context.Context, f replayFlags) error {
+	if f.diff && f.kernels == "" {
+		return errors.New("replay: --diff compares kernels: give --kernels A,B")
+	}
 	if f.kernels != "" {
 		if f.kernel != "" {
 			return errors.New("replay: --kernel or --kernels, not both")

@@ -1,26 +1,44 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"time"
 
 	"github.com/hoplab/hoplab/internal/journey"
+	"github.com/hoplab/hoplab/tools/replayreport"
+	"github.com/hoplab/hoplab/vmtest"
 )
 
 // kernelReport is one kernel's replay of the capture.
 type kernelReport struct {
 	Kernel string         `json:"kernel"`
 	Report journey.Report `json:"report"`
+	// TookMS is the replay's duration on this kernel, boot and teardown
+	// included, in milliseconds.
+	TookMS int64 `json:"took_ms"`
 }
 
 // kernelDiff is how one packet's journey on a kernel differs from its
 // journey on the first kernel.
 type kernelDiff struct {
-	Index  int                 `json:"index"`
-	Kernel string              `json:"kernel"`
-	Diffs  []journey.FieldDiff `json:"differences"`
+	Index  int    `json:"index"`
+	Kernel string `json:"kernel"`
+	// FirstHop is the index, in this kernel's journey, of the first hop
+	// that differs (in the first kernel's when this kernel lacks it); -1
+	// when only packet fields or CT entries differ.
+	FirstHop int                 `json:"first_hop"`
+	Diffs    []journey.FieldDiff `json:"differences"`
 }
 
 // kernelsResult is replay --kernels --json's output.
@@ -30,17 +48,23 @@ type kernelsResult struct {
 	Differences []kernelDiff   `json:"differences"`
 }
 
-// errJourneysDiffer is replay --diff's error when a kernel's journeys are
-// not the first kernel's.
+// errJourneysDiffer is replay --kernels's error when a kernel's journeys
+// are not the first kernel's.
 var errJourneysDiffer = errors.New("the journeys differ between kernels")
 
-// replayKernels replays the planned capture on each kernel in turn (one
-// cluster at a time) and compares every kernel's journeys with the first
-// kernel's, packet by packet: the same hops with the same fields, verdicts,
-// drop reasons and CT entries.
+// minParallelCPUs is the number of cores from which replay --kernels
+// boots the kernels' clusters at the same time.
+const minParallelCPUs = 4
+
+// replayKernels replays the planned capture on each kernel (at the same
+// time when the machine has the cores for it, else one cluster at a time)
+// and compares every kernel's journeys with the first kernel's, packet by
+// packet: the same hops with the same fields, verdicts, drop reasons and
+// CT entries. --diff prints differing journeys side by side; --out writes
+// the HTML comparison.
 func (a *app) replayKernels(ctx context.Context, f replayFlags, list []string) error {
-	if f.out != "" {
-		return errors.New("replay: --out takes one kernel, not --kernels")
+	if len(list) < 2 {
+		return errors.New("replay: --kernels compares kernels: name two or more")
 	}
 	p, err := a.planReplay(f)
 	if err != nil {
@@ -50,22 +74,30 @@ func (a *app) replayKernels(ctx context.Context, f replayFlags, list []string) e
 	for _, n := range p.notes {
 		log.Info(n)
 	}
-	var res kernelsResult
-	for _, k := range list {
-		log.Info("replaying", "kernel", k)
-		rep, err := a.replayOn(ctx, f, p, k)
-		if err != nil {
-			return fmt.Errorf("kernel %s: %w", k, err)
-		}
-		res.Kernels = append(res.Kernels, kernelReport{Kernel: k, Report: rep})
+	runs, err := a.replayEach(ctx, f, p, list)
+	if err != nil {
+		return err
 	}
-	res.Differences = diffKernels(res.Kernels)
+	res := kernelsResult{Kernels: runs, Differences: diffKernels(runs)}
 	res.Equal = len(res.Differences) == 0
-	if f.json {
-		if err := writeJSON(a.stdout, res); err != nil {
-			return err
+	if f.out != "" {
+		paths, err := writeKernelsOut(f.out, f.pcap, p, runs)
+		if err != nil {
+			return fmt.Errorf("replay: %w", err)
 		}
-	} else if err := writeKernelsText(a.stdout, res); err != nil {
+		for _, path := range paths {
+			log.Info("report written", "html", path)
+		}
+	}
+	switch {
+	case f.json:
+		err = writeJSON(a.stdout, res)
+	case f.diff:
+		err = writeKernelsSideBySide(a.stdout, res)
+	default:
+		err = writeKernelsText(a.stdout, res)
+	}
+	if err != nil {
 		return err
 	}
 	if !res.Equal {
@@ -74,9 +106,93 @@ func (a *app) replayKernels(ctx context.Context, f replayFlags, list []string) e
 	return nil
 }
 
-// diffKernels compares every kernel's journeys with the first kernel's.
-// The outer UDP source port of tunnelled hops is left out: the kernel
-// picks it from the flow's hash, whose seed is random at every boot.
+// parallelKernels reports whether the kernels' clusters can boot at the
+// same time: with minParallelCPUs cores or more, when every kernel is a
+// catalogue series named once (a user's image is passed to the harness in
+// the process environment, one at a time).
+func parallelKernels(list []string, cpus int) bool {
+	if cpus < minParallelCPUs {
+		return false
+	}
+	for i, k := range list {
+		if parseKernel(k).path != "" || slices.Contains(list[:i], k) {
+			return false
+		}
+	}
+	return true
+}
+
+// replayEach replays the plan on every kernel of list, in parallel when
+// parallelKernels says so, and returns the reports in list's order.
+// HOPLAB_KERNEL is set for a user's image and unset for a series, so a
+// kernel of the caller's environment never replaces a series asked for.
+func (a *app) replayEach(ctx context.Context, f replayFlags, p *replayPlan, list []string) ([]kernelReport, error) {
+	prev, had := os.LookupEnv(vmtest.EnvKernel)
+	defer func() {
+		if had {
+			os.Setenv(vmtest.EnvKernel, prev)
+		} else {
+			os.Unsetenv(vmtest.EnvKernel)
+		}
+	}()
+	os.Unsetenv(vmtest.EnvKernel)
+	log := a.logger()
+	runs := make([]kernelReport, len(list))
+	one := func(ctx context.Context, i int) error {
+		k := list[i]
+		start := time.Now()
+		rep, err := a.replayOn(ctx, f, p, k)
+		if err != nil {
+			return fmt.Errorf("kernel %s: %w", k, err)
+		}
+		took := time.Since(start)
+		log.Info("replayed", "kernel", k, "release", rep.Kernel, "took", took.Round(100*time.Millisecond))
+		runs[i] = kernelReport{Kernel: k, Report: rep, TookMS: took.Milliseconds()}
+		return nil
+	}
+	if !parallelKernels(list, runtime.NumCPU()) {
+		for i, k := range list {
+			log.Info("replaying", "kernel", k)
+			if c := parseKernel(k); c.path != "" {
+				os.Setenv(vmtest.EnvKernel, c.path)
+			} else {
+				os.Unsetenv(vmtest.EnvKernel)
+			}
+			if err := one(ctx, i); err != nil {
+				return nil, err
+			}
+		}
+		return runs, nil
+	}
+	log.Info("replaying on every kernel at once", "kernels", strings.Join(list, ","), "cpus", runtime.NumCPU())
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errs := make([]error, len(list))
+	var wg sync.WaitGroup
+	for i := range list {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if errs[i] = one(ctx, i); errs[i] != nil {
+				cancel() // the other kernels' replays are moot
+			}
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil && !errors.Is(err, context.Canceled) {
+			return nil, err
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return runs, nil
+}
+
+// diffKernels compares every kernel's journeys with the first kernel's
+// (replayreport.ComparePackets: both sides count alike; the outer UDP
+// source port of tunnelled hops, a per-boot hash, is left out).
 func diffKernels(runs []kernelReport) []kernelDiff {
 	out := []kernelDiff{}
 	if len(runs) == 0 {
@@ -85,30 +201,44 @@ func diffKernels(runs []kernelReport) []kernelDiff {
 	base := runs[0].Report.Packets
 	for _, r := range runs[1:] {
 		for i, p := range r.Report.Packets {
-			var want journey.Packet
-			if i < len(base) {
-				want = withoutOuterSport(base[i])
+			if i >= len(base) {
+				break
 			}
-			if d := journey.Diff(want, withoutOuterSport(p)); !d.Equal() {
-				out = append(out, kernelDiff{Index: p.Index, Kernel: r.Kernel, Diffs: d.Diffs})
+			d := replayreport.ComparePackets(base[i], p)
+			if d.Equal() {
+				continue
 			}
+			first := -1
+			if d.First >= 0 {
+				first = d.Rows[d.First].B
+				if first < 0 {
+					first = d.Rows[d.First].A
+				}
+			}
+			out = append(out, kernelDiff{Index: p.Index, Kernel: r.Kernel, FirstHop: first, Diffs: d.FieldDiffs()})
 		}
 		if len(r.Report.Packets) != len(base) {
-			out = append(out, kernelDiff{Index: -1, Kernel: r.Kernel, Diffs: []journey.FieldDiff{{Hop: -1, Field: "packets",
+			out = append(out, kernelDiff{Index: -1, Kernel: r.Kernel, FirstHop: -1, Diffs: []journey.FieldDiff{{Hop: -1, Field: "packets",
 				Want: fmt.Sprint(len(base)), Got: fmt.Sprint(len(r.Report.Packets))}}})
 		}
 	}
 	return out
 }
 
-// writeKernelsText prints, per kernel, its release and whether every
-// journey matched the first kernel's, then each differing journey
-// rendered with its differences marked.
+// writeKernelsHeader prints, per kernel, its release, its packets and how
+// long its replay took.
+func writeKernelsHeader(w io.Writer, res kernelsResult) {
+	for _, k := range res.Kernels {
+		fmt.Fprintf(w, "kernel %s: %s, %d packet(s), %v\n", k.Kernel, k.Report.Kernel, len(k.Report.Packets),
+			(time.Duration(k.TookMS) * time.Millisecond).Round(100*time.Millisecond))
+	}
+}
+
+// writeKernelsText prints the kernels, then whether every journey matched
+// the first kernel's, else each differing journey's differences.
 func writeKernelsText(w io.Writer, res kernelsResult) error {
 	first := res.Kernels[0]
-	for _, k := range res.Kernels {
-		fmt.Fprintf(w, "kernel %s: %s, %d packet(s)\n", k.Kernel, k.Report.Kernel, len(k.Report.Packets))
-	}
+	writeKernelsHeader(w, res)
 	if res.Equal {
 		_, err := fmt.Fprintf(w, "every journey is the same on every kernel as on %s\n", first.Kernel)
 		return err
@@ -122,18 +252,82 @@ func writeKernelsText(w io.Writer, res kernelsResult) error {
 	return nil
 }
 
-// withoutOuterSport returns p with its hops' outer source ports cleared
-// (a copy: p's hops are left alone).
-func withoutOuterSport(p journey.Packet) journey.Packet {
-	hops := make([]journey.Hop, len(p.Hops))
-	for i, h := range p.Hops {
-		if h.Outer != nil {
-			o := *h.Outer
-			o.Sport = 0
-			h.Outer = &o
+// writeKernelsSideBySide prints the kernels, then every other kernel's
+// journeys beside the first kernel's (replayreport.WriteSideBySide): a
+// line per packet that is alike, both journeys for one that differs.
+func writeKernelsSideBySide(w io.Writer, res kernelsResult) error {
+	writeKernelsHeader(w, res)
+	a := replayreport.KernelRun{Name: res.Kernels[0].Kernel, Report: res.Kernels[0].Report}
+	for _, k := range res.Kernels[1:] {
+		fmt.Fprintln(w)
+		if err := replayreport.WriteSideBySide(w, a, replayreport.KernelRun{Name: k.Kernel, Report: k.Report}); err != nil {
+			return err
 		}
-		hops[i] = h
 	}
-	p.Hops = hops
-	return p
+	if res.Equal {
+		_, err := fmt.Fprintf(w, "\nevery journey is the same on every kernel as on %s\n", a.Name)
+		return err
+	}
+	return nil
+}
+
+// kernelsOutPaths names the HTML pages of --out for the kernels after the
+// first: out itself when it ends in .html and there is one other kernel,
+// OUT-KERNEL.html for several; out/kernels.html, or
+// out/kernels-KERNEL.html for several, when out is a directory.
+func kernelsOutPaths(out string, others []string) []string {
+	var paths []string
+	page := strings.HasSuffix(out, ".html")
+	for _, k := range others {
+		name := fileName(k)
+		switch {
+		case page && len(others) == 1:
+			paths = append(paths, out)
+		case page:
+			paths = append(paths, strings.TrimSuffix(out, ".html")+"-"+name+".html")
+		case len(others) == 1:
+			paths = append(paths, filepath.Join(out, "kernels.html"))
+		default:
+			paths = append(paths, filepath.Join(out, "kernels-"+name+".html"))
+		}
+	}
+	return paths
+}
+
+var unsafeName = regexp.MustCompile(`[^A-Za-z0-9._+-]+`)
+
+// fileName turns a kernel (a series or an image path) into a file name
+// part.
+func fileName(k string) string {
+	if c := parseKernel(k); c.path != "" {
+		image, _, _ := strings.Cut(c.path, ",")
+		k = filepath.Base(image)
+	}
+	return unsafeName.ReplaceAllString(k, "_")
+}
+
+// writeKernelsOut writes the HTML comparison of the first kernel with
+// each other kernel (kernelsOutPaths) and returns the pages' paths.
+func writeKernelsOut(out, pcap string, p *replayPlan, runs []kernelReport) ([]string, error) {
+	var others []string
+	for _, r := range runs[1:] {
+		others = append(others, r.Kernel)
+	}
+	paths := kernelsOutPaths(out, others)
+	a := replayreport.KernelRun{Name: runs[0].Kernel, Report: runs[0].Report}
+	for i, r := range runs[1:] {
+		var b bytes.Buffer
+		err := replayreport.WriteKernelsHTML(&b, a, replayreport.KernelRun{Name: r.Kernel, Report: r.Report},
+			replayreport.HTMLOptions{Capture: filepath.Base(pcap), Topology: p.top, Notes: p.notes})
+		if err != nil {
+			return nil, err
+		}
+		if err := os.MkdirAll(filepath.Dir(paths[i]), 0o755); err != nil {
+			return nil, err
+		}
+		if err := os.WriteFile(paths[i], b.Bytes(), 0o644); err != nil {
+			return nil, err
+		}
+	}
+	return paths, nil
 }
