@@ -145,6 +145,38 @@ type lxcRemoteEndpointInfo struct {
 	Pad            [3]uint8
 }
 
+type lxcSock4Reverse struct {
+	_           structs.HostLayout
+	Address     uint32
+	Port        uint16
+	RevNatIndex uint16
+	Hook        uint8
+	Pad         [3]uint8
+}
+
+type lxcSock4ReverseKey struct {
+	_       structs.HostLayout
+	Cookie  uint64
+	Address uint32
+	Port    uint16
+	Pad     uint16
+}
+
+type lxcSock4Xlate struct {
+	_           structs.HostLayout
+	Ktime       uint64
+	Vip         uint32
+	Backend     uint32
+	Vport       uint16
+	BackendPort uint16
+	BackendId   uint32
+	RevNatIndex uint16
+	Proto       uint8
+	Hook        uint8
+	Flags       uint8
+	Pad         [3]uint8
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
@@ -163,6 +195,9 @@ const (
 	lxcMapHoplabPolicy          = "hoplab_policy"
 	lxcMapHoplabPolicyProgs     = "hoplab_policy_progs"
 	lxcMapHoplabSnatV4External  = "hoplab_snat_v4_external"
+	lxcMapHoplabSock4Reverse    = "hoplab_sock4_reverse"
+	lxcMapHoplabSock4UdpFlows   = "hoplab_sock4_udp_flows"
+	lxcMapHoplabSock4Xlate      = "hoplab_sock4_xlate"
 	lxcProgHoplabFromContainer  = "hoplab_from_container"
 	lxcProgHoplabToContainer    = "hoplab_to_container"
 	lxcProgTailIpv4EgressPolicy = "tail_ipv4_egress_policy"
@@ -233,6 +268,9 @@ type lxcMapSpecs struct {
 	HoplabPolicy         *ebpf.MapSpec `ebpf:"hoplab_policy"`
 	HoplabPolicyProgs    *ebpf.MapSpec `ebpf:"hoplab_policy_progs"`
 	HoplabSnatV4External *ebpf.MapSpec `ebpf:"hoplab_snat_v4_external"`
+	HoplabSock4Reverse   *ebpf.MapSpec `ebpf:"hoplab_sock4_reverse"`
+	HoplabSock4UdpFlows  *ebpf.MapSpec `ebpf:"hoplab_sock4_udp_flows"`
+	HoplabSock4Xlate     *ebpf.MapSpec `ebpf:"hoplab_sock4_xlate"`
 }
 
 // lxcVariableSpecs contains global variables before they are loaded into the kernel.
@@ -275,6 +313,9 @@ type lxcMaps struct {
 	HoplabPolicy         *ebpf.Map `ebpf:"hoplab_policy"`
 	HoplabPolicyProgs    *ebpf.Map `ebpf:"hoplab_policy_progs"`
 	HoplabSnatV4External *ebpf.Map `ebpf:"hoplab_snat_v4_external"`
+	HoplabSock4Reverse   *ebpf.Map `ebpf:"hoplab_sock4_reverse"`
+	HoplabSock4UdpFlows  *ebpf.Map `ebpf:"hoplab_sock4_udp_flows"`
+	HoplabSock4Xlate     *ebpf.Map `ebpf:"hoplab_sock4_xlate"`
 }
 
 func (m *lxcMaps) Close() error {
@@ -293,6 +334,9 @@ func (m *lxcMaps) Close() error {
 		m.HoplabPolicy,
 		m.HoplabPolicyProgs,
 		m.HoplabSnatV4External,
+		m.HoplabSock4Reverse,
+		m.HoplabSock4UdpFlows,
+		m.HoplabSock4Xlate,
 	)
 }
 

@@ -49,6 +49,7 @@
 #include "lib/l4.h"
 #include "lib/conntrack.h"
 #include "lib/lb.h"
+#include "lib/sock.h"
 #include "lib/policy.h"
 #include "lib/ipcache.h"
 #include "lib/endpoint.h"
@@ -170,6 +171,12 @@ static __always_inline int handle_ipv4_from_lxc(struct __sk_buff *skb, struct dr
 			goto drop;
 		return ret;
 	}
+	/* A UDP flow sendmsg4 pointed at a backend, on a kernel without
+	 * recvmsg4: its CT entry gets the service's rev-NAT index, so that
+	 * to-container reverse-NATs the replies (lib/sock.h).
+	 */
+	if (!rev_nat)
+		rev_nat = sock4_udp_flow_rev_nat(&tuple);
 
 	skb->cb[CB_SRC_IDENTITY] = ep->sec_identity;
 	skb->cb[CB_BACKEND_ID] = backend_id;
