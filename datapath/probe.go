@@ -3,10 +3,12 @@ package datapath
 import (
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/features"
+	"golang.org/x/sys/unix"
 )
 
 // Requirement is a kernel feature the datapath relies on, with the kernel
@@ -47,3 +49,31 @@ func Probe() error {
 	}
 	return nil
 }
+
+// haveSockRecvmsg4 caches the probe of HaveSockRecvmsg4.
+var haveSockRecvmsg4 = sync.OnceValue(func() error {
+	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{
+		Type:         ebpf.CGroupSockAddr,
+		AttachType:   ebpf.AttachCGroupUDP4Recvmsg,
+		License:      "Dual BSD/GPL",
+		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 1), asm.Return()},
+	})
+	if err == nil {
+		prog.Close()
+		return nil
+	}
+	// BPF_PROG_LOAD rejects an expected attach type it does not know
+	// with EINVAL; so does a kernel without cgroup sock_addr programs.
+	if errors.Is(err, unix.EINVAL) {
+		return fmt.Errorf("cgroup/recvmsg4 (Linux 5.2, 4.19.57): %w", ebpf.ErrNotSupported)
+	}
+	return fmt.Errorf("probe cgroup/recvmsg4: %w", err)
+})
+
+// HaveSockRecvmsg4 reports whether the kernel has cgroup/recvmsg4
+// (BPF_CGROUP_UDP4_RECVMSG: Linux 5.2, backported to 4.19.57 and 5.1.16),
+// with which the socket LB makes UDP replies appear to come from the VIP.
+// It returns nil when it has, an error wrapping ebpf.ErrNotSupported when
+// it has not, and another error when the probe itself failed (no
+// privileges). The answer is cached.
+func HaveSockRecvmsg4() error { return haveSockRecvmsg4() }
