@@ -57,6 +57,32 @@
 // work as in direct routing. Everything else, and everything with the
 // tunnel device unset, is direct routing.
 //
+// # NodePort
+//
+// With the node's uplink address set ([Datapath.SetNodeAddress]), a
+// [Service] with NodePort at that address and the nodePort is served to
+// traffic from outside (Cilium's kube-proxy-free NodePort, SNAT mode,
+// externalTrafficPolicy=Cluster). The kernel routes both legs of a
+// connection once; the datapath translates at the uplink's programs, and
+// never hands the stack's input path a packet whose source is the node's
+// own address (Linux drops those as martians):
+//
+//   - request at from-netdev: backend selection pinned in a service entry,
+//     DNAT, and a CT entry of the post-DNAT tuple (OUT, flag NodePort,
+//     the rev-NAT index); a local backend gets the packet like any local
+//     pod (TTL-1, MACs, its to-container's ingress policy sees the
+//     client's identity), a remote one through the kernel's forwarding;
+//   - request at to-netdev (remote backend): SNAT to the node's address
+//     and a port of 32768-65535, both directions in the NAT table
+//     ([Datapath.NAT], [NATEntry]);
+//   - reply at from-netdev (remote backend): reverse SNAT, the client back
+//     as destination, to the stack, which forwards it;
+//   - reply at to-netdev (any backend): reverse DNAT, node:nodePort back
+//     as source, from the CT entry's rev-NAT index.
+//
+// from-netdev's and to-netdev's trace events carry the packet after their
+// translation.
+//
 // # Connection tracking
 //
 // Entries are keyed by the tuple of the packet that created them with the
@@ -72,7 +98,9 @@
 // (they need root: sudo -E go test ./datapath/...); each file tells one
 // packet story and checks the verdict, the output bytes against a packet
 // built with gopacket, and the CT entries, counters and events. make bench
-// prints the from-container table (NEW/ESTABLISHED x policy x CT entries);
+// prints the from-container table (NEW/ESTABLISHED x policy x CT entries)
+// and an established NodePort connection's cost at from-netdev and
+// to-netdev next to the direct-routing service flow's at from-container;
 // HOPLAB_BENCH_AGGREGATION=medium runs it with monitor aggregation and
 // HOPLAB_BENCH_READER=1 with an event reader attached.
 package datapath
