@@ -47,7 +47,8 @@ type Options struct {
 	CTEntries uint32
 	// VerifierStats asks the verifier for its statistics (a full log on
 	// kernels before 5.2, which have no statistics-only level), kept for
-	// [Datapath.VerifierStats]. It makes loading slower.
+	// [Datapath.VerifierStats]. It makes loading slower. The programs of
+	// bpf_sock ([Datapath.AttachSocketLB]) are verified too, and released.
 	VerifierStats bool
 	// TunnelIfIndex, when not zero, turns tunnel mode on at load: the
 	// ifindex of the node's collect-metadata VXLAN device (see
@@ -176,6 +177,10 @@ func Load(opts Options) (*Datapath, error) {
 		d.collectStats("bpf_lxc", lxcSpec, d.Programs())
 		d.collectStats("bpf_netdev", netdevSpec, d.Programs())
 		d.collectStats("bpf_overlay", overlaySpec, d.Programs())
+		if err := d.collectSockStats(collOpts.Programs); err != nil {
+			d.Close()
+			return nil, err
+		}
 	}
 	d.FromContainer = d.lxc.HoplabFromContainer
 	d.ToContainer = d.lxc.HoplabToContainer

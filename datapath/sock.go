@@ -161,7 +161,9 @@ func (d *Datapath) AttachSocketLBWith(cgroupPath string, opts SocketLBOptions) (
 	return s, nil
 }
 
-func (s *SocketLB) attach(d *Datapath, opts SocketLBOptions) error {
+// loadSock loads the programs objs names from bpf_sock with the
+// datapath's maps, and returns the object's spec.
+func (d *Datapath) loadSock(objs any, progOpts ebpf.ProgramOptions) (*ebpf.CollectionSpec, error) {
 	m := d.lxc.lxcMaps
 	maps := map[string]*ebpf.Map{
 		"hoplab_lb4_services":    m.HoplabLb4Services,
@@ -171,10 +173,47 @@ func (s *SocketLB) attach(d *Datapath, opts SocketLBOptions) error {
 		"hoplab_sock4_udp_flows": m.HoplabSock4UdpFlows,
 		"hoplab_ct4_global":      m.HoplabCt4Global,
 	}
+	// The CT map's size is the datapath's (Options.CTEntries).
+	opts := Options{CTEntries: m.HoplabCt4Global.MaxEntries()}
+	return loadShared(d.log, opts, "sock", "bpf_sock", loadSock, maps, &ebpf.CollectionOptions{Programs: progOpts}, objs)
+}
+
+// collectSockStats verifies the bpf_sock programs AttachSocketLB would
+// attach on this kernel (recvmsg4 where it has it, the egress fallback
+// everywhere) for Options.VerifierStats, and releases them.
+func (d *Datapath) collectSockStats(progOpts ebpf.ProgramOptions) error {
+	var (
+		core   sockCore
+		egress sockUDPEgress
+		recv   sockRecvmsg
+	)
+	spec, err := d.loadSock(&core, progOpts)
+	if err != nil {
+		return err
+	}
+	progs := map[string]*ebpf.Program{"hoplab_sock4_connect": core.Connect4, "hoplab_sock4_sendmsg": core.Sendmsg4}
+	defer func() {
+		for _, p := range progs {
+			p.Close()
+		}
+	}()
+	if _, err := d.loadSock(&egress, progOpts); err != nil {
+		return err
+	}
+	progs["hoplab_sock4_udp_egress"] = egress.Egress
+	if HaveSockRecvmsg4() == nil {
+		if _, err := d.loadSock(&recv, progOpts); err != nil {
+			return err
+		}
+		progs["hoplab_sock4_recvmsg"] = recv.Recvmsg4
+	}
+	d.collectStats("bpf_sock", spec, progs)
+	return nil
+}
+
+func (s *SocketLB) attach(d *Datapath, opts SocketLBOptions) error {
 	load := func(objs any) error {
-		// The CT map's size is the datapath's (Options.CTEntries).
-		opts := Options{CTEntries: m.HoplabCt4Global.MaxEntries()}
-		_, err := loadShared(d.log, opts, "sock", "bpf_sock", loadSock, maps, &ebpf.CollectionOptions{}, objs)
+		_, err := d.loadSock(objs, ebpf.ProgramOptions{})
 		return err
 	}
 	var core sockCore

@@ -26,7 +26,11 @@ func TestVerifierStatsOnHost(t *testing.T) {
 	want := map[string]string{
 		"hoplab_from_container": "bpf_lxc", "tail_ipv4_egress_policy": "bpf_lxc", "hoplab_to_container": "bpf_lxc",
 		"hoplab_from_netdev": "bpf_netdev", "hoplab_to_netdev": "bpf_netdev",
-		"hoplab_from_overlay": "bpf_overlay",
+		"hoplab_from_overlay":  "bpf_overlay",
+		"hoplab_sock4_connect": "bpf_sock", "hoplab_sock4_sendmsg": "bpf_sock", "hoplab_sock4_udp_egress": "bpf_sock",
+	}
+	if HaveSockRecvmsg4() == nil {
+		want["hoplab_sock4_recvmsg"] = "bpf_sock"
 	}
 	if len(stats) != len(want) {
 		t.Fatalf("got %d programs, want %d: %+v", len(stats), len(want), stats)
@@ -36,7 +40,7 @@ func TestVerifierStatsOnHost(t *testing.T) {
 		if want[s.Program] != s.Object {
 			t.Errorf("%s: object %q, want %q", s.Program, s.Object, want[s.Program])
 		}
-		if s.Insns < 100 || s.Processed < s.Insns/2 || s.Verify <= 0 {
+		if s.Insns < 20 || s.Processed < s.Insns/2 || s.Verify <= 0 {
 			t.Errorf("%s: implausible statistics %+v", s.Program, s)
 		}
 	}
