@@ -66,7 +66,8 @@ type SockTranslation struct {
 	// NoBackend says the service had no backend: the call failed with
 	// EPERM (4.19 cannot choose the errno).
 	NoBackend bool
-	// Time is when it happened, on CLOCK_MONOTONIC (bpf_ktime_get_ns).
+	// Time is when it happened, on CLOCK_MONOTONIC (bpf_ktime_get_ns,
+	// comparable with clock_gettime(CLOCK_MONOTONIC)).
 	Time time.Duration
 }
 
@@ -173,9 +174,18 @@ func (d *Datapath) loadSock(objs any, progOpts ebpf.ProgramOptions) (*ebpf.Colle
 		"hoplab_sock4_udp_flows": m.HoplabSock4UdpFlows,
 		"hoplab_ct4_global":      m.HoplabCt4Global,
 	}
-	// The CT map's size is the datapath's (Options.CTEntries).
-	opts := Options{CTEntries: m.HoplabCt4Global.MaxEntries()}
-	return loadShared(d.log, opts, "sock", "bpf_sock", loadSock, maps, &ebpf.CollectionOptions{Programs: progOpts}, objs)
+	spec, err := loadObject("sock", loadSock)
+	if err != nil {
+		return nil, fmt.Errorf("load bpf_sock spec: %w", err)
+	}
+	// Unlike loadShared, keep bpf_ktime_get_ns: a translation's time is
+	// compared with CLOCK_MONOTONIC, which the coarse clock trails by up
+	// to a tick. The CT map's size is the datapath's (Options.CTEntries).
+	Options{CTEntries: m.HoplabCt4Global.MaxEntries()}.resize(spec)
+	if err := spec.LoadAndAssign(objs, &ebpf.CollectionOptions{MapReplacements: maps, Programs: progOpts}); err != nil {
+		return nil, newLoadError("bpf_sock", err)
+	}
+	return spec, nil
 }
 
 // collectSockStats verifies the bpf_sock programs AttachSocketLB would

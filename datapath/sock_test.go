@@ -418,6 +418,13 @@ func attachSocketLB(t *testing.T, dp *Datapath, cgroup string, opts SocketLBOpti
 	return s
 }
 
+// monotonic is CLOCK_MONOTONIC, the clock of SockTranslation.Time.
+func monotonic(t *testing.T) time.Duration {
+	var ts unix.Timespec
+	must(t, unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts))
+	return time.Duration(ts.Nano())
+}
+
 // kernelAtLeast reports whether the running kernel is major.minor or newer.
 func kernelAtLeast(t *testing.T, major, minor int) bool {
 	t.Helper()
@@ -453,7 +460,9 @@ func TestSocketLBConnect(t *testing.T) {
 	s := attachSocketLB(t, n.dp, n.cgroup, SocketLBOptions{})
 
 	t.Log("pod1 connects to 10.224.1.1:80 and gets its bytes echoed by pod2:8080")
+	before := monotonic(t)
 	rep := n.call(t, "tcp", "10.224.1.1:80", "hello")
+	after := monotonic(t)
 	if rep.Err != "" {
 		t.Fatalf("connect to the service: %s", rep.Err)
 	}
@@ -465,8 +474,8 @@ func TestSocketLBConnect(t *testing.T) {
 	tr, err := s.Translation(rep.Cookie)
 	must(t, err)
 	want := fmt.Sprintf("cookie %d TCP connect4 10.224.1.1:80 -> 10.1.1.20:8080", rep.Cookie)
-	if tr.String() != want || tr.BackendID != 2 || tr.RevNAT != 1 || tr.NoBackend || tr.Time == 0 {
-		t.Errorf("translation %q %+v, want %q, backend 2, rev-NAT 1", tr, tr, want)
+	if tr.String() != want || tr.BackendID != 2 || tr.RevNAT != 1 || tr.NoBackend || tr.Time < before || tr.Time > after {
+		t.Errorf("translation %q %+v, want %q, backend 2, rev-NAT 1, at CLOCK_MONOTONIC %v..%v", tr, tr, want, before, after)
 	}
 	all, err := s.Translations()
 	must(t, err)
