@@ -3,6 +3,7 @@ package lab
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -111,28 +112,65 @@ func (l *Lab) Connect(ctx context.Context, a nodeapi.ClientAction) (Connection, 
 	if c.Sock != nil {
 		obs = append(obs, l.sockObservation(a, c.Sock, obs[first]))
 	}
-	js, _ := journey.Merge([]journey.Injected{{Time: obs[first].Time, Key: obs[first].Key}}, obs)
+	// The first packet and the reply may share an IPv4 ID (Linux sends
+	// SYN and SYN-ACK with ID 0), so each journey keeps only the
+	// observations of its own direction (direction).
+	first0 := obs[first]
+	js, _ := journey.Merge([]journey.Injected{{Time: first0.Time, Key: first0.Key}}, direction(obs, first0))
 	c.First = js[0]
 	// The reply: the first observation addressed to the client's port
-	// after the first packet; its IPv4 ID names it along the way back.
+	// after the first packet, in the other direction; its IPv4 ID names
+	// it along the way back.
+	fwd := map[addrs]bool{}
+	for _, o := range direction(obs, first0) {
+		fwd[addrsOf(o)] = true
+	}
 	reply := -1
 	for i, o := range obs {
-		if o.HasKey && o.Key.Proto == proto && o.Key.Dst.Port() == a.Sport && o.Time.After(obs[first].Time) &&
+		if o.HasKey && o.Key.Proto == proto && o.Key.Dst.Port() == a.Sport && o.Time.After(first0.Time) && !fwd[addrsOf(o)] &&
 			(reply < 0 || o.Time.Before(obs[reply].Time)) {
 			reply = i
 		}
 	}
 	if reply >= 0 {
-		var back []journey.Observation
-		for _, o := range obs {
-			if o.Time.After(obs[first].Time) {
-				back = append(back, o)
-			}
-		}
-		js, _ := journey.Merge([]journey.Injected{{Time: obs[reply].Time, Key: obs[reply].Key}}, back)
+		js, _ := journey.Merge([]journey.Injected{{Time: obs[reply].Time, Key: obs[reply].Key}}, direction(obs, obs[reply]))
 		c.Reply = js[0]
 		l.save("connect-reply", c.Reply)
 	}
 	l.save("connect", c.First)
 	return c, nil
+}
+
+// addrs is an observation's source and destination (address and port).
+type addrs struct{ src, dst netip.AddrPort }
+
+func addrsOf(o journey.Observation) addrs { return addrs{o.Key.Src, o.Key.Dst} }
+
+// direction returns the observations of from's direction: starting from
+// from's addresses, every observation (of its protocol) that shares its
+// source with a source, or its destination with a destination, already
+// found. NAT rewrites one side at a time, so the chain follows the packet
+// through DNAT, SNAT and their reversals, while the other direction (whose
+// addresses swap roles) stays out.
+func direction(obs []journey.Observation, from journey.Observation) []journey.Observation {
+	srcs := map[netip.AddrPort]bool{from.Key.Src: true}
+	dsts := map[netip.AddrPort]bool{from.Key.Dst: true}
+	in := make([]bool, len(obs))
+	for grew := true; grew; {
+		grew = false
+		for i, o := range obs {
+			if in[i] || !o.HasKey || o.Key.Proto != from.Key.Proto || !(srcs[o.Key.Src] || dsts[o.Key.Dst]) {
+				continue
+			}
+			in[i], grew = true, true
+			srcs[o.Key.Src], dsts[o.Key.Dst] = true, true
+		}
+	}
+	var out []journey.Observation
+	for i, o := range obs {
+		if in[i] || !o.HasKey {
+			out = append(out, o)
+		}
+	}
+	return out
 }

@@ -116,3 +116,41 @@ func TestEventFilters(t *testing.T) {
 		t.Errorf("pod frames: %d, want 1", n)
 	}
 }
+
+// TestDirection: the NodePort connection's SYN and SYN-ACK share IPv4 ID
+// 0; direction keeps each journey to its own packets across DNAT, SNAT
+// and their reversals.
+func TestDirection(t *testing.T) {
+	ob := func(src, dst string) journey.Observation {
+		return journey.Observation{HasKey: true, Key: journey.FlowKey{Proto: 6, Src: netip.MustParseAddrPort(src), Dst: netip.MustParseAddrPort(dst)}}
+	}
+	fwd := []journey.Observation{
+		ob("192.0.2.50:40000", "10.255.1.11:30080"), // laptop sends
+		ob("192.0.2.50:40000", "10.1.2.40:8080"),    // node1 DNAT
+		ob("10.255.1.11:40000", "10.1.2.40:8080"),   // node1 SNAT
+	}
+	back := []journey.Observation{
+		ob("10.1.2.40:8080", "10.255.1.11:40000"),   // pod4 answers
+		ob("10.1.2.40:8080", "192.0.2.50:40000"),    // node1 reverse SNAT
+		ob("10.255.1.11:30080", "192.0.2.50:40000"), // node1 reverse DNAT
+	}
+	all := []journey.Observation{back[2], fwd[2], back[0], fwd[0], back[1], fwd[1]}
+	for _, tc := range []struct {
+		from journey.Observation
+		want []journey.Observation
+	}{{fwd[0], fwd}, {back[1], back}} {
+		got := direction(all, tc.from)
+		if len(got) != len(tc.want) {
+			t.Fatalf("from %v: %d observations, want %d: %v", tc.from.Key, len(got), len(tc.want), got)
+		}
+		for _, w := range tc.want {
+			found := false
+			for _, g := range got {
+				found = found || g.Key == w.Key
+			}
+			if !found {
+				t.Errorf("from %v: %v missing", tc.from.Key, w.Key)
+			}
+		}
+	}
+}
