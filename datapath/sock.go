@@ -144,7 +144,10 @@ type sockUDPEgress struct {
 // it attaches cgroup_skb/egress, which hands the tc path the flows
 // sendmsg4 translated, and from-container's CT entry reverse-NATs their
 // replies on the way into the pod (so only for pods, whose traffic
-// crosses from-container and to-container).
+// crosses from-container and to-container). The fallback leaves a
+// connected UDP socket's replies alone (the socket would drop them from
+// the VIP), so recvfrom reports the backend there, as getpeername does
+// on every kernel.
 //
 // The programs act on sockets created by processes in the cgroup or its
 // descendants. Several SocketLBs of one datapath share its maps.
@@ -316,7 +319,9 @@ func (s *SocketLB) Translations() ([]SockTranslation, error) {
 }
 
 // Close detaches the programs and releases them; the maps stay with the
-// datapath.
+// datapath. Before Linux 5.7 (no BPF links for cgroups) an attachment
+// outlives the process that made it: only Close, or removing the cgroup,
+// detaches it.
 func (s *SocketLB) Close() error {
 	var errs []error
 	for i := len(s.links) - 1; i >= 0; i-- {
