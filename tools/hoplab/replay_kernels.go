@@ -74,7 +74,11 @@ func (a *app) replayKernels(ctx context.Context, f replayFlags, list []string) e
 	for _, n := range p.notes {
 		log.Info(n)
 	}
-	runs, err := a.replayEach(ctx, f, p, list)
+	plans, err := a.entryPlans(f, p, list)
+	if err != nil {
+		return err
+	}
+	runs, err := a.replayEach(ctx, f, plans, list)
 	if err != nil {
 		return err
 	}
@@ -106,6 +110,41 @@ func (a *app) replayKernels(ctx context.Context, f replayFlags, list []string) e
 	return nil
 }
 
+// splitEntry reads a --kernels entry: a kernel (a series or an image
+// path), optionally followed by "@TOPOLOGY", a topology of its own to boot
+// on that kernel instead of --topology ("7.2@variant.yaml": the same
+// capture through another configuration).
+func splitEntry(e string) (kernel, topology string) {
+	kernel, topology, _ = strings.Cut(e, "@")
+	return kernel, topology
+}
+
+// entryPlans returns the plan of each entry of list: p, or for an entry
+// with a topology of its own, the capture planned through that topology
+// (its pods and nodes must place the packets the same way).
+func (a *app) entryPlans(f replayFlags, p *replayPlan, list []string) ([]*replayPlan, error) {
+	plans := make([]*replayPlan, len(list))
+	byTop := map[string]*replayPlan{}
+	for i, e := range list {
+		_, top := splitEntry(e)
+		if top == "" {
+			plans[i] = p
+			continue
+		}
+		if byTop[top] == nil {
+			g := f
+			g.topology = top
+			q, err := a.planReplay(g)
+			if err != nil {
+				return nil, fmt.Errorf("kernel %s: %w", e, err)
+			}
+			byTop[top] = q
+		}
+		plans[i] = byTop[top]
+	}
+	return plans, nil
+}
+
 // parallelKernels reports whether the kernels' clusters can boot at the
 // same time: with minParallelCPUs cores or more, when every kernel is a
 // catalogue series named once (a user's image is passed to the harness in
@@ -114,8 +153,9 @@ func parallelKernels(list []string, cpus int) bool {
 	if cpus < minParallelCPUs {
 		return false
 	}
-	for i, k := range list {
-		if parseKernel(k).path != "" || slices.Contains(list[:i], k) {
+	for i, e := range list {
+		k, _ := splitEntry(e)
+		if parseKernel(k).path != "" || slices.Contains(list[:i], e) {
 			return false
 		}
 	}
@@ -126,7 +166,7 @@ func parallelKernels(list []string, cpus int) bool {
 // parallelKernels says so, and returns the reports in list's order.
 // HOPLAB_KERNEL is set for a user's image and unset for a series, so a
 // kernel of the caller's environment never replaces a series asked for.
-func (a *app) replayEach(ctx context.Context, f replayFlags, p *replayPlan, list []string) ([]kernelReport, error) {
+func (a *app) replayEach(ctx context.Context, f replayFlags, plans []*replayPlan, list []string) ([]kernelReport, error) {
 	prev, had := os.LookupEnv(vmtest.EnvKernel)
 	defer func() {
 		if had {
@@ -139,20 +179,22 @@ func (a *app) replayEach(ctx context.Context, f replayFlags, p *replayPlan, list
 	log := a.logger()
 	runs := make([]kernelReport, len(list))
 	one := func(ctx context.Context, i int) error {
-		k := list[i]
+		e := list[i]
+		k, _ := splitEntry(e)
 		start := time.Now()
-		rep, err := a.replayOn(ctx, f, p, k)
+		rep, err := a.replayOn(ctx, f, plans[i], k)
 		if err != nil {
-			return fmt.Errorf("kernel %s: %w", k, err)
+			return fmt.Errorf("kernel %s: %w", e, err)
 		}
 		took := time.Since(start)
-		log.Info("replayed", "kernel", k, "release", rep.Kernel, "took", took.Round(100*time.Millisecond))
-		runs[i] = kernelReport{Kernel: k, Report: rep, TookMS: took.Milliseconds()}
+		log.Info("replayed", "kernel", e, "release", rep.Kernel, "took", took.Round(100*time.Millisecond))
+		runs[i] = kernelReport{Kernel: e, Report: rep, TookMS: took.Milliseconds()}
 		return nil
 	}
 	if !parallelKernels(list, runtime.NumCPU()) {
-		for i, k := range list {
-			log.Info("replaying", "kernel", k)
+		for i, e := range list {
+			log.Info("replaying", "kernel", e)
+			k, _ := splitEntry(e)
 			if c := parseKernel(k); c.path != "" {
 				os.Setenv(vmtest.EnvKernel, c.path)
 			} else {
@@ -296,12 +338,16 @@ func kernelsOutPaths(out string, others []string) []string {
 
 var unsafeName = regexp.MustCompile(`[^A-Za-z0-9._+-]+`)
 
-// fileName turns a kernel (a series or an image path) into a file name
-// part.
-func fileName(k string) string {
+// fileName turns a kernel entry (a series or an image path, maybe with
+// "@TOPOLOGY") into a file name part.
+func fileName(e string) string {
+	k, top := splitEntry(e)
 	if c := parseKernel(k); c.path != "" {
 		image, _, _ := strings.Cut(c.path, ",")
 		k = filepath.Base(image)
+	}
+	if top != "" {
+		k += "-" + strings.TrimSuffix(filepath.Base(top), filepath.Ext(top))
 	}
 	return unsafeName.ReplaceAllString(k, "_")
 }

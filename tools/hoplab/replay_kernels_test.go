@@ -77,6 +77,37 @@ func TestReplayKernelsFlags(t *testing.T) {
 	}
 }
 
+// An entry with a topology of its own ("7.2@FILE") gets the capture
+// planned through that topology; the other entries share --topology's
+// plan; a topology that cannot place the packets fails naming the entry.
+func TestEntryPlans(t *testing.T) {
+	a := &app{stdout: &bytes.Buffer{}, stderr: &bytes.Buffer{}}
+	f := replayFlags{topology: "pod-to-service", pcap: "../../fixtures/data/tcp-syn-vip.pcap"}
+	p, err := a.planReplay(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	variant := "testdata/pod-to-service-port-9090.yaml"
+	plans, err := a.entryPlans(f, p, []string{"5.10", "7.2@" + variant, "6.1@" + variant})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if plans[0] != p || plans[1] == p || plans[2] != plans[1] || plans[1].top.File != variant {
+		t.Errorf("plans %p %p %p (base %p), variant's topology %s", plans[0], plans[1], plans[2], p, plans[1].top.File)
+	}
+	if got := plans[1].top.Policies[0].Ingress[0].ToPorts[0].Ports[0].Port; got != 9090 {
+		t.Errorf("variant's policy port %d", got)
+	}
+	_, err = a.entryPlans(f, p, []string{"5.10", "7.2@tunnel"})
+	if err != nil {
+		t.Errorf("the tunnel topology places the reference SYN too: %v", err)
+	}
+	_, err = a.entryPlans(f, p, []string{"5.10", "7.2@no/such.yaml"})
+	if err == nil || !strings.HasPrefix(err.Error(), "kernel 7.2@no/such.yaml: replay: ") {
+		t.Errorf("missing topology: %v", err)
+	}
+}
+
 // The kernels' clusters boot at the same time with 4 cores or more, when
 // every kernel is a series named once; one at a time otherwise.
 func TestParallelKernels(t *testing.T) {
@@ -89,6 +120,8 @@ func TestParallelKernels(t *testing.T) {
 		{[]string{"5.10", "7.2"}, 2, false},
 		{[]string{"5.10", "/k/bzImage,/k/modules"}, 8, false},
 		{[]string{"6.1", "6.1"}, 8, false},
+		{[]string{"6.1", "6.1@variant.yaml"}, 8, true},
+		{[]string{"6.1", "/k/bzImage@variant.yaml"}, 8, false},
 	} {
 		if got := parallelKernels(c.list, c.cpus); got != c.want {
 			t.Errorf("%v on %d cores: %v, want %v", c.list, c.cpus, got, c.want)
@@ -107,6 +140,7 @@ func TestKernelsOutPaths(t *testing.T) {
 		{"/r/k.html", []string{"6.1", "/img/bzImage-4.19.304,/img/modules"}, []string{"/r/k-6.1.html", "/r/k-bzImage-4.19.304.html"}},
 		{"/r", []string{"7.2"}, []string{"/r/kernels.html"}},
 		{"/r", []string{"6.1", "7.2"}, []string{"/r/kernels-6.1.html", "/r/kernels-7.2.html"}},
+		{"/r", []string{"7.2@testdata/pod-to-service-port-9090.yaml", "/img/bzImage,/m@v.yaml"}, []string{"/r/kernels-7.2-pod-to-service-port-9090.html", "/r/kernels-bzImage-v.html"}},
 	} {
 		if got := kernelsOutPaths(c.out, c.others); !slices.Equal(got, c.want) {
 			t.Errorf("%s %v: %v, want %v", c.out, c.others, got, c.want)
