@@ -87,7 +87,9 @@ first kernel's: hops, fields, verdicts, drop reasons and CT entries. It
 prints the differences and exits with status 1 when there are any (--json
 gives them structured); --diff prints each differing packet's journeys
 side by side, the first differing hop marked '>' and the differing fields
-'!'; --out FILE.html (or DIR) writes the two paths drawn side by side.
+'!'; --out FILE.html (or DIR) writes the two paths drawn side by side. An
+entry KERNEL@TOPOLOGY boots a topology of its own on that kernel
+("6.1,6.1@variant.yaml": what a configuration change does to the capture).
 
 --out DIR writes one pcapng per hop (NN-node-point-device.pcapng) and
 report.html, a self-contained page with a figure of each packet's path.`,
@@ -105,7 +107,7 @@ report.html, a self-contained page with a figure of each packet's path.`,
 	fl.StringVar(&f.pcap, "pcap", "", "capture to replay (pcap or pcapng, optionally gzipped)")
 	fl.StringVar(&f.inject, "inject", "", "injection point: POD, NODE:bond0 or ROUTER:NODE (default: per packet)")
 	fl.BoolVar(&f.diff, "diff", false, "with --kernels: print each differing packet's journeys side by side")
-	fl.StringVar(&f.kernels, "kernels", "", "replay on each of these kernels in turn (series, or images; ';' between kernels when an image has a modules directory) and compare every journey with the first kernel's: exit 1 when one differs")
+	fl.StringVar(&f.kernels, "kernels", "", "replay on each of these kernels (series, or images; ';' between kernels when an image has a modules directory; KERNEL@TOPOLOGY boots another topology on it) and compare every journey with the first kernel's: exit 1 when one differs")
 	fl.StringVar(&f.kernel, "kernel", "", "kernel series (5.10, 6.1, 6.12, 7.2) or /path/to/bzImage[,modules-dir] (default: the topology's)")
 	fl.BoolVar(&f.json, "json", false, "print the journey report as JSON (DESIGN.md contract)")
 	fl.StringVar(&f.out, "out", "", "write per-hop pcapng files and report.html into this directory")
