@@ -105,7 +105,7 @@ report.html, a self-contained page with a figure of each packet's path.`,
 	fl := cmd.Flags()
 	fl.StringVar(&f.topology, "topology", "", "topology file or shipped topology name (default: the running cluster's)")
 	fl.StringVar(&f.pcap, "pcap", "", "capture to replay (pcap or pcapng, optionally gzipped)")
-	fl.StringVar(&f.inject, "inject", "", "injection point: POD, NODE:bond0 or ROUTER:NODE (default: per packet)")
+	fl.StringVar(&f.inject, "inject", "", "injection point: POD, EXTERNAL, NODE:bond0 or ROUTER:NODE (default: per packet)")
 	fl.BoolVar(&f.diff, "diff", false, "with --kernels: print each differing packet's journeys side by side")
 	fl.StringVar(&f.kernels, "kernels", "", "replay on each of these kernels (series, or images; ';' between kernels when an image has a modules directory; KERNEL@TOPOLOGY boots another topology on it) and compare every journey with the first kernel's: exit 1 when one differs")
 	fl.StringVar(&f.kernel, "kernel", "", "kernel series (5.10, 6.1, 6.12, 7.2) or /path/to/bzImage[,modules-dir] (default: the topology's)")

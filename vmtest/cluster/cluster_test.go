@@ -302,3 +302,34 @@ func TestRewriteL2(t *testing.T) {
 		t.Error("10-byte frame accepted")
 	}
 }
+
+// TestExternalPoints: an external host is an injection point by name and,
+// for frames from its address, by default; its frames are rewritten to
+// its MAC → the router's end of its veth; a point that misplaces it fails.
+func TestExternalPoints(t *testing.T) {
+	top := builtin(t, "nodeport")
+	e := top.External("laptop")
+	want := InjectPoint{Kind: AtExternal, Pod: "laptop", Node: "tor", Router: "tor"}
+	got, err := ParsePoint(top, "laptop")
+	if err != nil || got != want || got.String() != "laptop" {
+		t.Fatalf("ParsePoint(laptop) = %+v, %v", got, err)
+	}
+	frame := frameOf(t, "192.0.2.50", "10.255.1.11", "tcp", 40000, 30080, 64)
+	if got, err := DefaultPoint(top, frame); err != nil || got != want {
+		t.Fatalf("DefaultPoint = %+v, %v", got, err)
+	}
+	out, err := RewriteL2(top, want, frame)
+	if err != nil || !bytes.Equal(out[0:6], e.RouterMAC[:]) || !bytes.Equal(out[6:12], e.MAC[:]) || !bytes.Equal(out[12:], frame[12:]) {
+		t.Fatalf("RewriteL2: % x, %v", out[:12], err)
+	}
+	if err := checkPoint(top, want); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []InjectPoint{{Kind: AtExternal, Pod: "laptop", Node: "node1", Router: "tor"}, {Kind: AtExternal, Pod: "phone", Node: "tor", Router: "tor"}} {
+		if err := checkPoint(top, bad); !errors.Is(err, ErrBadPoint) {
+			t.Errorf("checkPoint(%+v) = %v", bad, err)
+		}
+	}
+	_, err = ParsePoint(top, "phone")
+	errtext.Check(t, err, `bad injection point "phone": no such pod or external host in topology nodeport (pods: pod1, pod2, pod4; externals: laptop)`)
+}

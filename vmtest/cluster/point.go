@@ -77,6 +77,13 @@ func ParsePoint(t *topologies.Topology, s string) (InjectPoint, error) {
 		if t.Node(s) != nil {
 			return InjectPoint{}, fmt.Errorf("%w %q: that is a node; say %s:%s", ErrBadPoint, s, s, vmtest.NodeBond)
 		}
+		if len(t.Externals) > 0 {
+			var ext []string
+			for _, e := range t.Externals {
+				ext = append(ext, e.Name)
+			}
+			return InjectPoint{}, fmt.Errorf("%w %q: no such pod or external host in topology %s (pods: %s; externals: %s)", ErrBadPoint, s, t.Name, podNames(t), strings.Join(ext, ", "))
+		}
 		return InjectPoint{}, fmt.Errorf("%w %q: no such pod in topology %s (pods: %s)", ErrBadPoint, s, t.Name, podNames(t))
 	case a == t.Router.Name:
 		if t.Node(b) == nil {
