@@ -301,3 +301,23 @@ func TestInjectedFirst(t *testing.T) {
 		t.Fatal(s)
 	}
 }
+
+// TestExternalObservations: an external host's frames are its "external"
+// hops, with the host as node and "<host>:eth0" as device; what it
+// receives is delivered to it.
+func TestExternalObservations(t *testing.T) {
+	f := frameOf(t, "10.255.1.11", "192.0.2.50", "tcp", 30080, 40000, 61)
+	for _, tc := range []struct {
+		dir      string
+		receives bool
+	}{{nodeapi.PodEgress, false}, {nodeapi.PodIngress, true}} {
+		obs := Event{Kind: EventPod, Pod: &nodeapi.PodPacket{Node: "tor", Pod: "laptop", External: true, Direction: tc.dir, Frame: f}}.Observations()
+		if len(obs) != 1 {
+			t.Fatalf("%s: %d observations", tc.dir, len(obs))
+		}
+		h := obs[0].Hop
+		if h.Node != "laptop" || h.Point != journey.External || h.Device != "laptop:eth0" || h.TTL != 61 || (obs[0].Pod == "laptop") != tc.receives {
+			t.Errorf("%s: %+v (pod %q)", tc.dir, h, obs[0].Pod)
+		}
+	}
+}
