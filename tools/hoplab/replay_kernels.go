@@ -119,6 +119,16 @@ func splitEntry(e string) (kernel, topology string) {
 	return kernel, topology
 }
 
+// displayName is how text and pages name an entry: as given, but a
+// topology of its own by its file's base name ("7.2@variant.yaml").
+func displayName(e string) string {
+	k, top := splitEntry(e)
+	if top == "" {
+		return e
+	}
+	return k + "@" + filepath.Base(top)
+}
+
 // entryPlans returns the plan of each entry of list: p, or for an entry
 // with a topology of its own, the capture planned through that topology
 // (its pods and nodes must place the packets the same way).
@@ -271,7 +281,7 @@ func diffKernels(runs []kernelReport) []kernelDiff {
 // long its replay took.
 func writeKernelsHeader(w io.Writer, res kernelsResult) {
 	for _, k := range res.Kernels {
-		fmt.Fprintf(w, "kernel %s: %s, %d packet(s), %v\n", k.Kernel, k.Report.Kernel, len(k.Report.Packets),
+		fmt.Fprintf(w, "kernel %s: %s, %d packet(s), %v\n", displayName(k.Kernel), k.Report.Kernel, len(k.Report.Packets),
 			(time.Duration(k.TookMS) * time.Millisecond).Round(100*time.Millisecond))
 	}
 }
@@ -282,11 +292,11 @@ func writeKernelsText(w io.Writer, res kernelsResult) error {
 	first := res.Kernels[0]
 	writeKernelsHeader(w, res)
 	if res.Equal {
-		_, err := fmt.Fprintf(w, "every journey is the same on every kernel as on %s\n", first.Kernel)
+		_, err := fmt.Fprintf(w, "every journey is the same on every kernel as on %s\n", displayName(first.Kernel))
 		return err
 	}
 	for _, d := range res.Differences {
-		fmt.Fprintf(w, "\npacket %d on %s differs from %s:\n", d.Index, d.Kernel, first.Kernel)
+		fmt.Fprintf(w, "\npacket %d on %s differs from %s:\n", d.Index, displayName(d.Kernel), displayName(first.Kernel))
 		for _, f := range d.Diffs {
 			fmt.Fprintf(w, "  %s\n", f)
 		}
@@ -299,10 +309,10 @@ func writeKernelsText(w io.Writer, res kernelsResult) error {
 // line per packet that is alike, both journeys for one that differs.
 func writeKernelsSideBySide(w io.Writer, res kernelsResult) error {
 	writeKernelsHeader(w, res)
-	a := replayreport.KernelRun{Name: res.Kernels[0].Kernel, Report: res.Kernels[0].Report}
+	a := replayreport.KernelRun{Name: displayName(res.Kernels[0].Kernel), Report: res.Kernels[0].Report}
 	for _, k := range res.Kernels[1:] {
 		fmt.Fprintln(w)
-		if err := replayreport.WriteSideBySide(w, a, replayreport.KernelRun{Name: k.Kernel, Report: k.Report}); err != nil {
+		if err := replayreport.WriteSideBySide(w, a, replayreport.KernelRun{Name: displayName(k.Kernel), Report: k.Report}); err != nil {
 			return err
 		}
 	}
@@ -360,10 +370,10 @@ func writeKernelsOut(out, pcap string, p *replayPlan, runs []kernelReport) ([]st
 		others = append(others, r.Kernel)
 	}
 	paths := kernelsOutPaths(out, others)
-	a := replayreport.KernelRun{Name: runs[0].Kernel, Report: runs[0].Report}
+	a := replayreport.KernelRun{Name: displayName(runs[0].Kernel), Report: runs[0].Report}
 	for i, r := range runs[1:] {
 		var b bytes.Buffer
-		err := replayreport.WriteKernelsHTML(&b, a, replayreport.KernelRun{Name: r.Kernel, Report: r.Report},
+		err := replayreport.WriteKernelsHTML(&b, a, replayreport.KernelRun{Name: displayName(r.Kernel), Report: r.Report},
 			replayreport.HTMLOptions{Capture: filepath.Base(pcap), Topology: p.top, Notes: p.notes})
 		if err != nil {
 			return nil, err
