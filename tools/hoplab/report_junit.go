@@ -115,13 +115,28 @@ func (r *suiteRun) countCase(c junitCase) {
 		if strings.TrimSpace(msg) == "" {
 			msg = f.Text
 		}
-		r.Failures = append(r.Failures, specFailure{Suite: r.Suite, Spec: c.Name, Message: firstLine(msg)})
+		r.Failures = append(r.Failures, specFailure{Suite: r.Suite, Spec: c.Name, Message: messageLine(msg)})
 	case !spec:
 	case c.Skipped != nil || c.Status == "skipped" || c.Status == "pending":
 		r.Skipped++
 	default:
 		r.Passed++
 	}
+}
+
+// gomegaPreamble matches the lines Gomega puts before an error's text
+// ("Unexpected error:", "<*fmt.wrapError | 0xc000123>: ").
+var gomegaPreamble = regexp.MustCompile(`^(Unexpected error:|<[^>]*>:)$`)
+
+// messageLine is the line of a failure message that says what failed: the
+// first one that is not Gomega's preamble.
+func messageLine(msg string) string {
+	for _, l := range strings.Split(msg, "\n") {
+		if l = strings.TrimSpace(l); l != "" && !gomegaPreamble.MatchString(l) {
+			return l
+		}
+	}
+	return ""
 }
 
 // readJUnit reads one JUnit file and returns its suites, each with the

@@ -177,3 +177,16 @@ func TestReportMergeBadInput(t *testing.T) {
 		}
 	}
 }
+
+// A failure's line is what failed, not Gomega's preamble.
+func TestMessageLine(t *testing.T) {
+	for msg, want := range map[string]string{
+		"Unexpected error:\n    <*fmt.wrapError | 0xc0001a2b40>: \n    lab: cluster policy: node1: node-setup: load bpf_lxc: program x on kernel 4.19.304: verifier: bad (full log: /a/verifier-x.log)\n    {msg: \"...\"}\noccurred": "lab: cluster policy: node1: node-setup: load bpf_lxc: program x on kernel 4.19.304: verifier: bad (full log: /a/verifier-x.log)",
+		"to-container: ttl: got 62, want 61\nExpected\n    <string>: 1\nto be empty": "to-container: ttl: got 62, want 61",
+		"": "",
+	} {
+		if got := messageLine(msg); got != want {
+			t.Errorf("%q: %q, want %q", msg, got, want)
+		}
+	}
+}
