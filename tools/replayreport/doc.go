@@ -30,4 +30,16 @@
 // each hop inside it as a device with its hook, arrows along the hops, the
 // dropping hop in red — and a table of every hop's headers with the fields
 // that changed highlighted.
+//
+// # Two kernels
+//
+// ComparePackets aligns one packet's journeys on two kernels hop by hop
+// (same node, point and device, in path order) and compares them field by
+// field, both sides alike, the outer UDP source port (a per-boot hash)
+// aside; CompareReports does so for every packet. WriteSideBySide prints a
+// line per packet that is alike and both journeys side by side for one
+// that differs, the first differing hop marked '>' and every differing
+// value '!'. WriteKernelsHTML draws the two paths side by side with the
+// figure of WriteHTML, the first differing hop filled and the other
+// differing hops outlined, over hop tables aligned row by row.
 package replayreport
