@@ -11,7 +11,7 @@ import (
 )
 
 func TestShippedTopologiesLoadCleanly(t *testing.T) {
-	want := []string{"host", "multi-backend", "no-backend", "nodeport", "pod-to-service", "policy", "same-node", "socket-lb", "tunnel"}
+	want := []string{"host", "l7", "multi-backend", "no-backend", "nodeport", "pod-to-service", "policy", "same-node", "socket-lb", "tunnel"}
 	if got := Names(); !slices.Equal(got, want) {
 		t.Fatalf("Names() = %v, want %v", got, want)
 	}

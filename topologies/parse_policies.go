@@ -30,7 +30,7 @@ var (
 		"authentication": "mutual authentication is not modelled",
 	}
 	unsupportedPortRuleKeys = map[string]string{
-		"rules": "L7 rules are not modelled", "listener": "L7 listeners are not modelled",
+		"listener":       "L7 listeners are not modelled",
 		"originatingTLS": "TLS is not modelled", "terminatingTLS": "TLS is not modelled",
 		"serverNames": "TLS SNI is not modelled",
 	}
@@ -145,7 +145,7 @@ func (d *decoder) rule(n *yaml.Node, dir, peersKey, entitiesKey string) Rule {
 
 func (d *decoder) portRule(n *yaml.Node) PortRule {
 	var pr PortRule
-	f, ok := d.fields(n, "toPorts entry", []string{"ports"}, unsupportedPortRuleKeys)
+	f, ok := d.fields(n, "toPorts entry", []string{"ports", "rules"}, unsupportedPortRuleKeys)
 	if !ok {
 		return pr
 	}
@@ -158,6 +158,7 @@ func (d *decoder) portRule(n *yaml.Node) PortRule {
 	if len(items) == 0 {
 		d.fail(v, "ports: an empty list allows no port")
 	}
+	var portNodes []*yaml.Node
 	for _, it := range items {
 		pf, ok := d.fields(it, "port", []string{"port", "protocol"}, unsupportedPortKeys)
 		if !ok {
@@ -184,6 +185,16 @@ func (d *decoder) portRule(n *yaml.Node) PortRule {
 			}
 		}
 		pr.Ports = append(pr.Ports, pp)
+		portNodes = append(portNodes, it)
+	}
+	if rv := f["rules"]; rv != nil {
+		pr.Rules = d.l7Rules(rv)
+		for i, pp := range pr.Ports {
+			if pp.Protocol != TCP && pp.Port != 0 {
+				// Cilium's proxy parses HTTP over TCP only.
+				d.fail(portNodes[i], "port %d/%s: L7 rules apply to TCP ports only; write protocol: TCP", pp.Port, strings.ToUpper(pp.Protocol.String()))
+			}
+		}
 	}
 	return pr
 }

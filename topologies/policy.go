@@ -108,6 +108,10 @@ type PolicyEntry struct {
 	PolicyKey
 	// Rules are the rules that produced the entry (for explanations).
 	Rules []RuleRef `json:"rules"`
+	// ProxyPort, when not 0, redirects the entry's flows to the node's L7
+	// proxy listening on that port (the entry's own port: an L7 rule
+	// names it in the entry's direction).
+	ProxyPort uint16 `json:"proxy_port,omitempty"`
 }
 
 // RuleRef names one rule of one policy.
@@ -144,6 +148,8 @@ type EndpointPolicy struct {
 	Entries []PolicyEntry
 	// Selected are the policies selecting the pod, in file order.
 	Selected []string
+	// L7Ports are the ports with L7 rules, per direction, in file order.
+	L7Ports []L7Port
 }
 
 // Enforced reports whether enforcement is on in direction d.
@@ -166,6 +172,9 @@ type Decision struct {
 	Rules []RuleRef `json:"rules,omitempty"`
 	// Tried are the keys looked up, in order, up to the match.
 	Tried []PolicyKey `json:"tried,omitempty"`
+	// ProxyPort is the matching entry's: not 0 when the flow is
+	// redirected to the L7 proxy.
+	ProxyPort uint16 `json:"proxy_port,omitempty"`
 }
 
 // Lookup decides a packet the way the datapath does: with enforcement off
@@ -189,7 +198,7 @@ func (e *EndpointPolicy) Lookup(d Direction, remote Identity, dport uint16, prot
 	for i, k := range keys {
 		dec.Tried = append(dec.Tried, k)
 		if ent := e.find(k); ent != nil {
-			dec.Allowed, dec.Level, dec.Key, dec.Rules = true, levels[i], &k, ent.Rules
+			dec.Allowed, dec.Level, dec.Key, dec.Rules, dec.ProxyPort = true, levels[i], &k, ent.Rules, ent.ProxyPort
 			return dec
 		}
 	}
@@ -244,7 +253,11 @@ func (t *Topology) PolicyEntries(pod string) ([]PolicyEntry, error) {
 //     entities give reserved identities (host, world, remote-node, health,
 //     kube-apiserver);
 //   - an empty rule {} selects no peer: it allows nothing but still turns
-//     enforcement on (Cilium's idiom for default deny).
+//     enforcement on (Cilium's idiom for default deny);
+//   - a TCP port of a toPorts entry with L7 rules is an L7 port of the
+//     rule's direction: every entry of that direction on the port (from
+//     any rule) redirects to the proxy (ProxyPort), which decides each
+//     request by the rules naming the port (L7Port.Decide).
 func (t *Topology) EndpointPolicy(pod string) (*EndpointPolicy, error) {
 	p := t.pods[pod]
 	if p == nil {
@@ -252,10 +265,12 @@ func (t *Topology) EndpointPolicy(pod string) (*EndpointPolicy, error) {
 	}
 	ep := &EndpointPolicy{Pod: p.Name, EndpointID: p.EndpointID, Identity: p.Identity}
 	entries := map[PolicyKey]*PolicyEntry{}
+	var selected []*Policy
 	for _, pol := range t.Policies {
 		if !pol.EndpointSelector.Matches(p.Labels) {
 			continue
 		}
+		selected = append(selected, pol)
 		ep.Selected = append(ep.Selected, pol.Name)
 		if len(pol.Ingress) > 0 {
 			ep.IngressEnforced = true
@@ -280,7 +295,11 @@ func (t *Topology) EndpointPolicy(pod string) (*EndpointPolicy, error) {
 			}
 		}
 	}
+	ep.L7Ports = t.l7Ports(selected)
 	for _, e := range entries {
+		if e.Proto == TCP && ep.L7(e.Direction, e.Port) != nil {
+			e.ProxyPort = e.Port
+		}
 		ep.Entries = append(ep.Entries, *e)
 	}
 	sort.Slice(ep.Entries, func(i, j int) bool { return keyLess(ep.Entries[i].PolicyKey, ep.Entries[j].PolicyKey) })

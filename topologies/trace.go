@@ -102,6 +102,11 @@ type TraceStep struct {
 	Bypass string `json:"bypass,omitempty"`
 	// Decision is the lookup's result.
 	Decision
+	// L7 is set when the matching entry redirects the flow to the proxy.
+	L7 *TraceL7 `json:"l7,omitempty"`
+	// FromProxy names the node whose egress proxy the flow comes from
+	// (the peer is then that node, not the source pod).
+	FromProxy string `json:"from_proxy,omitempty"`
 }
 
 // TracePath is the trace of one destination (one backend for services).
@@ -123,6 +128,8 @@ type TracePath struct {
 	DropPoint string `json:"drop_point,omitempty"`
 	// DropReason is "Policy denied" when denied.
 	DropReason string `json:"drop_reason,omitempty"`
+	// HTTPStatus is 403 when the proxy denies the traced request.
+	HTTPStatus int `json:"http_status,omitempty"`
 }
 
 // TraceService is the service a trace destination was translated through.
@@ -143,6 +150,9 @@ type TraceResult struct {
 	DPort uint16 `json:"dport"`
 	// Proto is the protocol as asked.
 	Proto Protocol `json:"proto"`
+	// Request is the HTTP request traced through L7 rules, if one was
+	// given.
+	Request *HTTPRequest `json:"request,omitempty"`
 	// Service is set when the destination is a service frontend.
 	Service *TraceService `json:"service,omitempty"`
 	// Paths hold one trace per backend, or one for a direct destination.
@@ -200,6 +210,17 @@ func podPeer(p *Pod) Peer {
 // lookup order as the datapath (see EndpointPolicy.Lookup). Replies of an
 // allowed flow pass by connection tracking and are not traced.
 func Trace(t *Topology, src, dst string, dport uint16, proto Protocol) (*TraceResult, error) {
+	return TraceRequest(t, src, dst, dport, proto, nil)
+}
+
+// TraceRequest is Trace with an HTTP request: where an entry redirects the
+// flow to the proxy (an L7 port), the proxy's decision for req is traced
+// too (L7Port.Decide), and a denied request denies the path at "proxy"
+// with HTTP status 403. The proxy forwards an allowed request on a
+// connection of its own, from its node: an egress proxy's request reaches
+// the destination as that node's (host or remote-node). Without req the
+// L7 rules are listed but no request is decided.
+func TraceRequest(t *Topology, src, dst string, dport uint16, proto Protocol, req *HTTPRequest) (*TraceResult, error) {
 	switch proto {
 	case TCP, UDP:
 	case ICMP:
@@ -215,7 +236,7 @@ func Trace(t *Topology, src, dst string, dport uint16, proto Protocol) (*TraceRe
 	if err != nil {
 		return nil, fmt.Errorf("trace destination: %w", err)
 	}
-	res := &TraceResult{Src: s, DstQuery: dst, DPort: dport, Proto: proto}
+	res := &TraceResult{Src: s, DstQuery: dst, DPort: dport, Proto: proto, Request: req}
 	if svc, front := t.frontend(d, dport, proto); svc != nil {
 		res.Service = &TraceService{Name: svc.Name, Frontend: front}
 		if len(svc.Backends) == 0 {
@@ -226,7 +247,7 @@ func Trace(t *Topology, src, dst string, dport uint16, proto Protocol) (*TraceRe
 			return res, nil
 		}
 		for _, b := range svc.Backends {
-			path := t.tracePath(s, podPeer(t.pods[b.Pod]), b.Port, proto)
+			path := t.tracePath(s, podPeer(t.pods[b.Pod]), b.Port, proto, req)
 			path.Backend = b.String()
 			res.Paths = append(res.Paths, path)
 		}
@@ -234,7 +255,7 @@ func Trace(t *Topology, src, dst string, dport uint16, proto Protocol) (*TraceRe
 		if t.isVIP(d.IP) {
 			res.Notes = append(res.Notes, fmt.Sprintf("%s is a service VIP but no service listens on %d/%s: the packet is not translated", d.IP, dport, proto))
 		}
-		res.Paths = append(res.Paths, t.tracePath(s, d, dport, proto))
+		res.Paths = append(res.Paths, t.tracePath(s, d, dport, proto, req))
 	}
 	allowed := 0
 	for _, p := range res.Paths {
@@ -279,21 +300,33 @@ func (t *Topology) frontend(d Peer, dport uint16, proto Protocol) (*Service, str
 	return nil, ""
 }
 
-func (t *Topology) tracePath(s, d Peer, dport uint16, proto Protocol) TracePath {
+func (t *Topology) tracePath(s, d Peer, dport uint16, proto Protocol, req *HTTPRequest) TracePath {
 	path := TracePath{Dst: d, DPort: dport, Allowed: true}
-	path.Egress = t.traceStep(Egress, s, d, dport, proto)
-	path.Ingress = t.traceStep(Ingress, d, s, dport, proto)
+	path.Egress = t.traceStep(Egress, s, d, dport, proto, req)
+	from := s
+	if path.Egress.L7 != nil {
+		// The egress proxy connects to the destination itself.
+		from = t.proxyPeer(s.Node)
+	}
+	path.Ingress = t.traceStep(Ingress, d, from, dport, proto, req)
+	if path.Egress.L7 != nil {
+		path.Ingress.FromProxy = s.Node
+	}
 	switch {
 	case !path.Egress.Allowed:
 		path.Allowed, path.DropPoint, path.DropReason = false, "from-container", DropPolicyDenied
+	case path.Egress.L7.denied():
+		path.Allowed, path.DropPoint, path.DropReason, path.HTTPStatus = false, "proxy", DropPolicyDenied, 403
 	case !path.Ingress.Allowed:
 		path.Allowed, path.DropPoint, path.DropReason = false, "to-container", DropPolicyDenied
+	case path.Ingress.L7.denied():
+		path.Allowed, path.DropPoint, path.DropReason, path.HTTPStatus = false, "proxy", DropPolicyDenied, 403
 	}
 	return path
 }
 
 // traceStep decides at self (the enforcing side) for a flow with peer.
-func (t *Topology) traceStep(dir Direction, self, peer Peer, dport uint16, proto Protocol) TraceStep {
+func (t *Topology) traceStep(dir Direction, self, peer Peer, dport uint16, proto Protocol, req *HTTPRequest) TraceStep {
 	st := TraceStep{Direction: dir, Node: self.Node}
 	if self.Kind != PeerPod {
 		st.Allowed = true
@@ -320,6 +353,9 @@ func (t *Topology) traceStep(dir Direction, self, peer Peer, dport uint16, proto
 	}
 	st.Selected = ep.Selected
 	st.Decision = ep.Lookup(dir, st.RemoteIdentity, dport, proto)
+	if st.Allowed && st.ProxyPort != 0 {
+		st.L7 = traceL7(ep.L7(dir, dport), self.Node, st.RemoteIdentity, req)
+	}
 	return st
 }
 
@@ -331,6 +367,9 @@ func (r *TraceResult) String() string {
 		fmt.Fprintf(&b, "         To: %s icmp\n", r.DstQuery)
 	} else {
 		fmt.Fprintf(&b, "         To: %s port %d/%s\n", r.DstQuery, r.DPort, r.Proto)
+	}
+	if r.Request != nil {
+		fmt.Fprintf(&b, "    Request: %s\n", r.Request)
 	}
 	for _, n := range r.Notes {
 		fmt.Fprintf(&b, "Note: %s\n", n)
@@ -353,13 +392,16 @@ func (r *TraceResult) String() string {
 			fmt.Fprintf(&b, "-> Destination: %s\n", p.Dst)
 		}
 		writeStep(&b, p.Egress)
-		if !p.Egress.Allowed {
+		if !p.Egress.Allowed || p.Egress.L7.denied() {
 			fmt.Fprintf(&b, "   Ingress: not reached (dropped at egress); had it been:\n")
 		}
 		writeStep(&b, p.Ingress)
-		if p.Allowed {
+		switch {
+		case p.Allowed:
 			fmt.Fprintf(&b, "   Verdict: ALLOWED\n")
-		} else {
+		case p.HTTPStatus != 0:
+			fmt.Fprintf(&b, "   Verdict: DENIED at %s (%s, HTTP %d %s)\n", p.DropPoint, p.DropReason, p.HTTPStatus, AccessDenied)
+		default:
 			fmt.Fprintf(&b, "   Verdict: DENIED at %s (%s)\n", p.DropPoint, p.DropReason)
 		}
 	}
@@ -375,6 +417,9 @@ func writeStep(b *strings.Builder, st TraceStep) {
 	label := "Egress "
 	if st.Direction == Ingress {
 		label = "Ingress"
+	}
+	if st.FromProxy != "" {
+		label += " (from " + st.FromProxy + "'s proxy)"
 	}
 	if st.Endpoint == "" {
 		fmt.Fprintf(b, "   %s: not an endpoint, no policy applies: allowed\n", label)
@@ -405,6 +450,7 @@ func writeStep(b *strings.Builder, st TraceStep) {
 		for _, r := range st.Rules {
 			fmt.Fprintf(b, "     allowed by %s\n", r)
 		}
+		writeL7(b, st.L7)
 		return
 	}
 	fmt.Fprintf(b, "     no entry matches: default deny: %s\n", DropPolicyDenied)

@@ -244,6 +244,9 @@ type Rule struct {
 type PortRule struct {
 	// Ports are the allowed destination ports.
 	Ports []PortProtocol
+	// Rules are the entry's L7 rules (nil without): the ports' flows go
+	// through the node's proxy (see L7Port).
+	Rules *L7Rules
 }
 
 // PortProtocol is a destination port and protocol.

@@ -134,7 +134,7 @@ func TestValidationErrors(t *testing.T) {
 		{"wildcard port", map[int]string{21: "        toPorts: [{ports: [{protocol: TCP}]}]"}, `t.yaml:21:28: port: missing required key "port"`},
 		{"port range", map[int]string{21: "        toPorts: [{ports: [{port: 80, endPort: 90}]}]"}, `"endPort" is not supported by hoplab`},
 		{"policy protocol", map[int]string{21: "        toPorts: [{ports: [{port: 80, protocol: SCTP}]}]"}, `protocol: "SCTP" is not TCP, UDP or ANY`},
-		{"L7 rules", map[int]string{21: "        toPorts: [{ports: [{port: 80}], rules: {}}]"}, `toPorts entry: "rules" is not supported by hoplab: L7 rules are not modelled`},
+		{"L7 kafka rules", map[int]string{21: "        toPorts: [{ports: [{port: 80, protocol: TCP}], rules: {kafka: []}}]"}, `t.yaml:21:64: rules: "kafka" is not supported by hoplab: only HTTP rules are modelled`},
 		{"unknown entity", map[int]string{20: "      - fromEntities: [cluster]"}, `fromEntities: "cluster" is not a supported entity`},
 		{"empty peers", map[int]string{20: "      - fromEndpoints: []"}, `fromEndpoints: an empty list selects nothing`},
 		{"egress key in ingress", map[int]string{20: "      - toEndpoints: [{}]"}, `ingress rule: unknown key "toEndpoints" (known keys: fromEndpoints, fromEntities, toPorts)`},
