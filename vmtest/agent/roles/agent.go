@@ -13,11 +13,13 @@ import (
 	"github.com/hoplab/hoplab/vmtest/protocol/nodeapi"
 )
 
-// The agent's role: at most one of node and router is set.
+// The agent's role: at most one of node, router and baseline is set.
 var role struct {
 	mu     sync.Mutex
 	node   *Node
 	router *Router
+	// baseline is the study's bridge node (perf.go).
+	baseline *Baseline
 }
 
 // empty is the parameter of methods that take none.
@@ -59,7 +61,7 @@ func agentOptions() Options {
 
 // closeRole ends the current role; role.mu is held.
 func closeRole() error {
-	var errs []error
+	errs := []error{closeBaseline()} // perf servers first, before their pods go
 	if role.node != nil {
 		errs = append(errs, role.node.Close())
 		role.node = nil
@@ -181,6 +183,8 @@ func currentSpeaker() (speakerRole, error) {
 		return role.node, nil
 	case role.router != nil:
 		return role.router, nil
+	case role.baseline != nil:
+		return role.baseline, nil
 	}
 	return nil, ErrNotSetUp
 }
