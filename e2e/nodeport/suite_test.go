@@ -20,3 +20,7 @@ func TestNodePort(t *testing.T) {
 	RegisterFailHandler(Fail)
 	RunSpecs(t, "nodeport")
 }
+
+var _ = Describe("nodeport fixtures, each compared hop by hop with its expectation", func() {
+	lab.FixtureSpecs(topology, theLab, "nodeport")
+})

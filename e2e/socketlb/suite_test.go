@@ -20,3 +20,7 @@ func TestSocketLB(t *testing.T) {
 	RegisterFailHandler(Fail)
 	RunSpecs(t, "socket-lb")
 }
+
+var _ = Describe("socket-lb fixtures, each compared hop by hop with its expectation", func() {
+	lab.FixtureSpecs(topology, theLab, "socket-lb")
+})
