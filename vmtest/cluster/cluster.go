@@ -23,6 +23,9 @@ type Spec struct {
 	// AgentBinary is a ready agent binary (vmtest.BootSpec.AgentBinary);
 	// empty builds the agent from the source tree.
 	AgentBinary string
+	// ExtraModules are kernel modules the guests load in addition to
+	// the default ones (vmtest.BootSpec.ExtraModules).
+	ExtraModules []string
 	// Dir is the run directory; empty creates one the cluster owns.
 	Dir string
 	// Logger is the harness logger; default slog.Default().

@@ -77,7 +77,8 @@ func start(ctx context.Context, spec Spec) (*Cluster, error) {
 	interrupted := func(step string) error {
 		return fmt.Errorf("cluster %s: %s: %w", t.Name, step, context.Cause(ctx))
 	}
-	boot, err := vmtest.PrepareBoot(ctx, vmtest.BootSpec{Series: spec.Series, Flavour: spec.Flavour, AgentBinary: spec.AgentBinary})
+	boot, err := vmtest.PrepareBoot(ctx, vmtest.BootSpec{Series: spec.Series, Flavour: spec.Flavour, AgentBinary: spec.AgentBinary,
+		ExtraModules: spec.ExtraModules})
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, interrupted("prepare boot")
