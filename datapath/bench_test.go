@@ -1,6 +1,7 @@
 package datapath
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -14,6 +15,8 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/perf"
+
+	"github.com/hoplab/hoplab/internal/testreq"
 )
 
 // benchCase is one row of the from-container benchmark table.
@@ -23,30 +26,52 @@ type benchCase struct {
 	ct     int    // unrelated CT entries in the table
 }
 
+// benchResult is one case's cost per packet and the empty program's,
+// measured in the same stretch of time.
+type benchResult struct {
+	perPkt, empty time.Duration
+}
+
+// benchFlowSport is the source port of the ESTABLISHED flow; NEW flows
+// use 2000 and up.
+const benchFlowSport = 40000
+
 // BenchmarkFromContainer measures from-container per packet for a TCP
-// flow from pod1 to Service 10.224.1.1:80 (backend on another node) with
-// 0, 1, 100 and 10,000 egress policy entries and 0 or 100,000 CT entries,
-// and logs a table with the ratio to the 0-entry case of the same state.
+// flow from pod1 to Service 10.224.1.1:80 (backend pod4:8080 on another
+// node) with 0, 1, 100 and 10,000 egress policy entries and 0 or 100,000
+// other CT entries (a table of the default 262,144 entries, so none is
+// evicted), and prints a table: ns per packet, its multiple of the empty
+// program's cost measured in the same run, and the ratio to the 0-entry
+// case of the same state. With policy entries, pod1 enforces egress and
+// the flow matches an L3L4 entry; the other entries are for other
+// identities.
 //
-// ESTABLISHED: the flow's service and egress CT entries exist; the kernel
-// runs the same packet 20,000 times per BPF_PROG_TEST_RUN and reports the
-// mean; the median of at least 21 such batches is reported. NEW: every run
-// is a SYN of a different flow (its own source port), run once (repeat 1),
-// so each does backend selection, policy and CT creation; the median over
-// b.N runs is reported. A single run's kernel-measured time includes the
-// test-run timer (about 50 ns more than amortized; BenchmarkBaseline is
-// the amortized empty program). With policy entries, pod1 enforces egress and the
-// flow matches an L3L4 entry; the other entries are for other identities.
+// ESTABLISHED: the flow's service and egress CT entries exist and every
+// run sees the ACK as pod1 sent it, to the VIP: the program runs behind
+// restoreHarness, which writes the headers back before each run (a
+// repeated BPF_PROG_TEST_RUN otherwise hands every run after the first the
+// already-DNATed packet, a cheaper path). Batches of 20,000 runs
+// alternate with batches of the harness tail-calling the empty program;
+// the difference of the medians (at least 21 batches each) is the
+// program's own cost, to which the empty program's cost is added, so
+// that ns/pkt reads like a plain test run of the program.
+//
+// NEW: every run is a SYN of a different flow (its own source port) run
+// once, so each does the service lookup, backend selection, policy and
+// both CT creations (checked afterwards); single runs alternate with
+// single runs of the empty program, whose median is subtracted (a single
+// run's time includes the test-run timer) and the batched empty cost
+// added, as for ESTABLISHED.
 //
 // By default no event reader is open, so the programs mute their
 // notifications; HOPLAB_BENCH_READER=1 opens a batch reader (and drains
-// it), and
-// HOPLAB_BENCH_AGGREGATION=medium sets Cilium's default monitor
+// it), and HOPLAB_BENCH_AGGREGATION=medium sets Cilium's default monitor
 // aggregation.
 func BenchmarkFromContainer(b *testing.B) {
-	results := map[benchCase]time.Duration{}
+	empty := emptyProgram(b)
+	results := map[benchCase]benchResult{}
 	for _, ctEntries := range []int{0, 100000} {
-		dp := loadDatapath(b)
+		dp := loadBenchDatapath(b)
 		if os.Getenv("HOPLAB_BENCH_AGGREGATION") == "medium" {
 			must(b, dp.SetMonitorAggregation(AggregationMedium))
 		}
@@ -77,73 +102,184 @@ func BenchmarkFromContainer(b *testing.B) {
 			for _, state := range []string{"NEW", "ESTABLISHED"} {
 				c := benchCase{state: state, policy: policies, ct: ctEntries}
 				b.Run(fmt.Sprintf("%s/policy=%d/ct=%d", state, policies, ctEntries), func(b *testing.B) {
-					results[c] = benchFromContainer(b, dp, state == "NEW", tcActOK)
+					var r benchResult
+					if state == "NEW" {
+						r = benchNewFlows(b, dp, empty)
+					} else {
+						r = benchEstablished(b, dp, empty)
+					}
+					results[c] = r
+					b.ReportMetric(float64(r.perPkt.Nanoseconds()), "ns/pkt")
+					b.ReportMetric(float64(r.empty.Nanoseconds()), "empty-ns/pkt")
 				})
 			}
 		}
 	}
 	if len(results) > 0 {
-		fmt.Println(benchTable(results))
+		fmt.Print(benchTable(results))
 	}
 }
 
-// benchFromContainer runs the service flow, which from-container must
-// answer with verdict want, and returns ns per packet.
-func benchFromContainer(b *testing.B, dp *Datapath, isNew bool, want uint32) time.Duration {
-	in := fromPod(pod1, vip, 80)
-	in.syn, in.ack = false, true
-	data := in.bytes(b)
-	var samples []time.Duration
-	if isNew {
-		// Every run is a different flow (its own source port), so each
-		// one selects a backend and creates its service and egress CT
-		// entries; they are removed again after every 60,000 flows and at
-		// the end, leaving the seeded entries alone.
-		const flows = 60000
-		pkts := make([][]byte, min(b.N, flows))
-		for i := range pkts {
-			p := in
-			p.syn, p.ack, p.sport = true, false, uint16(2000+i)
-			pkts[i] = p.bytes(b)
-		}
-		forget := func() {
-			for i := range pkts {
-				sport := uint16(2000 + i)
-				_ = dp.CT.Delete(CTKey{Src: ap(pod1.addr(), sport), Dst: ap(vip, 80), Proto: ProtoTCP, Flags: TupleService})
-				_ = dp.CT.Delete(CTKey{Src: ap(pod1.addr(), sport), Dst: ap(pod4IP, 8080), Proto: ProtoTCP, Flags: TupleOut})
-			}
-		}
-		defer forget()
-		for i := range b.N {
-			if i > 0 && i%flows == 0 {
-				forget()
-			}
-			ret, d, err := dp.FromContainer.Benchmark(pkts[i%flows], 1, nil)
-			if err != nil || ret != want {
+// loadBenchDatapath is loadDatapath with the default CT table (262,144
+// entries), which holds the 100,000 seeded entries and the NEW flows
+// without evicting any.
+func loadBenchDatapath(b *testing.B) *Datapath {
+	b.Helper()
+	testreq.Root(b)
+	dp, err := Load(Options{})
+	must(b, err)
+	b.Cleanup(func() { dp.Close() })
+	for _, ep := range []testEndpoint{pod1, pod2} {
+		addEndpoint(b, dp, ep, false, false)
+	}
+	must(b, dp.IPCache.Upsert(pfx("10.1.2.0/24"), IPCacheEntry{Identity: pod4ID}))
+	must(b, dp.IPCache.Upsert(netip.PrefixFrom(node1IP, 32), IPCacheEntry{Identity: IdentityHost}))
+	return dp
+}
+
+// emptyProgram is a SchedCLS program that only returns TC_ACT_OK.
+func emptyProgram(b *testing.B) *ebpf.Program {
+	b.Helper()
+	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{
+		Type:         ebpf.SchedCLS,
+		License:      "Dual BSD/GPL",
+		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 0), asm.Return()},
+	})
+	must(b, err)
+	b.Cleanup(func() { prog.Close() })
+	return prog
+}
+
+// median sorts samples and returns the middle one.
+func median(samples []time.Duration) time.Duration {
+	slices.Sort(samples)
+	return samples[len(samples)/2]
+}
+
+// emptyBatch runs the empty program on data 20,000 times and returns the
+// time per packet.
+func emptyBatch(b *testing.B, empty *ebpf.Program, data []byte) time.Duration {
+	ret, d, err := empty.Benchmark(data, 20000, nil)
+	if err != nil || ret != tcActOK {
+		b.Fatalf("empty program: %d, %v", ret, err)
+	}
+	return d
+}
+
+// benchEstablished measures the ESTABLISHED service flow (see
+// BenchmarkFromContainer).
+func benchEstablished(b *testing.B, dp *Datapath, empty *ebpf.Program) benchResult {
+	p := fromPod(pod1, vip, 80)
+	p.sport = benchFlowSport
+	// The SYN creates the flow's service and egress entries (or finds
+	// them, for the later policy cases).
+	if res := run(b, dp.FromContainer, p.bytes(b), nil); res.ret != tcActOK {
+		b.Fatalf("set-up run: verdict %d", res.ret)
+	}
+	p.syn, p.ack = false, true
+	data := p.bytes(b)
+	prog := restoreHarness(b, dp.FromContainer, data)
+	harness := restoreHarness(b, empty, data)
+	// The harness restores the headers before the program runs: handed a
+	// packet to elsewhere, the program still sees the VIP and DNATs it.
+	other := p
+	other.dst, other.dport = worldIP, 443
+	if res := run(b, prog, other.bytes(b), nil); res.ret != tcActOK || outputDst(res.out) != ap(pod4IP, 8080) {
+		b.Fatalf("harness check: verdict %d, output to %v; want the flow DNATed to pod4:8080", res.ret, outputDst(res.out))
+	}
+	egress := CTKey{Src: ap(pod1.addr(), benchFlowSport), Dst: ap(pod4IP, 8080), Proto: ProtoTCP, Flags: TupleOut}
+	txPackets := func() uint64 {
+		e, err := dp.CT.Lookup(egress)
+		must(b, err)
+		return e.TxPackets
+	}
+	before := txPackets()
+	var own, base, plain []time.Duration
+	batches := max(21, b.N/20000)
+	for range batches {
+		plain = append(plain, emptyBatch(b, empty, data))
+		for _, h := range []*ebpf.Program{harness, prog} {
+			ret, d, err := h.Benchmark(data, 20000, nil)
+			if err != nil || ret != tcActOK {
 				b.Fatalf("run: %d, %v", ret, err)
 			}
-			samples = append(samples, d)
-		}
-	} else {
-		if ret, _, err := dp.FromContainer.Benchmark(data, 1, nil); err != nil || ret != want {
-			b.Fatalf("warm-up: %d, %v", ret, err)
-		}
-		// At least 21 batches of 20,000 packets whatever b.N is: short
-		// batches are dominated by the noise of a shared machine.
-		batches := max(21, b.N/20000)
-		for range batches {
-			ret, d, err := dp.FromContainer.Benchmark(data, 20000, nil)
-			if err != nil || ret != want {
-				b.Fatalf("run: %d, %v", ret, err)
+			if h == prog {
+				own = append(own, d)
+			} else {
+				base = append(base, d)
 			}
-			samples = append(samples, d)
 		}
 	}
-	// The median resists the preemptions of a shared machine.
-	slices.Sort(samples)
-	per := samples[len(samples)/2]
-	b.ReportMetric(float64(per.Nanoseconds()), "ns/pkt")
-	return per
+	// Every run was the established flow: its egress entry counted it.
+	if n := txPackets() - before; n != uint64(batches)*20000 {
+		b.Fatalf("egress entry counted %d packets of %d runs", n, batches*20000)
+	}
+	e := median(plain)
+	return benchResult{perPkt: median(own) - median(base) + e, empty: e}
+}
+
+// outputDst is the IPv4 destination and TCP/UDP destination port of a
+// program's output frame.
+func outputDst(out []byte) netip.AddrPort {
+	a, _ := netip.AddrFromSlice(out[14+16 : 14+20])
+	return netip.AddrPortFrom(a, binary.BigEndian.Uint16(out[14+20+2:]))
+}
+
+// benchNewFlows measures NEW flows (see BenchmarkFromContainer).
+func benchNewFlows(b *testing.B, dp *Datapath, empty *ebpf.Program) benchResult {
+	// Every run is a different flow (its own source port), so each one
+	// selects a backend and creates its service and egress CT entries;
+	// they are removed again after every 60,000 flows and at the end,
+	// leaving the seeded entries alone.
+	const flows = 60000
+	pkts := make([][]byte, min(b.N, flows))
+	for i := range pkts {
+		p := fromPod(pod1, vip, 80)
+		p.sport = uint16(2000 + i)
+		pkts[i] = p.bytes(b)
+	}
+	keys := func(i int) (svc, egress CTKey) {
+		src := ap(pod1.addr(), uint16(2000+i))
+		return CTKey{Src: src, Dst: ap(vip, 80), Proto: ProtoTCP, Flags: TupleService},
+			CTKey{Src: src, Dst: ap(pod4IP, 8080), Proto: ProtoTCP, Flags: TupleOut}
+	}
+	forget := func() {
+		for i := range pkts {
+			svc, egress := keys(i)
+			_ = dp.CT.Delete(svc)
+			_ = dp.CT.Delete(egress)
+		}
+	}
+	defer forget()
+	forget()
+	var own, single, plain []time.Duration
+	for i := range b.N {
+		if i > 0 && i%flows == 0 {
+			forget()
+		}
+		if i%1000 == 0 {
+			plain = append(plain, emptyBatch(b, empty, pkts[0]))
+		}
+		ret, d, err := dp.FromContainer.Benchmark(pkts[i%flows], 1, nil)
+		if err != nil || ret != tcActOK {
+			b.Fatalf("run: %d, %v", ret, err)
+		}
+		own = append(own, d)
+		_, d, err = empty.Benchmark(pkts[i%flows], 1, nil)
+		must(b, err)
+		single = append(single, d)
+	}
+	// Every run of the last round created its flow's entries.
+	for i := range (b.N-1)%flows + 1 {
+		svc, egress := keys(i)
+		for _, k := range []CTKey{svc, egress} {
+			if _, err := dp.CT.Lookup(k); err != nil {
+				b.Fatalf("NEW flow %d: CT entry %v: %v", i, k, err)
+			}
+		}
+	}
+	e := median(plain)
+	return benchResult{perPkt: median(own) - median(single) + e, empty: e}
 }
 
 // BenchmarkTunnelEstablished compares, for the ESTABLISHED service flow
@@ -205,19 +341,22 @@ func fillCT(b *testing.B, dp *Datapath, n int) {
 	}
 }
 
-// benchTable renders the results with ratios to the 0-entry case.
-func benchTable(r map[benchCase]time.Duration) string {
+// benchTable renders the results: ns per packet, the empty program's
+// cost measured alongside and the multiple of it, and the ratio to the
+// 0-entry case of the same state.
+func benchTable(r map[benchCase]benchResult) string {
 	var sb strings.Builder
-	fmt.Fprintf(&sb, "%-12s %8s %8s %10s %8s\n", "state", "policy", "ct", "ns/pkt", "ratio")
+	fmt.Fprintf(&sb, "%-12s %8s %8s %8s %8s %8s %8s\n", "state", "policy", "ct", "ns/pkt", "empty", "x empty", "ratio")
 	for _, state := range []string{"NEW", "ESTABLISHED"} {
-		base := r[benchCase{state: state}]
+		base := r[benchCase{state: state}].perPkt
 		for _, ct := range []int{0, 100000} {
 			for _, p := range []int{0, 1, 100, 10000} {
 				d, ok := r[benchCase{state, p, ct}]
-				if !ok || base == 0 {
+				if !ok || base <= 0 || d.empty <= 0 {
 					continue
 				}
-				fmt.Fprintf(&sb, "%-12s %8d %8d %10d %8.2f\n", state, p, ct, d.Nanoseconds(), float64(d)/float64(base))
+				fmt.Fprintf(&sb, "%-12s %8d %8d %8d %8d %8.1f %8.2f\n", state, p, ct, d.perPkt.Nanoseconds(), d.empty.Nanoseconds(),
+					float64(d.perPkt)/float64(d.empty), float64(d.perPkt)/float64(base))
 			}
 		}
 	}
