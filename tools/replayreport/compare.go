@@ -66,12 +66,23 @@ func (d PacketDiff) Equal() bool {
 // Differs reports whether field differs in row r.
 func (r HopPair) Differs(field string) bool { return slices.Contains(r.Fields, field) }
 
-// hopKey is what makes two hops the same hop of a path.
-func hopKey(h journey.Hop) string { return h.Node + "|" + string(h.Point) + "|" + h.Device }
+// hopKey is what makes two hops the same hop of a path: node, point and
+// device. A tunnelled frame's wire link is left out: the bond picks the
+// slave it leaves on by the outer headers' hash, and the outer UDP source
+// port is itself a per-boot hash (an unencapsulated flow keeps its link).
+func hopKey(h journey.Hop) string {
+	dev := h.Device
+	if h.Point == journey.Wire && h.Outer != nil {
+		dev = ""
+	}
+	return h.Node + "|" + string(h.Point) + "|" + dev
+}
 
 // ComparePackets aligns and compares one packet's journeys on two kernels.
 // The outer UDP source port of tunnelled hops is not compared: the kernel
-// takes it from the flow's hash, whose seed is random at every boot.
+// takes it from the flow's hash, whose seed is random at every boot; nor
+// is the bond slave (wire link) a tunnelled frame leaves on, which follows
+// from it.
 func ComparePackets(a, b journey.Packet) PacketDiff {
 	d := PacketDiff{Index: a.Index, A: a, B: b, First: -1}
 	if a.Verdict == "" && len(a.Hops) == 0 {
