@@ -22,7 +22,7 @@ var update = flag.Bool("update", false, "rewrite the golden files")
 // added later do not break this test until they are added here (and the
 // golden file regenerated with -update).
 var goldenFixtures = []string{"captured-http-get", "icmp-echo", "no-backend", "policy-denied-egress", "policy-denied-identity",
-	"policy-denied-port", "tcp-handshake", "tcp-syn-vip", "ttl-1", "udp-service"}
+	"policy-denied-port", "tcp-handshake", "tcp-syn-vip", "ttl-1", "udp-service", "nodeport-syn", "nodeport-local", "nodeport-policy-denied"}
 
 // datapathPoints are the points the datapath emits events at.
 var datapathPoints = map[journey.Point]bool{

@@ -19,7 +19,7 @@ var update = flag.Bool("update", false, "rewrite the golden files")
 // later do not break this test until they are added here (and the golden
 // files regenerated with -update).
 var goldenFixtures = []string{"captured-http-get", "icmp-echo", "no-backend", "policy-denied-egress", "policy-denied-identity",
-	"policy-denied-port", "tcp-handshake", "tcp-syn-vip", "ttl-1", "udp-service"}
+	"policy-denied-port", "tcp-handshake", "tcp-syn-vip", "ttl-1", "udp-service", "nodeport-syn", "nodeport-local", "nodeport-policy-denied"}
 
 // golden compares got with testdata/name, or rewrites it with -update.
 func golden(t *testing.T, name, got string) {

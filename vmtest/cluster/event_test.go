@@ -137,6 +137,13 @@ func eventsFor(t *testing.T, top *topologies.Topology, orig []byte, p journey.Pa
 			fromRouter := i > 0 && p.Hops[i-1].Point == journey.Router
 			out = append(out, Event{Kind: EventWire, Time: at, Wire: &WireFrame{Link: vmtest.LinkName(h.Node, 1),
 				Node: h.Node, Router: top.Router.Name, RouterPort: vmtest.TorBond(h.Node, idx), FromRouter: fromRouter, Frame: f}})
+		case journey.External:
+			dir := nodeapi.PodEgress
+			if i > 0 {
+				dir = nodeapi.PodIngress // the host receives: the journey's last hop
+			}
+			out = append(out, Event{Kind: EventPod, Time: at, Pod: &nodeapi.PodPacket{Node: top.Router.Name, Pod: h.Node, External: true,
+				Direction: dir, Frame: f}})
 		case journey.PodEgress, journey.PodIngress:
 			dir := nodeapi.PodIngress
 			if h.Point == journey.PodEgress {
