@@ -67,12 +67,14 @@ func (d PacketDiff) Equal() bool {
 func (r HopPair) Differs(field string) bool { return slices.Contains(r.Fields, field) }
 
 // hopKey is what makes two hops the same hop of a path: node, point and
-// device. A tunnelled frame's wire link is left out: the bond picks the
-// slave it leaves on by the outer headers' hash, and the outer UDP source
-// port is itself a per-boot hash (an unencapsulated flow keeps its link).
+// device, except a wire hop's link. Which of a bond's links a frame leaves
+// on is the kernel's bonding driver's choice, by a hash that differs
+// between kernels (the reference ICMP echo leaves node1 on node1-0 on
+// 4.19.304 and on node1-1 on 5.10 and 7.2) and, for a tunnelled frame,
+// covers the outer UDP source port, itself a per-boot hash.
 func hopKey(h journey.Hop) string {
 	dev := h.Device
-	if h.Point == journey.Wire && h.Outer != nil {
+	if h.Point == journey.Wire {
 		dev = ""
 	}
 	return h.Node + "|" + string(h.Point) + "|" + dev
@@ -81,8 +83,7 @@ func hopKey(h journey.Hop) string {
 // ComparePackets aligns and compares one packet's journeys on two kernels.
 // The outer UDP source port of tunnelled hops is not compared: the kernel
 // takes it from the flow's hash, whose seed is random at every boot; nor
-// is the bond slave (wire link) a tunnelled frame leaves on, which follows
-// from it.
+// is the bond link a frame leaves on (see hopKey).
 func ComparePackets(a, b journey.Packet) PacketDiff {
 	d := PacketDiff{Index: a.Index, A: a, B: b, First: -1}
 	if a.Verdict == "" && len(a.Hops) == 0 {

@@ -79,20 +79,25 @@ func TestComparePackets(t *testing.T) {
 	if d := ComparePackets(x, y); d.Equal() || !slices.Equal(d.Rows[0].Fields, []string{"outer.vni"}) {
 		t.Errorf("outer VNI: %+v", d.Rows)
 	}
-	// A tunnelled frame may leave on either bond slave (the outer hash has
-	// the per-boot source port in it); an unencapsulated one may not.
-	wire := func(link string, sport uint16, outer bool) journey.Packet {
-		h := journey.Hop{Node: "node1", Point: journey.Wire, Device: link, IPSrc: "10.1.1.10", Verdict: journey.Forwarded}
+	// A frame may leave on either link of its node's bond: the bonding
+	// driver's hash picks it (it differs between kernels, and covers a
+	// tunnelled frame's per-boot outer source port). Another node's wire
+	// is another hop.
+	wire := func(node, link string, sport uint16, outer bool) journey.Packet {
+		h := journey.Hop{Node: node, Point: journey.Wire, Device: link, IPSrc: "10.1.1.10", Verdict: journey.Forwarded}
 		if outer {
 			h.Outer = &journey.Outer{IPSrc: "10.255.1.11", Sport: sport, Dport: 8472, VNI: 38586}
 		}
 		return journey.Packet{Hops: []journey.Hop{h}}
 	}
-	if d := ComparePackets(wire("node1-0", 37582, true), wire("node1-1", 40497, true)); !d.Equal() {
-		t.Errorf("tunnelled frames on either slave: %+v", d.Rows)
+	if d := ComparePackets(wire("node1", "node1-0", 37582, true), wire("node1", "node1-1", 40497, true)); !d.Equal() {
+		t.Errorf("tunnelled frames on either link: %+v", d.Rows)
 	}
-	if d := ComparePackets(wire("node1-0", 0, false), wire("node1-1", 0, false)); d.Equal() || len(d.Rows) != 2 {
-		t.Errorf("frames on two links compare alike: %+v", d.Rows)
+	if d := ComparePackets(wire("node1", "node1-0", 0, false), wire("node1", "node1-1", 0, false)); !d.Equal() {
+		t.Errorf("frames on either link: %+v", d.Rows)
+	}
+	if d := ComparePackets(wire("node1", "node1-0", 0, false), wire("node2", "node2-0", 0, false)); d.Equal() || len(d.Rows) != 2 {
+		t.Errorf("wires of two nodes compare alike: %+v", d.Rows)
 	}
 }
 
