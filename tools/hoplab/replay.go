@@ -66,10 +66,11 @@ A cluster started with 'hoplab vm up' is reused when it runs the same
 topology on the same kernel; otherwise the topology is booted for this
 command and torn down afterwards (also on Ctrl-C).
 
-Without --inject each packet enters at the pod owning its source address,
-else at the router port facing the node owning its destination, else at the
-router port facing the first node. POINT is a pod (pod1), a node's bond
-(node2:bond0) or the router's port facing a node (tor:node2). Ethernet
+Without --inject each packet enters at the pod or external host owning its
+source address, else at the router port facing the node owning its
+destination, else at the router port facing the first node. POINT is a pod
+(pod1), an external host behind the router (laptop: a NodePort's client), a
+node's bond (node2:bond0) or the router's port facing a node (tor:node2). Ethernet
 addresses are rewritten to what that point really sends unless --keep-l2.
 
 A pod's kernel holds no socket for the flows injected in its name and would
