@@ -210,8 +210,9 @@ func benchEstablished(b *testing.B, dp *Datapath, empty *ebpf.Program) benchResu
 			}
 		}
 	}
-	// Every run was the established flow: its egress entry counted it.
-	if n := txPackets() - before; n != uint64(batches)*20000 {
+	// Every run was the established flow: its egress entry counted it
+	// (a batch a signal interrupts is run again: some count twice).
+	if n := txPackets() - before; n < uint64(batches)*20000 {
 		b.Fatalf("egress entry counted %d packets of %d runs", n, batches*20000)
 	}
 	e := median(plain)
