@@ -342,7 +342,7 @@ func TestMergeOrdersAndMatches(t *testing.T) {
 }
 
 func TestPointVocabulary(t *testing.T) {
-	if len(Points()) != 15 {
+	if len(Points()) != 16 {
 		t.Fatalf("%d points", len(Points()))
 	}
 	for i, p := range Points() {
@@ -353,8 +353,14 @@ func TestPointVocabulary(t *testing.T) {
 	if p, ok := Canonical("to-network"); !ok || p != ToNetdev {
 		t.Errorf("to-network → %s %v", p, ok)
 	}
-	if _, ok := Canonical("to-proxy"); ok {
-		t.Error("to-proxy is not in the vocabulary")
+	if p, ok := Canonical("to-proxy"); !ok || p != Proxy {
+		t.Errorf("to-proxy → %s %v", p, ok)
+	}
+	if Proxy.Rank() <= FromOverlay.Rank() || Proxy.Rank() >= ToContainer.Rank() {
+		t.Errorf("proxy rank %d: between from-overlay and to-container", Proxy.Rank())
+	}
+	if _, ok := Canonical("to-crypto"); ok {
+		t.Error("to-crypto is not in the vocabulary")
 	}
 }
 

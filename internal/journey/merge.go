@@ -73,8 +73,15 @@ type Injected struct {
 // the drop later) replaces it: the journey has one hop there, DROPPED, with
 // the packet as the drop event carried it.
 //
+// An L7 observation (NewL7Observation: the proxy's record of a request,
+// without an IPv4 ID) belongs to the last packet injected at or before it
+// of its flow (both ends equal, else one of them); it completes the
+// datapath's proxy hop of its node when there is one (its verdict and L7
+// fields), else it is a hop of its own.
+//
 // The verdict is Dropped (with the first dropping hop's reason) if any hop
-// dropped the packet, Delivered if it reached a pod-ingress point, else Lost.
+// dropped the packet, Delivered if it reached a pod-ingress point (or the
+// proxy: delivered to "NODE:proxy"), else Lost.
 func Merge(injected []Injected, obs []Observation) (journeys []Packet, unmatched []Observation) {
 	groups := make([][]Observation, len(injected))
 	index := byID(injected)
@@ -121,6 +128,9 @@ func claim(injected []Injected, o Observation) int {
 func claimIn(injected []Injected, index map[idKey][]int, o Observation) int {
 	if !o.HasKey {
 		return -1
+	}
+	if o.Hop.L7 != nil {
+		return claimL7(injected, o)
 	}
 	best, bestScore := -1, 0
 	for _, i := range index[idKey{o.Key.Proto, o.Key.IPID}] {
@@ -224,6 +234,10 @@ func assemble(index int, obs []Observation) Packet {
 		if n := len(p.Hops); n > 0 && foldsInto(o.Hop, p.Hops[n-1]) {
 			// A drop event of the program that just traced the packet.
 			p.Hops[n-1] = o.Hop
+		} else if n > 0 && foldsL7(o.Hop, p.Hops[n-1]) {
+			// What the proxy did with the request of the flow the
+			// datapath just handed it.
+			p.Hops[n-1] = foldL7(p.Hops[n-1], o.Hop)
 		} else {
 			p.Hops = append(p.Hops, o.Hop)
 		}
@@ -236,6 +250,10 @@ func assemble(index int, obs []Observation) Packet {
 			if p.DeliveredTo == "" {
 				p.DeliveredTo, _, _ = strings.Cut(o.Hop.Device, ":")
 			}
+		case o.Hop.Point == Proxy && o.Hop.Verdict == Forwarded && p.Verdict == Lost:
+			// The proxy's socket took the packet: the node's proxy is
+			// its receiver ("node2:proxy").
+			p.Verdict, p.DeliveredTo = Delivered, o.Hop.Node+":proxy"
 		}
 	}
 	return p

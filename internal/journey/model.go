@@ -63,6 +63,21 @@ type Hop struct {
 	// encapsulated (VXLAN, tunnel mode); the fields above describe the
 	// inner packet.
 	Outer *Outer `json:"outer,omitempty"`
+	// L7 is set on a proxy hop that handled an HTTP request: what was
+	// asked, the answer's status and the rule that decided.
+	L7 *L7 `json:"l7,omitempty"`
+}
+
+// L7 is what the L7 proxy did with the HTTP request of a flow.
+type L7 struct {
+	// Method and Path are the request's ("GET", "/public/a").
+	Method string `json:"method"`
+	Path   string `json:"path"`
+	// Status is the answer's HTTP status (403 when the proxy denied it).
+	Status int `json:"status"`
+	// Rule names the rule that allowed the request, or for a denied one
+	// the port whose rules it failed.
+	Rule string `json:"rule"`
 }
 
 // Outer is the encapsulation of a tunnelled packet: the outer Ethernet,
@@ -164,6 +179,9 @@ const (
 	FromNetdev Point = "from-netdev"
 	// FromOverlay is the tunnel device's ingress (VXLAN mode).
 	FromOverlay Point = "from-overlay"
+	// Proxy is the node's L7 proxy: a flow its policy redirects there
+	// (Cilium's to-proxy), and what the proxy did with its HTTP request.
+	Proxy Point = "proxy"
 	// ToContainer is the endpoint's ingress policy program (tail-called).
 	ToContainer Point = "to-container"
 	// PodIngress is a pod's eth0 as the pod receives.
@@ -175,7 +193,7 @@ const (
 // Points returns the vocabulary in canonical path order.
 func Points() []Point {
 	return []Point{External, SockConnect, HostEgress, PodEgress, FromContainer, ToStack, ToOverlay, ToNetdev,
-		Wire, Router, FromNetdev, FromOverlay, ToContainer, PodIngress, HostIngress}
+		Wire, Router, FromNetdev, FromOverlay, Proxy, ToContainer, PodIngress, HostIngress}
 }
 
 // pointAliases maps Cilium's trace observation point names onto the
@@ -186,6 +204,7 @@ var pointAliases = map[string]Point{
 	"to-lxc":       ToContainer,
 	"from-lxc":     FromContainer,
 	"to-endpoint":  ToContainer,
+	"to-proxy":     Proxy,
 }
 
 // Canonical returns the vocabulary point for s, accepting Cilium's trace

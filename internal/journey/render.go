@@ -37,6 +37,12 @@ const (
 	FieldOuterSport  = "outer.sport"
 	FieldOuterDport  = "outer.dport"
 	FieldOuterVNI    = "outer.vni"
+
+	// The L7 proxy's part of a proxy hop (Hop.L7).
+	FieldL7Method = "l7.method"
+	FieldL7Path   = "l7.path"
+	FieldL7Status = "l7.status"
+	FieldL7Rule   = "l7.rule"
 )
 
 // hopFields returns a hop's comparable fields by name, in display order.
@@ -52,11 +58,17 @@ func hopFields(h Hop) []fieldValue {
 	if o == nil {
 		o = &Outer{}
 	}
-	return append(f,
+	f = append(f,
 		fieldValue{FieldOuterEthSrc, o.EthSrc}, fieldValue{FieldOuterEthDst, o.EthDst},
 		fieldValue{FieldOuterIPSrc, o.IPSrc}, fieldValue{FieldOuterIPDst, o.IPDst}, fieldValue{FieldOuterTTL, num(int(o.TTL))},
 		fieldValue{FieldOuterProto, o.Proto}, fieldValue{FieldOuterSport, num(int(o.Sport))}, fieldValue{FieldOuterDport, num(int(o.Dport))},
 		fieldValue{FieldOuterVNI, num(int(o.VNI))})
+	l := h.L7
+	if l == nil {
+		l = &L7{}
+	}
+	return append(f, fieldValue{FieldL7Method, l.Method}, fieldValue{FieldL7Path, l.Path},
+		fieldValue{FieldL7Status, num(l.Status)}, fieldValue{FieldL7Rule, l.Rule})
 }
 
 type fieldValue struct{ name, value string }
@@ -216,11 +228,28 @@ func renderHop(b *strings.Builder, i int, h Hop, prev *Hop, want map[string]stri
 			v(FieldOuterTTL, num(int(o.TTL))), v(FieldOuterProto, o.Proto), v(FieldOuterSport, num(int(o.Sport))),
 			v(FieldOuterDport, num(int(o.Dport))), v(FieldOuterVNI, num(int(o.VNI))))
 	}
+	if l := h.L7; l != nil || wantsL7(want) {
+		if l == nil {
+			l = &L7{}
+		}
+		fmt.Fprintf(b, "     l7    %s %s -> %s  rule %s\n", v(FieldL7Method, l.Method), v(FieldL7Path, l.Path),
+			v(FieldL7Status, num(l.Status)), v(FieldL7Rule, l.Rule))
+	}
 	fmt.Fprintf(b, "     %s", v(FieldVerdict, string(h.Verdict)))
 	if h.DropReason != "" || want[FieldDropReason] != "" {
 		fmt.Fprintf(b, " (%s)", v(FieldDropReason, h.DropReason))
 	}
 	b.WriteByte('\n')
+}
+
+// wantsL7 reports whether an expectation names any l7 field.
+func wantsL7(want map[string]string) bool {
+	for name := range want {
+		if strings.HasPrefix(name, "l7.") {
+			return true
+		}
+	}
+	return false
 }
 
 // wantsOuter reports whether an expectation names any outer field.

@@ -67,7 +67,7 @@ func TestSegmentOf(t *testing.T) {
 // become ours, other names stay as they are.
 func TestNewObservationNormalisesPoint(t *testing.T) {
 	f := frame(t, "10.1.1.10", "10.224.1.1", 7, &layers.TCP{SrcPort: 40000, DstPort: 80, SYN: true}, nil)
-	for in, want := range map[Point]Point{"to-network": ToNetdev, "from-lxc": FromContainer, ToStack: ToStack, "to-proxy": "to-proxy"} {
+	for in, want := range map[Point]Point{"to-network": ToNetdev, "from-lxc": FromContainer, ToStack: ToStack, "to-proxy": Proxy, "to-crypto": "to-crypto"} {
 		if got := NewObservation("datapath:node1", t0, "node1", in, "bond0", f).Hop.Point; got != want {
 			t.Errorf("%s → %s, want %s", in, got, want)
 		}
