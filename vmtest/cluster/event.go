@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/hoplab/hoplab/internal/journey"
@@ -15,12 +16,14 @@ const (
 	EventPod = "pod"
 	// EventWire is a frame on a harness wire between a node and the ToR.
 	EventWire = "wire"
+	// EventL7 is a record of a node's L7 proxy.
+	EventL7 = "l7"
 )
 
 // Event is one observation of the cluster, as Subscribe delivers it.
-// Exactly one of Datapath, Pod and Wire is set, as Kind says.
+// Exactly one of Datapath, Pod, Wire and L7 is set, as Kind says.
 type Event struct {
-	// Kind is EventDatapath, EventPod or EventWire.
+	// Kind is EventDatapath, EventPod, EventWire or EventL7.
 	Kind string `json:"kind"`
 	// Time is when the host received the event (guest clocks differ from
 	// the host's; the guest's time is in Datapath.Time and Pod.Time).
@@ -31,6 +34,8 @@ type Event struct {
 	Pod *nodeapi.PodPacket `json:"pod,omitempty"`
 	// Wire is the wire's frame (EventWire).
 	Wire *WireFrame `json:"wire,omitempty"`
+	// L7 is the proxy's record (EventL7).
+	L7 *nodeapi.L7Event `json:"l7,omitempty"`
 }
 
 // WireFrame is a frame seen on a harness wire.
@@ -62,6 +67,8 @@ func (e Event) Node() string {
 		return e.Pod.Node
 	case e.Wire != nil:
 		return e.Wire.Node
+	case e.L7 != nil:
+		return e.L7.Node
 	}
 	return ""
 }
@@ -90,6 +97,12 @@ func (e Event) frame() []byte {
 //   - a wire frame is the node's "wire" hop (device: the link's name) and,
 //     when the ToR forwarded it toward the node (not injected), also the
 //     ToR's "router" hop (device: the ToR's bond toward the node).
+//   - an L7 response record is the proxy hop of the node's proxy
+//     (device "proxy:PORT") on the flow from the client to the original
+//     destination, with the request's method and path, the status, the
+//     rule, and the verdict (DROPPED "Policy denied" for a denied request,
+//     DROPPED with the error for a failed one); request records give
+//     nothing (the response completes them).
 //
 // Dropped wire frames give nothing.
 func (e Event) Observations() []journey.Observation {
@@ -131,6 +144,17 @@ func (e Event) Observations() []journey.Observation {
 			out = append(out, journey.NewObservation("link:"+w.Link, e.Time, w.Router, journey.Router, w.RouterPort, w.Frame))
 		}
 		return append(out, journey.NewObservation("link:"+w.Link, e.Time, w.Node, journey.Wire, w.Link, w.Frame))
+	case e.L7 != nil:
+		l := e.L7
+		if l.Type != nodeapi.L7Response {
+			return nil
+		}
+		verdict, reason := journey.Forwarded, ""
+		if l.Verdict != nodeapi.L7Forwarded {
+			verdict, reason = journey.Dropped, l.Reason
+		}
+		return []journey.Observation{journey.NewL7Observation("proxy:"+l.Node, e.Time, l.Node, fmt.Sprintf("proxy:%d", l.ProxyPort),
+			l.Src, l.Dst, verdict, reason, journey.L7{Method: l.Method, Path: l.Path, Status: l.Status, Rule: l.Rule})}
 	}
 	return nil
 }

@@ -72,6 +72,13 @@ func (h *hub) agentEvent(m *control.Message) {
 			return
 		}
 		e = Event{Kind: EventPod, Time: time.Now(), Pod: &p}
+	case nodeapi.EventL7:
+		var l nodeapi.L7Event
+		if err := control.Unmarshal(m.Data, &l); err != nil {
+			h.log.Warn("bad l7 event", "err", err)
+			return
+		}
+		e = Event{Kind: EventL7, Time: time.Now(), L7: &l}
 	default:
 		return
 	}
@@ -259,8 +266,8 @@ func (h *hub) close() {
 }
 
 // Subscribe calls fn with every observation of the cluster from now on
-// (datapath events of every node, frames on every pod's eth0 and on every
-// wire), in order per source, on a goroutine of its own, until stop is
+// (datapath events and L7 proxy records of every node, frames on every
+// pod's eth0 and on every wire), in order per source, on a goroutine of its own, until stop is
 // called. The streams are on while anybody subscribes. Errors turning them
 // on are logged; use SubscribeContext to get them.
 func (c *Cluster) Subscribe(fn func(Event)) (stop func()) {
