@@ -10,4 +10,8 @@
 // port and the security identity the datapath resolved (from the topology's
 // ipcache when the event carries none), the observation point, the verdict
 // with the drop reason, and the L4 summary (TCP flags, UDP, ICMP type).
+//
+// FormatL7 renders the records of a node's L7 proxy the way Hubble prints
+// L7 flows: http-request and http-response lines with the HTTP version,
+// method and URL, and for responses the status and the latency.
 package flowline

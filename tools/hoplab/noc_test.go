@@ -120,13 +120,16 @@ func TestObserveFilter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := newFlowFilter(top, "", "maybe"); err == nil {
+	if _, err := newFlowFilter(top, "", "maybe", ""); err == nil {
 		t.Error("--verdict maybe accepted")
 	}
-	if _, err := newFlowFilter(top, "node9", ""); err == nil {
+	if _, err := newFlowFilter(top, "node9", "", ""); err == nil {
 		t.Error("--node node9 accepted")
 	}
-	f, err := newFlowFilter(top, "node2", "dropped")
+	if _, err := newFlowFilter(top, "", "", "l4"); err == nil {
+		t.Error("--type l4 accepted")
+	}
+	f, err := newFlowFilter(top, "node2", "dropped", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,13 +137,39 @@ func TestObserveFilter(t *testing.T) {
 		node, typ string
 		want      bool
 	}{{"node2", "drop", true}, {"node2", "trace", false}, {"node1", "drop", false}} {
-		e := eventOf(c.node, c.typ)
-		if got := f.match(&e); got != c.want {
+		d := eventOf(c.node, c.typ)
+		if got := f.match(cluster.Event{Kind: cluster.EventDatapath, Datapath: &d}); got != c.want {
 			t.Errorf("%s %s: match %v", c.node, c.typ, got)
 		}
 	}
-	if f.match(nil) {
-		t.Error("nil event matched")
+	if f.match(cluster.Event{}) {
+		t.Error("empty event matched")
+	}
+	l7 := func(node, verdict string) cluster.Event {
+		return cluster.Event{Kind: cluster.EventL7, L7: &nodeapi.L7Event{Node: node, Type: nodeapi.L7Request, Verdict: verdict}}
+	}
+	if !f.match(l7("node2", nodeapi.L7Dropped)) || f.match(l7("node2", nodeapi.L7Forwarded)) || f.match(l7("node1", nodeapi.L7Dropped)) {
+		t.Error("verdict and node filters on L7 records")
+	}
+	only, err := newFlowFilter(top, "", "", "L7")
+	if err != nil {
+		t.Fatal(err)
+	}
+	trace := eventOf("node2", nodeapi.EventTrace)
+	if !only.match(l7("node1", nodeapi.L7Forwarded)) || only.match(cluster.Event{Kind: cluster.EventDatapath, Datapath: &trace}) {
+		t.Error("--type l7")
+	}
+	errs, err := newFlowFilter(top, "", "error", "")
+	if err != nil || !errs.match(l7("node1", nodeapi.L7Error)) || errs.match(l7("node1", nodeapi.L7Dropped)) {
+		t.Errorf("--verdict error: %v", err)
+	}
+	line, err := only.line(l7("node2", nodeapi.L7Dropped), top, true)
+	if err != nil || !strings.HasPrefix(line, `{"node":"node2","time":"0001-01-01T00:00:00Z","type":"http-request","verdict":"DROPPED"`) {
+		t.Errorf("JSON line %s %v", line, err)
+	}
+	line, err = only.line(l7("node2", nodeapi.L7Dropped), top, false)
+	if err != nil || !strings.Contains(line, " http-request DROPPED (") {
+		t.Errorf("flow line %s %v", line, err)
 	}
 }
 

@@ -145,3 +145,58 @@ func TestPolicyTraceErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestPolicyTraceHTTP traces HTTP requests through the l7 topology's
+// rules: the text is golden, the JSON carries the proxy's decision.
+func TestPolicyTraceHTTP(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		args    []string
+		verdict string
+		status  int
+	}{
+		{"l7-allowed", []string{"--src", "pod1", "--dst", "pod4", "--dport", "8080", "--http-method", "GET", "--http-path", "/public/a"}, topologies.VerdictAllowed, 0},
+		{"l7-denied-service", []string{"--src", "pod1", "--dst", "10.224.1.1", "--dport", "80", "--http-method", "GET", "--http-path", "/private"}, topologies.VerdictDenied, 403},
+		{"l7-egress-header", []string{"--src", "pod2", "--dst", "pod5", "--dport", "80", "--http-method", "GET", "--http-path", "/ok", "--http-header", "X-Trace: 1"}, topologies.VerdictAllowed, 0},
+		{"l7-no-request", []string{"--src", "pod1", "--dst", "pod4", "--dport", "8080"}, topologies.VerdictAllowed, 0},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			args := append([]string{"policy", "trace", "--topology", "l7"}, c.args...)
+			out, errOut, code := runCLI(t, args...)
+			if code != 0 {
+				t.Fatalf("exit %d: %s", code, errOut)
+			}
+			golden(t, "policy-trace/"+c.name+".txt", "$ hoplab "+strings.Join(args, " ")+"\n"+out)
+			out, errOut, code = runCLI(t, append(args, "--json")...)
+			if code != 0 {
+				t.Fatalf("--json: exit %d: %s", code, errOut)
+			}
+			var res struct {
+				Verdict string `json:"verdict"`
+				Paths   []struct {
+					HTTPStatus int `json:"http_status"`
+				} `json:"paths"`
+			}
+			if err := json.Unmarshal([]byte(out), &res); err != nil {
+				t.Fatalf("--json: %v\n%s", err, out)
+			}
+			if res.Verdict != c.verdict || res.Paths[0].HTTPStatus != c.status {
+				t.Errorf("verdict %s status %d, want %s %d", res.Verdict, res.Paths[0].HTTPStatus, c.verdict, c.status)
+			}
+		})
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--http-method", "GET"}, "hoplab: policy trace: --http-method and --http-path go together\n"},
+		{[]string{"--http-method", "GET", "--http-path", "/", "--http-header", "NoColon"}, `hoplab: policy trace: --http-header "NoColon": want "Name: value"` + "\n"},
+		{[]string{"--http-method", "GET", "--http-path", "/", "--proto", "udp"}, "hoplab: policy trace: an HTTP request needs --proto tcp\n"},
+	} {
+		args := append([]string{"policy", "trace", "--topology", "l7", "--src", "pod1", "--dst", "pod4", "--dport", "8080"}, c.args...)
+		_, errOut, code := runCLI(t, args...)
+		if code != 1 || errOut != c.want {
+			t.Errorf("%v: exit %d, stderr %q, want %q", c.args, code, errOut, c.want)
+		}
+	}
+}
