@@ -70,6 +70,9 @@ type rowView struct {
 	Dropped bool
 	// Outer describes the encapsulation of a tunnelled hop, else "".
 	Outer string
+	// L7 describes what the L7 proxy did with a proxy hop's request, else
+	// "".
+	L7 string
 }
 
 type cellView struct {
@@ -148,7 +151,15 @@ func hopRow(i int, prev *journey.Hop, h journey.Hop) rowView {
 		n(int(h.TTL), int(p.TTL)), {Text: dashIfEmpty(h.Proto)},
 		n(int(h.Sport), int(p.Sport)), n(int(h.Dport), int(p.Dport)),
 		{Text: dashIfEmpty(verdict), Changed: h.Verdict == journey.Dropped},
-	}, Outer: outerText(h.Outer)}
+	}, Outer: outerText(h.Outer), L7: l7Text(h.L7)}
+}
+
+// l7Text describes a proxy hop's HTTP request in one line, "" without.
+func l7Text(l *journey.L7) string {
+	if l == nil {
+		return ""
+	}
+	return fmt.Sprintf("L7 proxy: HTTP %s %s → %d, %s", l.Method, l.Path, l.Status, dashIfEmpty(l.Rule))
 }
 
 // outerText describes a hop's VXLAN encapsulation in one line, "" without.

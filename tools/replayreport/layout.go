@@ -42,7 +42,9 @@ type hopBox struct {
 	Point      string
 	Note       string // what changed, short
 	Pod        bool
-	Dropped    bool
+	// Proxy marks the L7 proxy's hop.
+	Proxy   bool
+	Dropped bool
 	// Differs and First mark a hop that differs from the other kernel's
 	// journey, and the first such hop (the kernels page).
 	Differs, First bool
@@ -127,7 +129,7 @@ func layout(p journey.Packet, router string) figure {
 			f.Hops = append(f.Hops, hopBox{
 				X: hx, Y: hy, W: hopW, H: hopH, Index: i,
 				Device: dashIfEmpty(h.Device), Point: string(h.Point), Note: changeNote(prev, h),
-				Pod: strings.HasSuffix(h.Device, ":eth0"), Dropped: i == drop,
+				Pod: strings.HasSuffix(h.Device, ":eth0"), Proxy: h.Point == journey.Proxy, Dropped: i == drop,
 				TX: hx + 10, TY1: hy + 20, TY2: hy + 37, TY3: hy + 53,
 			})
 		}
@@ -149,10 +151,17 @@ func layout(p journey.Packet, router string) figure {
 	return f
 }
 
-// changeNote summarises what a hop changed: DNAT, SNAT, TTL, MACs.
+// changeNote summarises what a hop changed: DNAT, SNAT, TTL, MACs; at a
+// proxy hop, the HTTP request and its status.
 func changeNote(prev *journey.Hop, h journey.Hop) string {
 	if h.Verdict == journey.Dropped {
+		if h.L7 != nil {
+			return fmt.Sprintf("DROP: %s, HTTP %d", dashIfEmpty(h.DropReason), h.L7.Status)
+		}
 		return "DROP: " + dashIfEmpty(h.DropReason)
+	}
+	if h.L7 != nil {
+		return fmt.Sprintf("%s %s → %d", h.L7.Method, h.L7.Path, h.L7.Status)
 	}
 	if prev == nil {
 		return fmt.Sprintf("%s %s", h.Proto, hostPort(h.IPDst, h.Dport))

@@ -44,6 +44,9 @@ func DropLine(p journey.Packet, top *topologies.Topology) string {
 	}
 	h := p.Hops[i]
 	s := fmt.Sprintf("drop: %s at hop %02d, %s %s %s", dashIfEmpty(h.DropReason), i, h.Node, h.Point, dashIfEmpty(h.Device))
+	if h.L7 != nil {
+		s += fmt.Sprintf(" (HTTP %s %s answered %d; %s)", h.L7.Method, h.L7.Path, h.L7.Status, dashIfEmpty(h.L7.Rule))
+	}
 	if top != nil {
 		s += fmt.Sprintf("; src %s %s -> dst %s %s", h.IPSrc, identity(top, h.Node, h.IPSrc), h.IPDst, identity(top, h.Node, h.IPDst))
 	}
