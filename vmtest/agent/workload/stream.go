@@ -18,6 +18,11 @@ import (
 // Requests counts the answered ones and MaxWait is the longest wait for an
 // answer (the stall a fault caused).
 func HTTPStream(ctx context.Context, ns NetNS, dst netip.AddrPort, d, each time.Duration) Outcome {
+	return HTTPStreamPath(ctx, ns, dst, "/", d, each)
+}
+
+// HTTPStreamPath is HTTPStream requesting path.
+func HTTPStreamPath(ctx context.Context, ns NetNS, dst netip.AddrPort, path string, d, each time.Duration) Outcome {
 	start := time.Now()
 	c, err := dial(ctx, ns, "tcp4", dst)
 	if err != nil {
@@ -29,7 +34,7 @@ func HTTPStream(ctx context.Context, ns NetNS, dst netip.AddrPort, d, each time.
 	for end := start.Add(d); time.Now().Before(end); {
 		sent := time.Now()
 		_ = c.SetDeadline(sent.Add(each))
-		body, err := streamGet(c, r, dst)
+		body, err := streamGet(c, r, dst, path)
 		wait := time.Since(sent)
 		out.MaxWait = max(out.MaxWait, wait)
 		if err != nil {
@@ -48,8 +53,8 @@ func HTTPStream(ctx context.Context, ns NetNS, dst netip.AddrPort, d, each time.
 }
 
 // streamGet sends one keep-alive GET on c and reads its answer from r.
-func streamGet(c io.Writer, r *bufio.Reader, dst netip.AddrPort) (string, error) {
-	if _, err := fmt.Fprintf(c, "GET / HTTP/1.1\r\nHost: %s\r\n\r\n", dst); err != nil {
+func streamGet(c io.Writer, r *bufio.Reader, dst netip.AddrPort, path string) (string, error) {
+	if _, err := fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: %s\r\n\r\n", path, dst); err != nil {
 		return "", err
 	}
 	resp, err := http.ReadResponse(r, nil)

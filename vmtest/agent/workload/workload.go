@@ -202,6 +202,13 @@ func cookieOf(c net.Conn) uint64 {
 
 // HTTPGet fetches http://dst/ from the pod over a fresh connection.
 func HTTPGet(ctx context.Context, ns NetNS, dst netip.AddrPort) Outcome {
+	return HTTPGetPath(ctx, ns, dst, "/")
+}
+
+// HTTPGetPath fetches http://dst + path from the pod over a fresh
+// connection. An answer other than 200 fails the outcome: Error is its
+// status ("403 Forbidden") and Reply its body.
+func HTTPGetPath(ctx context.Context, ns NetNS, dst netip.AddrPort, path string) Outcome {
 	start := time.Now()
 	c, err := dial(ctx, ns, "tcp4", dst)
 	if err != nil {
@@ -214,7 +221,7 @@ func HTTPGet(ctx context.Context, ns NetNS, dst netip.AddrPort) Outcome {
 	local, cookie := c.LocalAddr().String(), cookieOf(c)
 	tr := &http.Transport{DialContext: func(context.Context, string, string) (net.Conn, error) { return c, nil }}
 	defer tr.CloseIdleConnections()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+dst.String()+"/", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+dst.String()+path, nil)
 	if err != nil {
 		return fail(start, err)
 	}

@@ -119,7 +119,7 @@ func FormatEndpoints(w io.Writer, rows []EndpointRow) error {
 // policy get`, with the lookup level each entry is found at.
 func FormatPolicy(w io.Writer, rows []PolicyRow) error {
 	tw := table(w)
-	fmt.Fprintln(tw, "POLICY\tDIRECTION\tIDENTITY\tPORT/PROTO\tLEVEL\tBYTES\tPACKETS")
+	fmt.Fprintln(tw, "POLICY\tDIRECTION\tIDENTITY\tPORT/PROTO\tLEVEL\tPROXY PORT\tBYTES\tPACKETS")
 	for _, r := range rows {
 		verdict := "Allow"
 		if r.Deny {
@@ -135,7 +135,11 @@ func FormatPolicy(w io.Writer, rows []PolicyRow) error {
 		} else if r.Proto != "" && r.Proto != "ANY" {
 			port = "ANY/" + r.Proto
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\n", verdict, r.Direction, id, port, r.Level, r.Bytes, r.Packets)
+		proxy := "NONE"
+		if r.ProxyPort != 0 {
+			proxy = fmt.Sprint(r.ProxyPort)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\n", verdict, r.Direction, id, port, r.Level, proxy, r.Bytes, r.Packets)
 	}
 	return tw.Flush()
 }
@@ -154,12 +158,27 @@ func FormatIPCache(w io.Writer, rows []IPCacheRow) error {
 	return tw.Flush()
 }
 
-// FormatMetrics writes counters like `cilium bpf metrics list`.
+// FormatMetrics writes counters like `cilium bpf metrics list`, then the
+// L7 proxy's request counters, if any, in a table of their own.
 func FormatMetrics(w io.Writer, rows []MetricRow) error {
 	tw := table(w)
 	fmt.Fprintln(tw, "REASON\tDIRECTION\tPACKETS\tBYTES")
+	var l7 []MetricRow
 	for _, r := range rows {
+		if r.L7 {
+			l7 = append(l7, r)
+			continue
+		}
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\n", r.Reason, r.Direction, r.Packets, r.Bytes)
+	}
+	if err := tw.Flush(); err != nil || len(l7) == 0 {
+		return err
+	}
+	fmt.Fprintln(w)
+	tw = table(w)
+	fmt.Fprintln(tw, "L7 VERDICT\tSTATUS\tDIRECTION\tREQUESTS")
+	for _, r := range l7 {
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\n", r.Verdict, r.Status, r.Direction, r.Packets)
 	}
 	return tw.Flush()
 }

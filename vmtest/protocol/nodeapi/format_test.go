@@ -42,6 +42,7 @@ var (
 	}
 	policyRows = []PolicyRow{
 		{Direction: "Ingress", Identity: 38586, Port: 8080, Proto: "TCP", Level: "L3L4", Packets: 6, Bytes: 424},
+		{Direction: "Ingress", Identity: 27866, Port: 8081, Proto: "TCP", Level: "L3L4", ProxyPort: 8081, Packets: 2, Bytes: 148},
 		{Direction: "Ingress", Identity: 0, Port: 9090, Proto: "TCP", Level: "L4-only"},
 		{Direction: "Ingress", Identity: 38586, Proto: "ANY", Level: "L3-only"},
 		{Direction: "Egress", Proto: "ANY", Level: "allow-all"},
@@ -55,6 +56,9 @@ var (
 		{Reason: "Forwarded", Code: 0, Direction: "INGRESS", Packets: 10, Bytes: 935},
 		{Reason: "Forwarded", Code: 0, Direction: "EGRESS", Packets: 11, Bytes: 1009},
 		{Reason: "Policy denied", Code: 133, Direction: "INGRESS", Packets: 1, Bytes: 74},
+		{Reason: "L7 denied", Direction: "INGRESS", Packets: 2, L7: true, Verdict: L7Dropped, Status: 403},
+		{Reason: "L7 forwarded", Direction: "INGRESS", Packets: 5, L7: true, Verdict: L7Forwarded, Status: 200},
+		{Reason: "L7 error", Direction: "EGRESS", Packets: 1, L7: true, Verdict: L7Error, Status: 502},
 	}
 	peers = bgp.PeerList{
 		{Address: netip.MustParseAddr("10.255.1.11"), ASN: 65001, LocalASN: 65000, RouterID: netip.MustParseAddr("10.255.1.11"),

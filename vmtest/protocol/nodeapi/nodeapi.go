@@ -178,6 +178,8 @@ type ClientAction struct {
 	// Duration is how long an http-stream runs (required for it, at most
 	// MaxStreamDuration of package roles).
 	Duration time.Duration `json:"duration,omitempty"`
+	// Path is the request path of http and http-stream ("/" when empty).
+	Path string `json:"path,omitempty"`
 }
 
 // HostClient is ClientAction.Pod for a process in the node's host
@@ -432,6 +434,9 @@ type PolicyRow struct {
 	Proto     string `json:"proto"`     // TCP, UDP, ANY
 	Level     string `json:"level"`     // L3L4, L4-only, L3-only, allow-all
 	Deny      bool   `json:"deny,omitempty"`
+	// ProxyPort, when not 0, redirects the entry's flows to the node's L7
+	// proxy on that port.
+	ProxyPort uint16 `json:"proxy_port,omitempty"`
 	Packets   uint64 `json:"packets"`
 	Bytes     uint64 `json:"bytes"`
 }
@@ -443,13 +448,21 @@ type IPCacheRow struct {
 	Tunnel   string `json:"tunnel_endpoint,omitempty"`
 }
 
-// MetricRow is one metrics counter, like `cilium bpf metrics list`.
+// MetricRow is one metrics counter, like `cilium bpf metrics list`, or
+// with L7 set a counter of the node's L7 proxy.
 type MetricRow struct {
 	Reason    string `json:"reason"` // "Forwarded", "Policy denied", ...
 	Code      uint8  `json:"code"`
 	Direction string `json:"direction"` // INGRESS, EGRESS
 	Packets   uint64 `json:"packets"`
 	Bytes     uint64 `json:"bytes"`
+	// L7 marks a counter of HTTP requests the L7 proxy answered (Cilium's
+	// cilium_policy_l7_total): Packets counts the requests of Direction
+	// with Verdict (L7Forwarded, L7Dropped, L7Error) and HTTP Status;
+	// Reason is "L7 forwarded", "L7 denied" or "L7 error".
+	L7      bool   `json:"l7,omitempty"`
+	Verdict string `json:"verdict,omitempty"`
+	Status  int    `json:"status,omitempty"`
 }
 
 // tc hooks of TCFilterRow.
