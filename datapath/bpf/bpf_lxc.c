@@ -111,23 +111,29 @@ static __always_inline int ipv4_forward_from_lxc(struct __sk_buff *skb, struct i
 	return TC_ACT_OK;
 }
 
-/* handle_ipv4_from_lxc: validate, find the source endpoint, load-balance
- * (DNAT), classify by CT. Packets of known connections are forwarded right
- * here; NEW connections continue in tail_ipv4_egress_policy.
+/* handle_ipv4_from_lxc: validate, find the source endpoint, classify by
+ * CT, load-balance (DNAT). Packets of known connections are forwarded
+ * right here; NEW connections continue in tail_ipv4_egress_policy.
+ *
+ * Cilium's order: a service flow's service entry first, which gives its
+ * pinned backend and rev-NAT index; only a flow without one (NEW, or its
+ * backend was removed) looks the service map up and selects a backend,
+ * and only NEW connections meet policy.
  */
 static __always_inline int handle_ipv4_from_lxc(struct __sk_buff *skb, struct drop_ids *ids)
 {
 	__u32 now = bpf_mono_now();
+	struct ct_state lb_state = {};
 	struct endpoint_info *dst_ep;
 	struct ct_state state = {};
 	struct ct_key tuple = {};
 	struct ct_pkt pkt = {};
 	struct endpoint_info *ep;
-	__u32 rev_nat, backend_id;
 	__u32 created = 0;
 	struct iphdr ip;
 	__u32 l4_off;
 	int ct, ret;
+	__u16 rev_nat;
 
 	ret = ipv4_load(skb, &ip, &l4_off);
 	if (ret < 0)
@@ -143,24 +149,35 @@ static __always_inline int handle_ipv4_from_lxc(struct __sk_buff *skb, struct dr
 	if (ret < 0)
 		return ret;
 
+	/* A service flow: DNAT to the backend its service entry pins, else
+	 * (a new flow, or its backend was removed) to one selected now, if
+	 * the destination is a service.
+	 */
 	if (tuple.nexthdr == IPPROTO_TCP || tuple.nexthdr == IPPROTO_UDP) {
-		struct lb4_key key = {
-			.address = tuple.daddr,
-			.dport = tuple.dport,
-			.proto = tuple.nexthdr,
-		};
-		struct lb4_service *svc = lb4_lookup_service(&key);
+		struct lb4_backend *backend = lb4_lookup_pinned(&tuple, &pkt, &lb_state, now);
 
-		if (svc) {
-			ret = lb4_local(skb, l4_off, &tuple, &pkt, &key, svc, &state, &created, now);
+		if (backend) {
+			ret = lb4_dnat(skb, l4_off, &tuple, backend);
 			if (ret < 0)
-				goto drop;
+				return ret;
 			ip.daddr = tuple.daddr;
+		} else {
+			struct lb4_key key = {
+				.address = tuple.daddr,
+				.dport = tuple.dport,
+				.proto = tuple.nexthdr,
+			};
+			struct lb4_service *svc = lb4_lookup_service(&key);
+
+			if (svc) {
+				ret = lb4_select(skb, l4_off, &tuple, &pkt, &key, svc, &lb_state,
+						 &created, now);
+				if (ret < 0)
+					goto drop;
+				ip.daddr = tuple.daddr;
+			}
 		}
 	}
-	rev_nat = state.rev_nat_index;
-	backend_id = state.backend_id;
-
 	ct = ct_lookup4(&tuple, CT_EGRESS, &pkt, &state, now);
 	if (ct != CT_NEW) {
 		ret = ipv4_route_from_lxc(&ip, &dst_ep, ids);
@@ -175,18 +192,19 @@ static __always_inline int handle_ipv4_from_lxc(struct __sk_buff *skb, struct dr
 	 * recvmsg4: its CT entry gets the service's rev-NAT index, so that
 	 * to-container reverse-NATs the replies (lib/sock.h).
 	 */
+	rev_nat = lb_state.rev_nat_index;
 	if (!rev_nat)
 		rev_nat = sock4_udp_flow_rev_nat(&tuple);
 
 	skb->cb[CB_SRC_IDENTITY] = ep->sec_identity;
-	skb->cb[CB_BACKEND_ID] = backend_id;
+	skb->cb[CB_BACKEND_ID] = lb_state.backend_id;
 	skb->cb[CB_REV_NAT] = rev_nat;
 	skb->cb[CB_SRC_EP] = (__u32)ep->ep_id | ((__u32)ep->flags << 16);
 	skb->cb[CB_CT_CREATED] = created;
 	bpf_tail_call(skb, &hoplab_calls_lxc, CALL_IPV4_EGRESS_POLICY);
 	ret = -DROP_MISSED_TAIL_CALL;
 drop:
-	/* The service entry lb4_local pinned goes with the packet. */
+	/* The service entry lb4_select pinned goes with the packet. */
 	ct_delete_created4(&tuple, created);
 	return ret;
 }

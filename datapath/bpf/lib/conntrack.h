@@ -9,7 +9,11 @@
  * ESTABLISHED if its own tuple with the same direction exists, REPLY if the
  * reversed tuple exists with the opposite direction, NEW otherwise. Service
  * entries (TUPLE_F_SERVICE) are keyed by the pre-DNAT tuple and pin the
- * backend of a flow. Expired entries count as missing and are overwritten.
+ * backend of a flow: from-container looks a flow's service entry up before
+ * anything else and takes backend and rev-NAT index from it, so the service
+ * map is consulted once per connection (and again only when the pinned
+ * backend is removed from the backend map, which the lookup of the backend
+ * by its id detects). Expired entries count as missing and are overwritten.
  *
  * A dropped packet leaves no CT entry: the checks that may drop a NEW
  * connection come before its egress entry is created (egress policy, TTL),
@@ -273,6 +277,25 @@ static __always_inline struct ct_entry *__ct_lookup(const struct ct_key *key,
 	if (!entry || entry->lifetime < now || ct_reopens(entry, key, pkt))
 		return 0;
 	__ct_update(entry, key->nexthdr, pkt, reply, now);
+	return entry;
+}
+
+/* ct_lookup_service4 finds the live service entry of a flow (tuple is its
+ * pre-DNAT tuple; tuple->flags is set to TUPLE_F_SERVICE) and refreshes
+ * it, without counting the packet (its own entry does). NULL if there is
+ * none, it expired, or a SYN reopens a closing connection, which is then
+ * load-balanced anew.
+ */
+static __always_inline struct ct_entry *ct_lookup_service4(struct ct_key *tuple,
+							   const struct ct_pkt *pkt, __u32 now)
+{
+	struct ct_entry *entry;
+
+	tuple->flags = TUPLE_F_SERVICE;
+	entry = bpf_map_lookup_elem(&hoplab_ct4_global, tuple);
+	if (!entry || entry->lifetime < now || ct_reopens(entry, tuple, pkt))
+		return 0;
+	__ct_refresh(entry, tuple->nexthdr, pkt, now);
 	return entry;
 }
 
