@@ -182,6 +182,13 @@ func num(n int) string {
 	return strconv.Itoa(n)
 }
 
+func l7Of(h journey.Hop) journey.L7 {
+	if h.L7 == nil {
+		return journey.L7{}
+	}
+	return *h.L7
+}
+
 func outerOf(h journey.Hop) journey.Outer {
 	if h.Outer == nil {
 		return journey.Outer{}
@@ -211,6 +218,10 @@ var comparedFields = []hopField{
 	{journey.FieldOuterProto, func(h journey.Hop) string { return outerOf(h).Proto }},
 	{journey.FieldOuterDport, func(h journey.Hop) string { return num(int(outerOf(h).Dport)) }},
 	{journey.FieldOuterVNI, func(h journey.Hop) string { return num(int(outerOf(h).VNI)) }},
+	{journey.FieldL7Method, func(h journey.Hop) string { return l7Of(h).Method }},
+	{journey.FieldL7Path, func(h journey.Hop) string { return l7Of(h).Path }},
+	{journey.FieldL7Status, func(h journey.Hop) string { return num(l7Of(h).Status) }},
+	{journey.FieldL7Rule, func(h journey.Hop) string { return l7Of(h).Rule }},
 }
 
 // HopValue is the value of a compared field of h, "" when absent.

@@ -51,7 +51,7 @@ type sideView struct {
 // the hop the other side has.
 type diffRowView struct {
 	rowView
-	Absent, First, Differs, OuterDiffers bool
+	Absent, First, Differs, OuterDiffers, L7Differs bool
 }
 
 // ctView is a CT entry, or its absence, with its differing fields.
@@ -151,6 +151,9 @@ func side(d PacketDiff, s int, label, router string, opts HTMLOptions) sideView 
 			}
 			if strings.HasPrefix(f, "outer.") {
 				row.OuterDiffers = true
+			}
+			if strings.HasPrefix(f, "l7.") {
+				row.L7Differs = true
 			}
 		}
 		v.Rows = append(v.Rows, row)

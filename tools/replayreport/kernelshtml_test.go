@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/hoplab/hoplab/internal/journey"
 	"github.com/hoplab/hoplab/internal/testreq"
 	"github.com/hoplab/hoplab/topologies"
 )
@@ -74,6 +75,21 @@ func TestWriteKernelsHTML(t *testing.T) {
 	}
 	if strings.Contains(page, `class="dif"`) || strings.Contains(page, ` diff"`) || strings.Contains(page, ` diff first"`) || strings.Contains(page, ` first"`) {
 		t.Error("an equal pair has differences marked")
+	}
+}
+
+// A proxy hop's L7 row is on the page, highlighted when it differs.
+func TestKernelsHTMLL7(t *testing.T) {
+	px := func(status int) journey.Report {
+		return journey.Report{Packets: []journey.Packet{{Verdict: journey.Delivered, DeliveredTo: "node2:proxy", Hops: []journey.Hop{{Node: "node2", Point: journey.Proxy, Device: "lo",
+			Verdict: journey.Forwarded, L7: &journey.L7{Method: "GET", Path: "/private", Status: status, Rule: "GET /public/.*"}}}}}}
+	}
+	var out bytes.Buffer
+	if err := WriteKernelsHTML(&out, KernelRun{Name: "a", Report: px(403)}, KernelRun{Name: "b", Report: px(200)}, HTMLOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(out.String(), `<tr class="l7 difouter">`); n != 2 {
+		t.Errorf("%d highlighted L7 rows, want 2:\n%s", n, out.String())
 	}
 }
 

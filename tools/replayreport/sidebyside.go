@@ -266,6 +266,10 @@ func hopLines(i int, h, other *journey.Hop, r HopPair) []string {
 			fmt.Sprintf("   outer ip %s -> %s ttl %s %s %s -> %s vni %s", m(journey.FieldOuterIPSrc), m(journey.FieldOuterIPDst),
 				m(journey.FieldOuterTTL), m(journey.FieldOuterProto), dashIfEmpty(sport), m(journey.FieldOuterDport), m(journey.FieldOuterVNI)))
 	}
+	if h.L7 != nil || o.L7 != nil {
+		lines = append(lines, fmt.Sprintf("   l7  %s %s -> %s rule %s", m(journey.FieldL7Method), m(journey.FieldL7Path),
+			m(journey.FieldL7Status), m(journey.FieldL7Rule)))
+	}
 	v := "   " + m(journey.FieldVerdict)
 	if h.DropReason != "" || r.Differs(journey.FieldDropReason) {
 		v += " (" + m(journey.FieldDropReason) + ")"

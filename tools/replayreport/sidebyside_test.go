@@ -79,6 +79,19 @@ func TestComparePackets(t *testing.T) {
 	if d := ComparePackets(x, y); d.Equal() || !slices.Equal(d.Rows[0].Fields, []string{"outer.vni"}) {
 		t.Errorf("outer VNI: %+v", d.Rows)
 	}
+	// A proxy hop's HTTP request and answer count.
+	px := func(status int) journey.Packet {
+		return journey.Packet{Hops: []journey.Hop{{Node: "node2", Point: journey.Proxy, Device: "lo",
+			L7: &journey.L7{Method: "GET", Path: "/private", Status: status, Rule: "GET /public/.*"}}}}
+	}
+	if d := ComparePackets(px(403), px(200)); d.Equal() || !slices.Equal(d.Rows[0].Fields, []string{"l7.status"}) {
+		t.Errorf("L7 status: %+v", d.Rows)
+	}
+	var l7 bytes.Buffer
+	if err := WriteSideBySide(&l7, KernelRun{Name: "a", Report: journey.Report{Packets: []journey.Packet{px(403)}}},
+		KernelRun{Name: "b", Report: journey.Report{Packets: []journey.Packet{px(200)}}}); err != nil || !strings.Contains(l7.String(), "   l7  GET /private -> !403 rule GET /public/.* |    l7  GET /private -> !200 rule GET /public/.*") {
+		t.Errorf("L7 side by side (%v):\n%s", err, l7.String())
+	}
 	// A frame may leave on either link of its node's bond: the bonding
 	// driver's hash picks it (it differs between kernels, and covers a
 	// tunnelled frame's per-boot outer source port). Another node's wire
