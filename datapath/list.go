@@ -108,7 +108,7 @@ func (p *PolicyMap) Entries() ([]PolicyRule, error) {
 		}
 		out = append(out, PolicyRule{
 			Key:   PolicyKey{Endpoint: k.EpId, Direction: dir, Identity: Identity(k.SecLabel), Port: port16(k.Dport), Proto: Proto(k.Protocol)},
-			Entry: PolicyEntry{Deny: v.Deny != 0, Packets: v.Packets, Bytes: v.Bytes},
+			Entry: PolicyEntry{Deny: v.Deny != 0, ProxyPort: proxyPortOf(&v), Packets: v.Packets, Bytes: v.Bytes},
 		})
 	}
 	if err := it.Err(); err != nil {

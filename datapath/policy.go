@@ -74,9 +74,14 @@ func (k PolicyKey) raw() (lxcPolicyKey, error) {
 
 // PolicyEntry is the verdict of a policy key and its hit counters.
 type PolicyEntry struct {
-	Deny    bool
-	Packets uint64
-	Bytes   uint64
+	Deny bool
+	// ProxyPort, when not 0, redirects the entry's flows to the node's L7
+	// proxy listening on that port: the programs mark their packets
+	// (MarkToProxy) and hand them to the stack, and the CT entry of the
+	// flow keeps the port for the flow's later packets.
+	ProxyPort uint16
+	Packets   uint64
+	Bytes     uint64
 }
 
 // PolicyMap is hoplab_policy, the policy of every local endpoint.
@@ -84,7 +89,7 @@ type PolicyMap struct {
 	m *ebpf.Map
 }
 
-func (p *PolicyMap) put(k PolicyKey, deny bool) error {
+func (p *PolicyMap) put(k PolicyKey, deny bool, proxyPort uint16) error {
 	rk, err := k.raw()
 	if err != nil {
 		return err
@@ -93,6 +98,7 @@ func (p *PolicyMap) put(k PolicyKey, deny bool) error {
 	if deny {
 		v.Deny = 1
 	}
+	setProxyPort(&v, proxyPort)
 	if err := p.m.Put(&rk, &v); err != nil {
 		return fmt.Errorf("policy put %v: %w", k, err)
 	}
@@ -100,10 +106,16 @@ func (p *PolicyMap) put(k PolicyKey, deny bool) error {
 }
 
 // Allow inserts an allow entry.
-func (p *PolicyMap) Allow(k PolicyKey) error { return p.put(k, false) }
+func (p *PolicyMap) Allow(k PolicyKey) error { return p.put(k, false, 0) }
+
+// AllowProxy inserts (or replaces) an allow entry that redirects the
+// flows it admits to the L7 proxy on proxyPort; 0 is Allow. Replacing
+// keeps the entry's counters at zero; tracked flows keep the proxy port
+// their CT entry recorded.
+func (p *PolicyMap) AllowProxy(k PolicyKey, proxyPort uint16) error { return p.put(k, false, proxyPort) }
 
 // Deny inserts a deny entry ("Policy deny" drops).
-func (p *PolicyMap) Deny(k PolicyKey) error { return p.put(k, true) }
+func (p *PolicyMap) Deny(k PolicyKey) error { return p.put(k, true, 0) }
 
 // Lookup returns the entry for exactly k.
 func (p *PolicyMap) Lookup(k PolicyKey) (PolicyEntry, error) {
@@ -115,7 +127,7 @@ func (p *PolicyMap) Lookup(k PolicyKey) (PolicyEntry, error) {
 	if err := p.m.Lookup(&rk, &v); err != nil {
 		return PolicyEntry{}, fmt.Errorf("policy lookup %v: %w", k, ErrNotFound)
 	}
-	return PolicyEntry{Deny: v.Deny != 0, Packets: v.Packets, Bytes: v.Bytes}, nil
+	return PolicyEntry{Deny: v.Deny != 0, ProxyPort: proxyPortOf(&v), Packets: v.Packets, Bytes: v.Bytes}, nil
 }
 
 // Delete removes the entry for k.
@@ -128,4 +140,15 @@ func (p *PolicyMap) Delete(k PolicyKey) error {
 		return fmt.Errorf("policy delete %v: %w", k, err)
 	}
 	return nil
+}
+
+// setProxyPort stores port in the entry's proxy_port (network order).
+func setProxyPort(v *lxcPolicyEntry, port uint16) {
+	n := be16(port)
+	v.Pad[1], v.Pad[2] = byte(n), byte(n>>8)
+}
+
+// proxyPortOf reads the entry's proxy_port.
+func proxyPortOf(v *lxcPolicyEntry) uint16 {
+	return port16(uint16(v.Pad[1]) | uint16(v.Pad[2])<<8)
 }

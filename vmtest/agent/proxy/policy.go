@@ -1,8 +1,10 @@
 package proxy
 
 import (
+	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 
 	"github.com/hoplab/hoplab/topologies"
 )
@@ -140,4 +142,40 @@ func (p *Policy) forFlow(src, dst netip.AddrPort) (fp flowPolicy, ok bool) {
 		}
 	}
 	return fp, false
+}
+
+// Rules describes the policy, one line per endpoint, direction and port
+// ("pod4 ingress 8080/TCP: policy "l7" ingress[0] toPorts[0] (line 9): GET /public/.*; ..."),
+// sorted: two policies enforce the same rules when their lines are equal.
+func (p *Policy) Rules() []string {
+	if p == nil {
+		return nil
+	}
+	var out []string
+	for _, e := range p.Endpoints {
+		for _, ports := range []map[uint16]*topologies.L7Port{e.Ingress, e.Egress} {
+			for port, l := range ports {
+				var allows []string
+				for i := range l.Allows {
+					a := &l.Allows[i]
+					peers := make([]string, len(a.Peers))
+					for j, id := range a.Peers {
+						peers[j] = id.String()
+					}
+					rules := "any request"
+					if len(a.HTTP) > 0 {
+						hs := make([]string, len(a.HTTP))
+						for j, h := range a.HTTP {
+							hs[j] = h.String()
+						}
+						rules = strings.Join(hs, " | ")
+					}
+					allows = append(allows, fmt.Sprintf("%s from/to %s: %s", a.String(), strings.Join(peers, ","), rules))
+				}
+				out = append(out, fmt.Sprintf("%s %s %d/TCP: %s", e.Name, l.Direction, port, strings.Join(allows, "; ")))
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
 }

@@ -87,10 +87,11 @@ func New(opts Options) *Proxy {
 		conns: map[net.Conn]struct{}{}}
 }
 
-// Update makes p the policy (the next request of every connection is
+// Update makes pol the policy (the next request of every connection is
 // decided by it, those of open connections included) and listens on its
-// ports: new ports are opened, ports it no longer has closed (their open
-// connections stay). It returns the ports listened on.
+// ports, opening the new ones; listeners of ports it no longer has stay
+// until Prune, so that flows the datapath still redirects there during a
+// change find them. It returns the ports of pol.
 func (p *Proxy) Update(pol *Policy) ([]uint16, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -119,13 +120,25 @@ func (p *Proxy) Update(pol *Policy) ([]uint16, error) {
 		p.wg.Add(1)
 		go p.serve(port, p.listeners[port])
 	}
+	return want, nil
+}
+
+// Prune closes the listeners of ports the policy no longer has (their
+// open connections stay) and returns those ports.
+func (p *Proxy) Prune() []uint16 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	want := p.policy.Load().Ports()
+	var closed []uint16
 	for port, ln := range p.listeners {
 		if !slices.Contains(want, port) {
 			_ = ln.Close()
 			delete(p.listeners, port)
+			closed = append(closed, port)
 		}
 	}
-	return want, nil
+	slices.Sort(closed)
+	return closed
 }
 
 // Ports returns the ports listened on, ascending.

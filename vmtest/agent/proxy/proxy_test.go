@@ -393,10 +393,13 @@ func TestProxyUpdateAppliesToOpenConnections(t *testing.T) {
 	if status, _ := c.do(t, get("/public/a")); status != 403 {
 		t.Fatalf("after, /public/a: %d", status)
 	}
-	t.Log("back to the shipped rules: 9090's listener closes, the open connection on 8080 stays")
+	t.Log("back to the shipped rules: 9090's listener stays until Prune closes it; the open connection on 8080 stays")
 	l.update(mustTopology(t, ""), "node2")
-	if fmt.Sprint(l.proxy.Ports()) != "[8080]" {
-		t.Fatalf("listening on %v", l.proxy.Ports())
+	if fmt.Sprint(l.proxy.Ports()) != "[8080 9090]" {
+		t.Fatalf("listening on %v before Prune", l.proxy.Ports())
+	}
+	if closed := l.proxy.Prune(); fmt.Sprint(closed) != "[9090]" || fmt.Sprint(l.proxy.Ports()) != "[8080]" {
+		t.Fatalf("Prune closed %v, listening on %v", closed, l.proxy.Ports())
 	}
 	if status, _ := c.do(t, get("/public/a")); status != 200 {
 		t.Fatalf("restored: %d", status)
@@ -495,5 +498,27 @@ func TestPolicyPeer(t *testing.T) {
 	}
 	if len(pol.Endpoints) != 1 || !pol.Local[netip.MustParseAddr("10.1.2.1")] {
 		t.Errorf("policy %+v", pol)
+	}
+}
+
+func TestPolicyRules(t *testing.T) {
+	pol, err := FromTopology(mustTopology(t, ""), "node2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `pod4 ingress 8080/TCP: policy "backend-l7" ingress[0] toPorts[0] (line 35) from/to 38586: GET /public/.* | GET /api/health; ` +
+		`policy "backend-l7" ingress[1] toPorts[0] (line 42) from/to 27866: any request`
+	if got := pol.Rules(); len(got) != 1 || got[0] != want {
+		t.Errorf("Rules() = %q\nwant %q", got, want)
+	}
+	changed, err := FromTopology(l7Changed(t), "node2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := changed.Rules(); len(got) != 2 || got[0] == want {
+		t.Errorf("changed rules %q", got)
+	}
+	if (*Policy)(nil).Rules() != nil {
+		t.Error("nil policy has rules")
 	}
 }

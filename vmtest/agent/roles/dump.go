@@ -180,7 +180,7 @@ func (n *Node) PolicyGet(_ context.Context, req nodeapi.PolicyGet) ([]nodeapi.Po
 		}
 		out = append(out, nodeapi.PolicyRow{
 			Direction: dir, Identity: uint32(r.Key.Identity), Port: r.Key.Port, Proto: proto,
-			Level: policyLevel(r.Key), Deny: r.Entry.Deny, Packets: r.Entry.Packets, Bytes: r.Entry.Bytes,
+			Level: policyLevel(r.Key), Deny: r.Entry.Deny, ProxyPort: r.Entry.ProxyPort, Packets: r.Entry.Packets, Bytes: r.Entry.Bytes,
 		})
 	}
 	return out, nil
@@ -256,7 +256,7 @@ func (n *Node) Metrics(context.Context) ([]nodeapi.MetricRow, error) {
 		}
 		return out[i].Direction > out[j].Direction
 	})
-	return out, nil
+	return append(out, n.l7Metrics()...), nil
 }
 
 func reasonName(r datapath.DropReason) string {
@@ -288,6 +288,9 @@ func (n *Node) Reset(_ context.Context, r nodeapi.Reset) (nodeapi.ResetResult, e
 	}
 	if err := n.dp.Metrics.Reset(); err != nil {
 		return res, err
+	}
+	if n.proxy != nil {
+		n.proxy.ResetMetrics()
 	}
 	return res, nil
 }

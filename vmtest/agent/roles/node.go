@@ -20,6 +20,7 @@ import (
 	"github.com/hoplab/hoplab/datapath"
 	"github.com/hoplab/hoplab/topologies"
 	"github.com/hoplab/hoplab/vmtest/agent/pods"
+	"github.com/hoplab/hoplab/vmtest/agent/proxy"
 	"github.com/hoplab/hoplab/vmtest/agent/workload"
 	"github.com/hoplab/hoplab/vmtest/protocol/nodeapi"
 )
@@ -141,6 +142,12 @@ type Node struct {
 
 	rstMu sync.Mutex
 	rst   map[string]*rstFilter // by pod: pod-inject's RST suppression
+
+	// proxy is the L7 proxy (l7.go), proxyPolicy its policy, and
+	// proxyRouting says its policy routing is set up.
+	proxy        *proxy.Proxy
+	proxyPolicy  *proxy.Policy
+	proxyRouting bool
 }
 
 // raiseMemlock lifts RLIMIT_MEMLOCK as far as allowed: kernels before 5.11
@@ -272,8 +279,12 @@ func Setup(ctx context.Context, opts Options, s nodeapi.Setup) (n *Node, res nod
 			return n, res, err
 		}
 	}
+	// The proxy listens before any policy entry redirects to it.
+	if err := n.startProxy(); err != nil {
+		return n, res, err
+	}
 	for _, k := range sortedPolicy(st.policy) {
-		if err := n.dp.Policy.Allow(k); err != nil {
+		if err := n.dp.Policy.AllowProxy(k, st.policy[k]); err != nil {
 			return n, res, err
 		}
 	}
@@ -449,7 +460,7 @@ func (n *Node) Close() error {
 		}
 		delete(n.listeners, name)
 	}
-	errs = append(errs, n.stopAllRST(false))
+	errs = append(errs, n.stopAllRST(false), n.stopProxy())
 	names := make([]string, 0, len(n.pods))
 	for name := range n.pods {
 		names = append(names, name)

@@ -84,8 +84,9 @@ type state struct {
 	endpoints map[string]datapath.Endpoint
 	// services are every service of the cluster (backends on any node).
 	services map[svcKey]datapath.Service
-	// policy holds every allow entry of the node's endpoints.
-	policy map[datapath.PolicyKey]bool
+	// policy holds every allow entry of the node's endpoints, with its
+	// proxy port (0: not redirected to the L7 proxy).
+	policy map[datapath.PolicyKey]uint16
 	// ipcache is the node's view of the cluster's prefixes.
 	ipcache map[netip.Prefix]datapath.IPCacheEntry
 }
@@ -101,7 +102,7 @@ func desired(top *topologies.Topology, name string, i *ids) (*state, error) {
 		pods:      map[string]*topologies.Pod{},
 		endpoints: map[string]datapath.Endpoint{},
 		services:  map[svcKey]datapath.Service{},
-		policy:    map[datapath.PolicyKey]bool{},
+		policy:    map[datapath.PolicyKey]uint16{},
 		ipcache:   map[netip.Prefix]datapath.IPCacheEntry{},
 	}
 	for _, p := range top.PodsOn(name) {
@@ -120,7 +121,7 @@ func desired(top *topologies.Topology, name string, i *ids) (*state, error) {
 			s.policy[datapath.PolicyKey{
 				Endpoint: p.EndpointID, Direction: datapath.Direction(e.Direction),
 				Identity: datapath.Identity(e.RemoteIdentity), Port: e.Port, Proto: datapath.Proto(e.Proto),
-			}] = true
+			}] = e.ProxyPort
 		}
 	}
 	for _, svc := range top.Services {
@@ -175,7 +176,7 @@ func (s *state) sortedServices() []datapath.Service {
 }
 
 // sortedPolicy returns the policy keys in a stable order.
-func sortedPolicy(m map[datapath.PolicyKey]bool) []datapath.PolicyKey {
+func sortedPolicy(m map[datapath.PolicyKey]uint16) []datapath.PolicyKey {
 	out := make([]datapath.PolicyKey, 0, len(m))
 	for k := range m {
 		out = append(out, k)

@@ -78,13 +78,29 @@ func (n *Node) update(_ context.Context, u nodeapi.Update) (nodeapi.UpdateResult
 		return res, err
 	}
 
-	// Policy entries that appear.
+	// The L7 proxy takes the new rules, and listens on new ports, before
+	// any entry redirects there.
+	l7, err := n.updateProxy(top)
+	if err != nil {
+		return fail(err)
+	}
+	res.Changes = append(res.Changes, l7...)
+
+	// Policy entries that appear, or change their proxy port (flows
+	// already tracked keep theirs: CT recorded it).
 	for _, k := range sortedPolicy(nw.policy) {
-		if !old.policy[k] {
-			if err := n.dp.Policy.Allow(k); err != nil {
-				return fail(err)
-			}
-			add("policy: %s +%v", podName(nw, k.Endpoint), k)
+		op, had := old.policy[k]
+		if had && op == nw.policy[k] {
+			continue
+		}
+		if err := n.dp.Policy.AllowProxy(k, nw.policy[k]); err != nil {
+			return fail(err)
+		}
+		switch {
+		case !had:
+			add("policy: %s +%v%s", podName(nw, k.Endpoint), k, proxyNote(nw.policy[k]))
+		default:
+			add("policy: %s %v proxy port %d -> %d", podName(nw, k.Endpoint), k, op, nw.policy[k])
 		}
 	}
 
@@ -157,13 +173,14 @@ func (n *Node) update(_ context.Context, u nodeapi.Update) (nodeapi.UpdateResult
 
 	// Policy entries that go.
 	for _, k := range sortedPolicy(old.policy) {
-		if !nw.policy[k] {
+		if _, keep := nw.policy[k]; !keep {
 			if err := n.dp.Policy.Delete(k); err != nil {
 				return fail(err)
 			}
 			add("policy: %s -%v", podName(old, k.Endpoint), k)
 		}
 	}
+	res.Changes = append(res.Changes, n.pruneProxy()...)
 
 	// Services: upsert new and changed ones, then delete the gone ones and
 	// the backends nothing uses any more.
@@ -251,6 +268,14 @@ func (n *Node) update(_ context.Context, u nodeapi.Update) (nodeapi.UpdateResult
 	n.devices.Clear()
 	n.log.Info("node updated", "changes", len(res.Changes))
 	return res, nil
+}
+
+// proxyNote is " (proxy port P)" for an entry that redirects, else "".
+func proxyNote(port uint16) string {
+	if port == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (proxy port %d)", port)
 }
 
 func backendName(top *topologies.Topology, b datapath.Backend) string {

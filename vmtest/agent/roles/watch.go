@@ -35,11 +35,16 @@ type watcher struct {
 	dropped atomic.Uint64
 	lost    atomic.Uint64
 	abandon atomic.Bool
+	// qmu guards qclosed: senders that are not among wg's goroutines
+	// (the L7 proxy) push only while the queue is open (pushOpen).
+	qmu     sync.RWMutex
+	qclosed bool
 }
 
 // Watch starts (or, with both fields false, stops) the event stream:
-// EventDatapath for every trace and drop notification, EventPodPacket for
-// every frame on a pod's eth0. A new Watch replaces the previous one.
+// EventDatapath for every trace and drop notification and EventL7 for
+// every record of the L7 proxy (with Datapath), EventPodPacket for every
+// frame on a pod's eth0. A new Watch replaces the previous one.
 func (n *Node) Watch(_ context.Context, req nodeapi.Watch) (nodeapi.WatchResult, error) {
 	var res nodeapi.WatchResult
 	n.watchMu.Lock()
@@ -133,7 +138,10 @@ func (w *watcher) stop() {
 		_ = s.close()
 	}
 	w.wg.Wait()
+	w.qmu.Lock()
+	w.qclosed = true
 	close(w.queue)
+	w.qmu.Unlock()
 	sent := make(chan struct{})
 	go func() {
 		w.sender.Wait()
@@ -152,6 +160,16 @@ func (w *watcher) push(name string, data any) {
 	case w.queue <- event{name, data}:
 	default:
 		w.dropped.Add(1)
+	}
+}
+
+// pushOpen is push for senders outside the watch's goroutines: nothing
+// once the queue is closed.
+func (w *watcher) pushOpen(name string, data any) {
+	w.qmu.RLock()
+	defer w.qmu.RUnlock()
+	if !w.qclosed {
+		w.push(name, data)
 	}
 }
 
