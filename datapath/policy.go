@@ -112,7 +112,9 @@ func (p *PolicyMap) Allow(k PolicyKey) error { return p.put(k, false, 0) }
 // flows it admits to the L7 proxy on proxyPort; 0 is Allow. Replacing
 // keeps the entry's counters at zero; tracked flows keep the proxy port
 // their CT entry recorded.
-func (p *PolicyMap) AllowProxy(k PolicyKey, proxyPort uint16) error { return p.put(k, false, proxyPort) }
+func (p *PolicyMap) AllowProxy(k PolicyKey, proxyPort uint16) error {
+	return p.put(k, false, proxyPort)
+}
 
 // Deny inserts a deny entry ("Policy deny" drops).
 func (p *PolicyMap) Deny(k PolicyKey) error { return p.put(k, true, 0) }
