@@ -98,3 +98,27 @@ e2e-matrix: deps-e2e
 	$(GO) build ./...
 	$(GO) run ./e2e/runner -matrix -extra-kernels '$(EXTRA_KERNELS)' $(if $(E2E_LABELS),-label-filter '$(E2E_LABELS)')
 # ---- end of e2e --------------------------------------------------------------
+
+# ---- study: eBPF versus iptables (issue 14) ---------------------------------
+# `make study` boots the study's two-node topology (KERNEL as for e2e) and
+# measures bulk TCP throughput and TCP_RR against the number of policy
+# entries (eBPF) and FORWARD rules (a bridge baseline, no matching rule or a
+# matching rule on top), single-host and multi-host; it writes
+# docs/study.md, docs/study/*.png and docs/study/*.csv. `make study-quick`
+# runs the small grid (counts 0, 200 and 10000, 3 repetitions) into
+# STUDY_QUICK_OUT.
+STUDY_OUT       ?= docs/study
+STUDY_DOC       ?= docs/study.md
+STUDY_QUICK_OUT ?= $(or $(TMPDIR),/tmp)/hoplab-study-quick
+STUDY_FLAGS     ?=
+
+.PHONY: study study-quick
+
+## study: the full grid (counts 0..10000, 7 repetitions), ≤ 30 minutes under TCG on 2 cores; writes docs/study.md and docs/study/.
+study: deps-e2e
+	$(GO) run ./tools/hoplab study $(if $(KERNEL),--kernel $(KERNEL)) --out $(STUDY_OUT) --doc $(STUDY_DOC) $(STUDY_FLAGS)
+
+## study-quick: the quick grid, ≤ 5 minutes under TCG; report and plots in STUDY_QUICK_OUT.
+study-quick: deps-e2e
+	$(GO) run ./tools/hoplab study --quick $(if $(KERNEL),--kernel $(KERNEL)) --out $(STUDY_QUICK_OUT) $(STUDY_FLAGS)
+# ---- end of study ------------------------------------------------------------

@@ -117,7 +117,7 @@ hop's rewrites, connection tracking and policy verdicts.`,
 	}
 	add("journeys", newReplayCmd(a), newObserveCmd(a), newPolicyCmd(a))
 	add("state", newDumpCmds(a)...)
-	add("lab", newVMCmd(a), newKernelsCmd(a), newVerifierCmd(a), newDoctorCmd(a), newReportCmd(a))
+	add("lab", newVMCmd(a), newKernelsCmd(a), newVerifierCmd(a), newDoctorCmd(a), newReportCmd(a), newStudyCmd(a))
 	return root
 }
 
