@@ -109,9 +109,9 @@ func (p *PolicyMap) put(k PolicyKey, deny bool, proxyPort uint16) error {
 func (p *PolicyMap) Allow(k PolicyKey) error { return p.put(k, false, 0) }
 
 // AllowProxy inserts (or replaces) an allow entry that redirects the
-// flows it admits to the L7 proxy on proxyPort; 0 is Allow. Replacing
-// keeps the entry's counters at zero; tracked flows keep the proxy port
-// their CT entry recorded.
+// flows it admits to the L7 proxy on proxyPort; 0 is Allow. Replacing an
+// entry zeroes its counters; tracked flows keep the proxy port their CT
+// entry recorded.
 func (p *PolicyMap) AllowProxy(k PolicyKey, proxyPort uint16) error {
 	return p.put(k, false, proxyPort)
 }

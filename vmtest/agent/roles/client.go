@@ -54,6 +54,13 @@ func (n *Node) Client(ctx context.Context, req nodeapi.ClientAction) (nodeapi.Cl
 	if timeout <= 0 {
 		timeout = DefaultClientTimeout
 	}
+	path := req.Path
+	if path == "" {
+		path = "/"
+	}
+	if path[0] != '/' {
+		return res, fmt.Errorf("pod %s: path %q does not start with /", req.Pod, req.Path)
+	}
 	var action func(context.Context) workload.Outcome
 	switch req.Kind {
 	case nodeapi.ClientTCP, nodeapi.ClientHTTP, nodeapi.ClientUDP, nodeapi.ClientHTTPStream:
@@ -65,7 +72,7 @@ func (n *Node) Client(ctx context.Context, req nodeapi.ClientAction) (nodeapi.Cl
 		case nodeapi.ClientTCP:
 			action = func(ctx context.Context) workload.Outcome { return workload.TCPConnect(ctx, p, dst) }
 		case nodeapi.ClientHTTP:
-			action = func(ctx context.Context) workload.Outcome { return workload.HTTPGet(ctx, p, dst) }
+			action = func(ctx context.Context) workload.Outcome { return workload.HTTPGetPath(ctx, p, dst, path) }
 		case nodeapi.ClientHTTPStream:
 			if req.Duration <= 0 || req.Duration > MaxStreamDuration {
 				return res, fmt.Errorf("pod %s: http-stream duration %v outside (0, %v]", req.Pod, req.Duration, MaxStreamDuration)
@@ -73,7 +80,7 @@ func (n *Node) Client(ctx context.Context, req nodeapi.ClientAction) (nodeapi.Cl
 			each, d := timeout, req.Duration
 			// The action's own deadline must not end the stream early.
 			timeout = d + each
-			action = func(ctx context.Context) workload.Outcome { return workload.HTTPStream(ctx, p, dst, d, each) }
+			action = func(ctx context.Context) workload.Outcome { return workload.HTTPStreamPath(ctx, p, dst, path, d, each) }
 		default:
 			payload := req.Payload
 			if len(payload) == 0 {
