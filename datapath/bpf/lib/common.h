@@ -63,7 +63,9 @@
  * re-bounded here, after any reload: the compare with PKT_DIRECT_MAX_OFF
  * cannot be folded away (pkt_off_opaque) and bounds the register that the
  * pointer arithmetic uses. datapath/compat's pkt-stack-offset rule checks
- * the objects for this.
+ * the objects for this. The direct copy is told the source is 4-byte
+ * aligned, so that it loads words, not bytes: packet loads need no
+ * alignment where the verifier does not enforce it (x86-64, arm64).
  */
 #define skb_copy_bytes(skb, off, to, len)                                           \
 	({                                                                          \
@@ -74,7 +76,7 @@
 		__data = (void *)(long)(skb)->data;                                 \
 		__end = (void *)(long)(skb)->data_end;                              \
 		if (__off <= PKT_DIRECT_MAX_OFF && __data + __off + (len) <= __end) \
-			__builtin_memcpy((to), __data + __off, (len));              \
+			__builtin_memcpy((to), __builtin_assume_aligned(__data + __off, 4), (len)); \
 		else                                                                \
 			__ret = bpf_skb_load_bytes((skb), __off, (to), (len)) < 0 ? -1 : 0; \
 		__ret;                                                              \
@@ -114,7 +116,7 @@ struct ct_entry {
 	__u32 src_sec_id;
 	__u8 tx_flags_seen; /* TCP flags seen in the tuple's direction */
 	__u8 rx_flags_seen; /* TCP flags seen in the reply direction */
-	__u16 pad;
+	__be16 proxy_port;  /* not 0: the flow goes to the L7 proxy on this port (lib/proxy.h) */
 	__u32 created;      /* seconds of CLOCK_MONOTONIC */
 };
 
@@ -196,10 +198,15 @@ struct policy_key {
 	__u8 pad[2];
 };
 
-/* Policy value, with per-entry hit counters. */
+/* Policy value, with per-entry hit counters. A non-zero proxy_port
+ * (Cilium's) redirects the flows the entry admits to the node's L7 proxy
+ * listening on that port (lib/proxy.h).
+ */
 struct policy_entry {
 	__u8 deny;
-	__u8 pad[7];
+	__u8 pad0;
+	__be16 proxy_port;
+	__u8 pad[4];
 	__u64 packets;
 	__u64 bytes;
 };
