@@ -32,8 +32,12 @@ type benchResult struct {
 	perPkt, empty time.Duration
 }
 
-// benchFlowSport is the source port of the ESTABLISHED flow; NEW flows
-// use 2000 and up.
+// benchStates are the table's states: NEW and ESTABLISHED service flows,
+// and DIRECT, an established flow to a pod without a service.
+var benchStates = []string{"NEW", "ESTABLISHED", "DIRECT"}
+
+// benchFlowSport is the source port of the ESTABLISHED flow (DIRECT's is
+// the next one); NEW flows use 2000 and up.
 const benchFlowSport = 40000
 
 // BenchmarkFromContainer measures from-container per packet for a TCP
@@ -62,6 +66,9 @@ const benchFlowSport = 40000
 // single runs of the empty program, whose median is subtracted (a single
 // run's time includes the test-run timer) and the batched empty cost
 // added, as for ESTABLISHED.
+//
+// DIRECT (policy 0 only): an established flow from pod1 straight to
+// pod4:8080, no service, measured as ESTABLISHED.
 //
 // By default no event reader is open, so the programs mute their
 // notifications; HOPLAB_BENCH_READER=1 opens a batch reader (and drains
@@ -99,14 +106,17 @@ func BenchmarkFromContainer(b *testing.B) {
 			for ; installed < policies; installed++ {
 				must(b, dp.Policy.Allow(L3L4Key(pod1.id, Egress, Identity(100000+installed), 8080, ProtoTCP)))
 			}
-			for _, state := range []string{"NEW", "ESTABLISHED"} {
+			for _, state := range benchStates {
+				if state == "DIRECT" && policies != 0 {
+					continue
+				}
 				c := benchCase{state: state, policy: policies, ct: ctEntries}
 				b.Run(fmt.Sprintf("%s/policy=%d/ct=%d", state, policies, ctEntries), func(b *testing.B) {
 					var r benchResult
 					if state == "NEW" {
 						r = benchNewFlows(b, dp, empty)
 					} else {
-						r = benchEstablished(b, dp, empty)
+						r = benchEstablished(b, dp, empty, state == "DIRECT")
 					}
 					results[c] = r
 					b.ReportMetric(float64(r.perPkt.Nanoseconds()), "ns/pkt")
@@ -167,10 +177,15 @@ func emptyBatch(b *testing.B, empty *ebpf.Program, data []byte) time.Duration {
 }
 
 // benchEstablished measures the ESTABLISHED service flow (see
-// BenchmarkFromContainer).
-func benchEstablished(b *testing.B, dp *Datapath, empty *ebpf.Program) benchResult {
+// BenchmarkFromContainer), or with direct set, an established flow from
+// pod1 straight to pod4:8080 (no service; the flows socket-level LB leaves
+// to the tc programs look like this).
+func benchEstablished(b *testing.B, dp *Datapath, empty *ebpf.Program, direct bool) benchResult {
 	p := fromPod(pod1, vip, 80)
 	p.sport = benchFlowSport
+	if direct {
+		p.dst, p.dport, p.sport = pod4IP, 8080, benchFlowSport+1
+	}
 	// The SYN creates the flow's service and egress entries (or finds
 	// them, for the later policy cases).
 	if res := run(b, dp.FromContainer, p.bytes(b), nil); res.ret != tcActOK {
@@ -181,13 +196,14 @@ func benchEstablished(b *testing.B, dp *Datapath, empty *ebpf.Program) benchResu
 	prog := restoreHarness(b, dp.FromContainer, data)
 	harness := restoreHarness(b, empty, data)
 	// The harness restores the headers before the program runs: handed a
-	// packet to elsewhere, the program still sees the VIP and DNATs it.
+	// packet to elsewhere, the program still sees the VIP and DNATs it
+	// (or pod4:8080).
 	other := p
 	other.dst, other.dport = worldIP, 443
 	if res := run(b, prog, other.bytes(b), nil); res.ret != tcActOK || outputDst(res.out) != ap(pod4IP, 8080) {
-		b.Fatalf("harness check: verdict %d, output to %v; want the flow DNATed to pod4:8080", res.ret, outputDst(res.out))
+		b.Fatalf("harness check: verdict %d, output to %v; want the flow to pod4:8080", res.ret, outputDst(res.out))
 	}
-	egress := CTKey{Src: ap(pod1.addr(), benchFlowSport), Dst: ap(pod4IP, 8080), Proto: ProtoTCP, Flags: TupleOut}
+	egress := CTKey{Src: ap(pod1.addr(), p.sport), Dst: ap(pod4IP, 8080), Proto: ProtoTCP, Flags: TupleOut}
 	txPackets := func() uint64 {
 		e, err := dp.CT.Lookup(egress)
 		must(b, err)
@@ -348,7 +364,7 @@ func fillCT(b *testing.B, dp *Datapath, n int) {
 func benchTable(r map[benchCase]benchResult) string {
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "%-12s %8s %8s %8s %8s %8s %8s\n", "state", "policy", "ct", "ns/pkt", "empty", "x empty", "ratio")
-	for _, state := range []string{"NEW", "ESTABLISHED"} {
+	for _, state := range benchStates {
 		base := r[benchCase{state: state}].perPkt
 		for _, ct := range []int{0, 100000} {
 			for _, p := range []int{0, 1, 100, 10000} {
