@@ -114,13 +114,21 @@ type CTEntry struct {
 	RevNAT      uint16 // rev-NAT index of the service, 0 if none
 	BackendID   uint32
 	SrcIdentity Identity
+	// ProxyPort is the L7 proxy port of a flow its policy redirects
+	// there (its packets are marked for the proxy), 0 otherwise.
+	ProxyPort uint16
 }
 
-// String formats the entry like "cilium bpf ct list global".
+// String formats the entry like "cilium bpf ct list global" (with
+// " ProxyPort=N" for a flow redirected to the L7 proxy).
 func (e CTEntry) String() string {
-	return fmt.Sprintf("%v expires=%d TxPackets=%d TxBytes=%d TxFlagsSeen=%#02x RxPackets=%d RxBytes=%d RxFlagsSeen=%#02x Flags=%#04x %v RevNAT=%d SourceSecurityID=%d BackendID=%d",
+	s := fmt.Sprintf("%v expires=%d TxPackets=%d TxBytes=%d TxFlagsSeen=%#02x RxPackets=%d RxBytes=%d RxFlagsSeen=%#02x Flags=%#04x %v RevNAT=%d SourceSecurityID=%d BackendID=%d",
 		e.Key, e.Lifetime, e.TxPackets, e.TxBytes, e.TxFlagsSeen, e.RxPackets, e.RxBytes, e.RxFlagsSeen,
 		uint16(e.Flags), e.Flags, e.RevNAT, e.SrcIdentity, e.BackendID)
+	if e.ProxyPort != 0 {
+		s += fmt.Sprintf(" ProxyPort=%d", e.ProxyPort)
+	}
+	return s
 }
 
 func (e CTEntry) raw() lxcCtEntry {
@@ -128,7 +136,7 @@ func (e CTEntry) raw() lxcCtEntry {
 		RxPackets: e.RxPackets, RxBytes: e.RxBytes, TxPackets: e.TxPackets, TxBytes: e.TxBytes,
 		Lifetime: e.Lifetime, Flags: uint16(e.Flags), RevNatIndex: e.RevNAT, BackendId: e.BackendID,
 		SrcSecId: uint32(e.SrcIdentity), TxFlagsSeen: e.TxFlagsSeen, RxFlagsSeen: e.RxFlagsSeen,
-		Created: e.Created,
+		ProxyPort: be16(e.ProxyPort), Created: e.Created,
 	}
 }
 
@@ -138,6 +146,7 @@ func ctEntryFrom(k lxcCtKey, v lxcCtEntry) CTEntry {
 		TxPackets: v.TxPackets, TxBytes: v.TxBytes, RxPackets: v.RxPackets, RxBytes: v.RxBytes,
 		TxFlagsSeen: v.TxFlagsSeen, RxFlagsSeen: v.RxFlagsSeen, Flags: CTFlags(v.Flags),
 		RevNAT: v.RevNatIndex, BackendID: v.BackendId, SrcIdentity: Identity(v.SrcSecId),
+		ProxyPort: port16(v.ProxyPort),
 	}
 }
 

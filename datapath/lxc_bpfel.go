@@ -26,7 +26,7 @@ type lxcCtEntry struct {
 	SrcSecId    uint32
 	TxFlagsSeen uint8
 	RxFlagsSeen uint8
-	Pad         uint16
+	ProxyPort   uint16
 	Created     uint32
 }
 
@@ -120,11 +120,13 @@ type lxcNatEntry struct {
 }
 
 type lxcPolicyEntry struct {
-	_       structs.HostLayout
-	Deny    uint8
-	Pad     [7]uint8
-	Packets uint64
-	Bytes   uint64
+	_         structs.HostLayout
+	Deny      uint8
+	Pad0      uint8
+	ProxyPort uint16
+	Pad       [4]uint8
+	Packets   uint64
+	Bytes     uint64
 }
 
 type lxcPolicyKey struct {

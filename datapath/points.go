@@ -20,6 +20,8 @@ func (p ObsPoint) JourneyPoint() string {
 		return "to-overlay"
 	case TraceFromOverlay:
 		return "from-overlay"
+	case TraceToProxy:
+		return "proxy"
 	}
 	return ""
 }

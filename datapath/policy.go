@@ -145,12 +145,7 @@ func (p *PolicyMap) Delete(k PolicyKey) error {
 }
 
 // setProxyPort stores port in the entry's proxy_port (network order).
-func setProxyPort(v *lxcPolicyEntry, port uint16) {
-	n := be16(port)
-	v.Pad[1], v.Pad[2] = byte(n), byte(n>>8)
-}
+func setProxyPort(v *lxcPolicyEntry, port uint16) { v.ProxyPort = be16(port) }
 
 // proxyPortOf reads the entry's proxy_port.
-func proxyPortOf(v *lxcPolicyEntry) uint16 {
-	return port16(uint16(v.Pad[1]) | uint16(v.Pad[2])<<8)
-}
+func proxyPortOf(v *lxcPolicyEntry) uint16 { return port16(v.ProxyPort) }

@@ -21,6 +21,11 @@
  *     hoplab_to_container     CT lookup, ingress policy for NEW flows,
  *                             reverse NAT of replies, redirect to the pod
  *
+ * A flow whose policy entry names a proxy port (an L7 rule) goes to the
+ * node's L7 proxy instead, marked, through the stack (lib/proxy.h): at
+ * egress from the egress stage, at ingress from to-container; the CT entry
+ * keeps the port, so the flow's established packets follow.
+ *
  * A dropped packet leaves no CT entry (lib/conntrack.h): a program that
  * drops a packet deletes the service and egress entries it created on its
  * way here (skb->cb[CB_CT_CREATED]), be it from-container, the egress
@@ -56,6 +61,7 @@
 #include "lib/encap.h"
 #include "lib/metrics.h"
 #include "lib/trace.h"
+#include "lib/proxy.h"
 #include "lib/drop.h"
 
 /* Identities reported in a drop notification. */
@@ -179,6 +185,12 @@ static __always_inline int handle_ipv4_from_lxc(struct __sk_buff *skb, struct dr
 		}
 	}
 	ct = ct_lookup4(&tuple, CT_EGRESS, &pkt, &state, now);
+	if (ct == CT_ESTABLISHED && state.proxy_port) {
+		/* A flow the egress policy sent to the L7 proxy. */
+		ids->dst = resolve_identity4(tuple.daddr);
+		return ipv4_to_proxy(skb, bpf_ntohs(state.proxy_port), ep->ep_id, ids->src, ids->dst,
+				     ct, &pkt, METRIC_EGRESS);
+	}
 	if (ct != CT_NEW) {
 		ret = ipv4_route_from_lxc(&ip, &dst_ep, ids);
 		if (ret < 0)
@@ -240,6 +252,7 @@ static __always_inline int handle_ipv4_egress_policy(struct __sk_buff *skb, stru
 	struct ct_state state = {};
 	struct ct_key tuple = {};
 	struct ct_pkt pkt = {};
+	__u16 proxy_port = 0;
 	struct iphdr ip;
 	__u32 l4_off;
 	int ret;
@@ -258,6 +271,7 @@ static __always_inline int handle_ipv4_egress_policy(struct __sk_buff *skb, stru
 					pkt.len);
 		if (ret < 0)
 			goto drop;
+		proxy_port = ret;
 	}
 	ret = ipv4_route_from_lxc(&ip, &dst_ep, ids);
 	if (ret < 0)
@@ -265,11 +279,15 @@ static __always_inline int handle_ipv4_egress_policy(struct __sk_buff *skb, stru
 	state.rev_nat_index = skb->cb[CB_REV_NAT];
 	state.backend_id = skb->cb[CB_BACKEND_ID];
 	state.src_sec_id = ids->src;
+	state.proxy_port = bpf_htons(proxy_port);
 	tuple.flags = CT_EGRESS;
 	ret = ct_create4(&tuple, &pkt, &state, 0, bpf_mono_now());
 	if (ret < 0)
 		goto drop;
 	created |= CT_CREATED_OUT;
+	if (proxy_port)
+		return ipv4_to_proxy(skb, proxy_port, ep_id, ids->src, ids->dst, CT_NEW, &pkt,
+				     METRIC_EGRESS);
 	ret = ipv4_forward_from_lxc(skb, &ip, dst_ep, &pkt, CT_NEW, ep_id, created, ids);
 	if (ret >= 0)
 		return ret;
@@ -324,11 +342,13 @@ static __always_inline int handle_to_container(struct __sk_buff *skb, struct dro
 
 	ct = ct_lookup4(&tuple, CT_INGRESS, &pkt, &state, now);
 	if (ct == CT_NEW) {
+		state.proxy_port = 0;
 		if (ep->flags & EP_F_ENFORCE_INGRESS) {
 			ret = policy_can_access(ep->ep_id, ids->src, tuple.dport, tuple.nexthdr,
 						POLICY_INGRESS, pkt.len);
 			if (ret < 0)
 				goto drop;
+			state.proxy_port = bpf_htons(ret);
 		}
 		state.rev_nat_index = 0;
 		state.backend_id = 0;
@@ -342,6 +362,12 @@ static __always_inline int handle_to_container(struct __sk_buff *skb, struct dro
 			goto drop;
 	}
 
+	/* A flow the ingress policy sends to the L7 proxy: its first packet
+	 * (the entry just created says so) and its established ones.
+	 */
+	if (state.proxy_port && (ct == CT_NEW || ct == CT_ESTABLISHED))
+		return ipv4_to_proxy(skb, bpf_ntohs(state.proxy_port), ep->ep_id, ids->src,
+				     ep->sec_identity, ct, &pkt, METRIC_INGRESS);
 	send_trace_notify(skb, TRACE_TO_LXC, ep->ep_id, ids->src, ep->sec_identity, ep->ep_id,
 			  ep->ifindex, ct, ct == CT_NEW || (pkt.tcp_flags & TCP_FLAGS_REPORT));
 	update_metrics(pkt.len, METRIC_INGRESS, REASON_FORWARDED);

@@ -79,6 +79,7 @@ struct ct_pkt {
 /* What a lookup found, and what a create stores. */
 struct ct_state {
 	__u16 rev_nat_index;
+	__be16 proxy_port; /* not 0: the flow goes to the L7 proxy (lib/proxy.h) */
 	__u32 backend_id;
 	__u32 src_sec_id;
 };
@@ -304,6 +305,7 @@ static __always_inline void ct_state_fill(struct ct_state *state, const struct c
 	state->rev_nat_index = entry->rev_nat_index;
 	state->backend_id = entry->backend_id;
 	state->src_sec_id = entry->src_sec_id;
+	state->proxy_port = entry->proxy_port;
 }
 
 /* ct_lookup4 classifies the packet as CT_NEW, CT_ESTABLISHED, CT_REPLY or
@@ -362,6 +364,7 @@ static __always_inline int ct_create4(const struct ct_key *tuple, const struct c
 		.backend_id = state->backend_id,
 		.src_sec_id = state->src_sec_id,
 		.tx_flags_seen = pkt->tcp_flags,
+		.proxy_port = state->proxy_port,
 		.created = now,
 	};
 

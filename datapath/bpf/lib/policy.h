@@ -4,9 +4,10 @@
 /* Policy enforcement for one endpoint and direction. Lookup order, first
  * match wins (Cilium's): L3L4 {identity, port, proto}, L4-only {0, port,
  * proto}, L3-only {identity, 0, 0}, allow-all {0, 0, 0}. No match: drop
- * "Policy denied". An entry with deny set drops with "Policy deny".
+ * "Policy denied". An entry with deny set drops with "Policy deny"; an
+ * entry with a proxy port sends the flow to the L7 proxy (lib/proxy.h).
  * Only NEW connections are checked: replies and established packets pass
- * through connection tracking.
+ * through connection tracking, which keeps the proxy port of a flow.
  */
 #ifndef __HOPLAB_POLICY_H
 #define __HOPLAB_POLICY_H
@@ -22,12 +23,13 @@ static __always_inline int __policy_verdict(struct policy_entry *entry, __u32 le
 {
 	__sync_fetch_and_add(&entry->packets, 1);
 	__sync_fetch_and_add(&entry->bytes, len);
-	return entry->deny ? -DROP_POLICY_DENY : 0;
+	return entry->deny ? -DROP_POLICY_DENY : bpf_ntohs(entry->proxy_port);
 }
 
 /* policy_can_access returns 0 if the endpoint may talk to remote_id on
- * (dport, proto) in the direction egress, a negative drop code otherwise.
- * ICMP matches with dport 0.
+ * (dport, proto) in the direction egress, the proxy port (> 0, host
+ * order) if it may but the flow goes to the L7 proxy, and a negative drop
+ * code otherwise. ICMP matches with dport 0.
  */
 static __always_inline int policy_can_access(__u16 ep_id, __u32 remote_id, __be16 dport,
 					     __u8 proto, __u8 egress, __u32 len)

@@ -9,16 +9,18 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/hoplab/hoplab/datapath"
 )
 
 // Marks and routing of the packets the datapath hands the proxy (the
-// values Cilium uses; datapath/bpf/lib/proxy.h has the same).
+// values Cilium uses).
 const (
 	// MarkMagicToProxy in skb->mark (under MarkMagicMask) sends a packet
 	// to the proxy; the proxy port is in the upper 16 bits.
-	MarkMagicToProxy = 0x0200
+	MarkMagicToProxy = datapath.MarkMagicToProxy
 	// MarkMagicMask selects the magic.
-	MarkMagicMask = 0x0f00
+	MarkMagicMask = datapath.MarkMagicMask
 	// RouteTable holds the route that delivers marked packets locally.
 	RouteTable = 2004
 	// RulePriority is the priority of the ip rule pointing at RouteTable,
@@ -27,7 +29,7 @@ const (
 )
 
 // MarkToProxy is the mark of a packet for the proxy listening on port.
-func MarkToProxy(port uint16) uint32 { return MarkMagicToProxy | uint32(port)<<16 }
+func MarkToProxy(port uint16) uint32 { return datapath.MarkToProxy(port) }
 
 // ListenTransparent listens on 0.0.0.0:port with IP_TRANSPARENT (which
 // needs CAP_NET_ADMIN): the kernel hands it connections to any address
