@@ -29,7 +29,7 @@ func (n *Node) CTList(context.Context) ([]nodeapi.CTRow, error) {
 			Src: e.Key.Src, Dst: e.Key.Dst, Expires: int64(e.Lifetime) - now,
 			TxPackets: e.TxPackets, TxBytes: e.TxBytes, RxPackets: e.RxPackets, RxBytes: e.RxBytes,
 			TxFlagsSeen: e.TxFlagsSeen, RxFlagsSeen: e.RxFlagsSeen, Flags: ctFlags(e.Flags),
-			RevNAT: e.RevNAT, BackendID: e.BackendID, SrcIdentity: uint32(e.SrcIdentity),
+			RevNAT: e.RevNAT, BackendID: e.BackendID, SrcIdentity: uint32(e.SrcIdentity), ProxyPort: e.ProxyPort,
 		}
 		if e.RevNAT != 0 {
 			if a, err := n.dp.RevNAT.Lookup(e.RevNAT); err == nil {

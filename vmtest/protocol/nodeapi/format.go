@@ -52,9 +52,13 @@ func FormatCT(w io.Writer, rows []CTRow) error {
 		if r.RevNATAddr != "" {
 			revnat += " (" + r.RevNATAddr + ")"
 		}
-		if _, err := fmt.Fprintf(w, "%s expires=%d RxPackets=%d RxBytes=%d RxFlagsSeen=%#02x TxPackets=%d TxBytes=%d TxFlagsSeen=%#02x Flags=%s RevNAT=%s SourceSecurityID=%d BackEndID=%d\n",
+		proxy := ""
+		if r.ProxyPort != 0 {
+			proxy = fmt.Sprintf(" ProxyPort=%d", r.ProxyPort)
+		}
+		if _, err := fmt.Fprintf(w, "%s expires=%d RxPackets=%d RxBytes=%d RxFlagsSeen=%#02x TxPackets=%d TxBytes=%d TxFlagsSeen=%#02x Flags=%s RevNAT=%s SourceSecurityID=%d BackEndID=%d%s\n",
 			r.Tuple, r.Expires, r.RxPackets, r.RxBytes, r.RxFlagsSeen, r.TxPackets, r.TxBytes, r.TxFlagsSeen,
-			flags, revnat, r.SrcIdentity, r.BackendID); err != nil {
+			flags, revnat, r.SrcIdentity, r.BackendID, proxy); err != nil {
 			return err
 		}
 	}

@@ -19,6 +19,9 @@ var update = flag.Bool("update", false, "rewrite the golden files")
 // 10.224.1.1:80 from pod4:8080, as node1 and node2 dump them.
 var (
 	ctRows = []CTRow{
+		{Tuple: "TCP IN 10.1.1.10:40002 -> 10.1.2.40:8081", Proto: "TCP", Direction: "IN",
+			Src: netip.MustParseAddrPort("10.1.1.10:40002"), Dst: netip.MustParseAddrPort("10.1.2.40:8081"),
+			Expires: 21598, TxPackets: 4, TxBytes: 300, TxFlagsSeen: 0x1a, Flags: "seen_non_syn", SrcIdentity: 38586, ProxyPort: 8081},
 		{Tuple: "TCP OUT 10.1.1.10:40000 -> 10.1.2.40:8080", Proto: "TCP", Direction: "OUT",
 			Src: netip.MustParseAddrPort("10.1.1.10:40000"), Dst: netip.MustParseAddrPort("10.1.2.40:8080"),
 			Expires: 21593, TxPackets: 6, TxBytes: 424, RxPackets: 5, RxBytes: 446, TxFlagsSeen: 0x1b, RxFlagsSeen: 0x1b,

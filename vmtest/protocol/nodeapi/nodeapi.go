@@ -388,6 +388,8 @@ type CTRow struct {
 	RevNATAddr  string `json:"rev_nat_addr,omitempty"`
 	BackendID   uint32 `json:"backend_id"`
 	SrcIdentity uint32 `json:"src_sec_id"`
+	// ProxyPort is the L7 proxy port of a flow its policy sends there.
+	ProxyPort uint16 `json:"proxy_port,omitempty"`
 }
 
 // ServiceRow is one service with its backends, like `cilium bpf lb list`.
