@@ -77,7 +77,17 @@ type (
 		ToPorts       []yPortRule `yaml:"toPorts,omitempty"`
 	}
 	yPortRule struct {
-		Ports []yPort `yaml:"ports"`
+		Ports []yPort   `yaml:"ports"`
+		Rules *yL7Rules `yaml:"rules,omitempty"`
+	}
+	yL7Rules struct {
+		HTTP []yHTTPRule `yaml:"http"`
+	}
+	yHTTPRule struct {
+		Method  string   `yaml:"method,omitempty"`
+		Path    string   `yaml:"path,omitempty"`
+		Host    string   `yaml:"host,omitempty"`
+		Headers []string `yaml:"headers,omitempty"`
 	}
 	yPort struct {
 		Port     string `yaml:"port"`
@@ -172,6 +182,16 @@ func rule(r topologies.Rule) yRule {
 				yp.Protocol = "ANY"
 			}
 			ypr.Ports = append(ypr.Ports, yp)
+		}
+		if pr.Rules != nil {
+			ypr.Rules = &yL7Rules{HTTP: []yHTTPRule{}}
+			for _, h := range pr.Rules.HTTP {
+				yh := yHTTPRule{Method: h.Method, Path: h.Path, Host: h.Host}
+				for _, m := range h.Headers {
+					yh.Headers = append(yh.Headers, m.String())
+				}
+				ypr.Rules.HTTP = append(ypr.Rules.HTTP, yh)
+			}
 		}
 		y.ToPorts = append(y.ToPorts, ypr)
 	}

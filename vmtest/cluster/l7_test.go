@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hoplab/hoplab/topologies"
+
 	"github.com/hoplab/hoplab/internal/journey"
 	"github.com/hoplab/hoplab/vmtest/protocol/control"
 	"github.com/hoplab/hoplab/vmtest/protocol/nodeapi"
@@ -99,3 +101,55 @@ func TestL7Observations(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// The agents take the topology as Encode's text: L7 rules must survive it.
+func TestEncodeKeepsL7Rules(t *testing.T) {
+	text := `name: l7x
+router: {name: tor, asn: 65000}
+nodes:
+  - {name: node1, asn: 65001, podCIDR: 10.1.1.0/24, uplink: {address: 10.255.1.11/24, gateway: 10.255.1.1}}
+pods:
+  - {name: pod1, node: node1, ip: 10.1.1.10, labels: {app: a}}
+  - {name: pod2, node: node1, ip: 10.1.1.20, labels: {app: b}}
+policies:
+  - name: p
+    endpointSelector: {matchLabels: {app: b}}
+    ingress:
+      - fromEndpoints: [{matchLabels: {app: a}}]
+        toPorts:
+          - ports: [{port: "8080", protocol: TCP}]
+            rules:
+              http:
+                - {method: "GET|HEAD", path: "/public/.*", host: "shop\\.example", headers: ["X-Token: s", X-Trace]}
+                - {}
+`
+	top, err := topologies.Parse("l7x.yaml", []byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc, err := Encode(top)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := topologies.Parse("l7x.yaml", enc)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, enc)
+	}
+	for _, top := range []*topologies.Topology{top, back} {
+		ep, err := top.EndpointPolicy("pod2")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := ep.L7(topologies.Ingress, 8080)
+		if port == nil || len(port.Allows) != 1 || len(port.Allows[0].HTTP) != 2 {
+			t.Fatalf("L7 port %+v in\n%s", port, enc)
+		}
+		h := port.Allows[0].HTTP[0]
+		if h.String() != `GET|HEAD /public/.* host shop\.example header X-Token: s header X-Trace` || port.Allows[0].HTTP[1].String() != "* *" {
+			t.Errorf("rules %q %q", h.String(), port.Allows[0].HTTP[1].String())
+		}
+	}
+	if again, err := Encode(back); err != nil || string(again) != string(enc) {
+		t.Errorf("encoding not stable: %v\n%s\n---\n%s", err, enc, again)
+	}
+}
