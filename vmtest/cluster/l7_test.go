@@ -7,9 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hoplab/hoplab/topologies"
-
 	"github.com/hoplab/hoplab/internal/journey"
+	"github.com/hoplab/hoplab/topologies"
 	"github.com/hoplab/hoplab/vmtest/protocol/control"
 	"github.com/hoplab/hoplab/vmtest/protocol/nodeapi"
 )
