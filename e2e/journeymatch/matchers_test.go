@@ -214,3 +214,16 @@ func TestGomega(t *testing.T) {
 		}
 	}
 }
+
+func TestHaveHopWithL7(t *testing.T) {
+	p := reference()
+	p.Hops = append(p.Hops[:len(p.Hops)-2], journey.Hop{Node: "node2", Point: journey.Proxy, Device: "bond0", Verdict: journey.Forwarded,
+		L7: &journey.L7{Method: "GET", Path: "/public/a", Status: 200, Rule: "r"}})
+	wantMatch(t, HaveHop(journey.Proxy, OnNode("node2"), WithL7("GET", "/public/a", 200), Forwarded()), p)
+	wantMatch(t, HaveHop(journey.Proxy, WithL7("", "", 200)), p)
+	wantMismatch(t, HaveHop(journey.Proxy, WithL7("GET", "/public/a", 403)), p, "l7.status")
+	wantMismatch(t, HaveHop(journey.ToContainer, WithL7("GET", "", 0)), reference())
+	if _, err := HaveHop(journey.Proxy, WithL7("", "", 0)).Match(p); err == nil || !strings.Contains(err.Error(), "WithL7: no field given") {
+		t.Errorf("empty WithL7: %v", err)
+	}
+}

@@ -135,6 +135,19 @@ func WithOuter(outer journey.Outer) HopOption {
 	}
 }
 
+// WithL7 requires a proxy hop's HTTP request and answer: method, path and
+// status; empty or 0 leave one unasserted.
+func WithL7(method, path string, status int) HopOption {
+	return func(s *hopSpec) {
+		if method == "" && path == "" && status == 0 {
+			s.fail("WithL7: no field given")
+			return
+		}
+		s.want.L7 = &journey.L7{Method: method, Path: path, Status: status}
+		s.add(fmt.Sprintf("HTTP %s %s -> %d", orAny(method), orAny(path), status))
+	}
+}
+
 func orAny(s string) string {
 	if s == "" {
 		return "*"
