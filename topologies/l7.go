@@ -205,26 +205,33 @@ type L7Match struct {
 	HTTP int `json:"http"`
 }
 
-// String renders the match like `policy "l7" ingress[0] toPorts[0] http[1] (line 12): GET /public/.*`.
+// String renders the match like `policy "l7" ingress[0] toPorts[0]
+// http[1]: GET /public/.*`. It names the rule by its place in the
+// policies, not by its line, so that it reads the same wherever the
+// topology was parsed from (the agents parse an encoded copy).
 func (m L7Match) String(a *L7Allow) string {
 	if m.HTTP < 0 {
 		return a.String() + ": no HTTP rules, any request"
 	}
-	return a.httpString(m.HTTP)
+	return fmt.Sprintf("%s http[%d]: %s", a.String(), m.HTTP, a.HTTP[m.HTTP])
 }
 
 // String names the allowance's toPorts entry like `policy "l7"
-// ingress[0] toPorts[0] (line 10)`.
+// ingress[0] toPorts[0]`.
 func (a *L7Allow) String() string {
-	return fmt.Sprintf("policy %q %s[%d] toPorts[%d] (line %d)", a.Rule.Policy, a.Rule.Direction, a.Rule.Index, a.PortRule, a.Rule.Pos.Line)
+	return fmt.Sprintf("policy %q %s[%d] toPorts[%d]", a.Rule.Policy, a.Rule.Direction, a.Rule.Index, a.PortRule)
 }
 
-// httpString names HTTP rule i like `policy "l7" ingress[0] toPorts[0]
-// http[1] (line 12): GET /public/.*`.
+// lineString is String with the rule's line ("... (line 10)").
+func (a *L7Allow) lineString() string {
+	return fmt.Sprintf("%s (line %d)", a.String(), a.Rule.Pos.Line)
+}
+
+// httpString names HTTP rule i with its line like `policy "l7" ingress[0]
+// toPorts[0] http[1] (line 12): GET /public/.*`.
 func (a *L7Allow) httpString(i int) string {
 	h := a.HTTP[i]
-	return fmt.Sprintf("policy %q %s[%d] toPorts[%d] http[%d] (line %d): %s", a.Rule.Policy, a.Rule.Direction, a.Rule.Index,
-		a.PortRule, i, h.Pos.Line, h)
+	return fmt.Sprintf("%s http[%d] (line %d): %s", a.String(), i, h.Pos.Line, h)
 }
 
 // Decide decides a request from (at ingress) or to (at egress) the peer

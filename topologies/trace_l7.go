@@ -86,7 +86,7 @@ func writeL7(b *strings.Builder, l *TraceL7) {
 		}
 		peers := "identities " + strings.Join(ids, ", ")
 		if len(a.HTTP) == 0 {
-			fmt.Fprintf(b, "       %s, %s: any request\n", a.String(), peers)
+			fmt.Fprintf(b, "       %s, %s: any request\n", a.lineString(), peers)
 			continue
 		}
 		for i := range a.HTTP {

@@ -34,9 +34,9 @@ func l7Report() journey.Report {
 	}
 	return journey.Report{Kernel: "6.1.192", Packets: []journey.Packet{
 		{Index: 0, Verdict: journey.Delivered, DeliveredTo: "node2:proxy",
-			Hops: hops("/public/a", 200, journey.Forwarded, "", `policy "backend-l7" ingress[0] toPorts[0] http[0] (line 40): GET /public/.*`)},
+			Hops: hops("/public/a", 200, journey.Forwarded, "", `policy "backend-l7" ingress[0] toPorts[0] http[0]: GET /public/.*`)},
 		{Index: 1, Verdict: journey.Dropped, DropReason: "Policy denied",
-			Hops: hops("/private", 403, journey.Dropped, "Policy denied", `port 8080/TCP: no HTTP rule of policy "backend-l7" ingress[0] toPorts[0] (line 35) matches`)},
+			Hops: hops("/private", 403, journey.Dropped, "Policy denied", `port 8080/TCP: no HTTP rule of policy "backend-l7" ingress[0] toPorts[0] matches`)},
 	}}
 }
 
@@ -52,7 +52,7 @@ func TestL7Text(t *testing.T) {
 		t.Fatal(err)
 	}
 	golden(t, "l7-proxy.l7.txt", b.String())
-	if want := `  drop: Policy denied at hop 04, node2 proxy lxc4d5e6f (HTTP GET /private answered 403; port 8080/TCP: no HTTP rule of policy "backend-l7" ingress[0] toPorts[0] (line 35) matches); src 10.1.1.10 (identity 38586 [app=frontend]) -> dst 10.1.2.40 (identity 19216 [app=backend])`; !strings.Contains(b.String(), want) {
+	if want := `  drop: Policy denied at hop 04, node2 proxy lxc4d5e6f (HTTP GET /private answered 403; port 8080/TCP: no HTTP rule of policy "backend-l7" ingress[0] toPorts[0] matches); src 10.1.1.10 (identity 38586 [app=frontend]) -> dst 10.1.2.40 (identity 19216 [app=backend])`; !strings.Contains(b.String(), want) {
 		t.Errorf("text lacks\n%s", want)
 	}
 }
@@ -71,8 +71,8 @@ func TestL7HTML(t *testing.T) {
 		`<rect class="hop proxy drop"`,
 		`>GET /public/a → 200</text>`,
 		`>DROP: Policy denied, HTTP 403</text>`,
-		`<tr class="l7"><td></td><td colspan="12">L7 proxy: HTTP GET /public/a → 200, policy &#34;backend-l7&#34; ingress[0] toPorts[0] http[0] (line 40): GET /public/.*</td></tr>`,
-		`<tr class="l7"><td></td><td colspan="12">L7 proxy: HTTP GET /private → 403, port 8080/TCP: no HTTP rule of policy &#34;backend-l7&#34; ingress[0] toPorts[0] (line 35) matches</td></tr>`,
+		`<tr class="l7"><td></td><td colspan="12">L7 proxy: HTTP GET /public/a → 200, policy &#34;backend-l7&#34; ingress[0] toPorts[0] http[0]: GET /public/.*</td></tr>`,
+		`<tr class="l7"><td></td><td colspan="12">L7 proxy: HTTP GET /private → 403, port 8080/TCP: no HTTP rule of policy &#34;backend-l7&#34; ingress[0] toPorts[0] matches</td></tr>`,
 		`DELIVERED</span> to node2:proxy`,
 	} {
 		if !strings.Contains(page, want) {

@@ -262,14 +262,14 @@ func TestProxyAllowsAndDeniesOnOneConnection(t *testing.T) {
 		status             int
 		rule               string
 	}{
-		{nodeapi.L7Request, nodeapi.L7Forwarded, "/public/a", 0, `policy "backend-l7" ingress[0] toPorts[0] http[0] (line 40): GET /public/.*`},
-		{nodeapi.L7Response, nodeapi.L7Forwarded, "/public/a", 200, `policy "backend-l7" ingress[0] toPorts[0] http[0] (line 40): GET /public/.*`},
-		{nodeapi.L7Request, nodeapi.L7Dropped, "/private", 0, `port 8080/TCP: no HTTP rule of policy "backend-l7" ingress[0] toPorts[0] (line 35) matches`},
-		{nodeapi.L7Response, nodeapi.L7Dropped, "/private", 403, `port 8080/TCP: no HTTP rule of policy "backend-l7" ingress[0] toPorts[0] (line 35) matches`},
-		{nodeapi.L7Request, nodeapi.L7Dropped, "/public/a", 0, `port 8080/TCP: no HTTP rule of policy "backend-l7" ingress[0] toPorts[0] (line 35) matches`},
-		{nodeapi.L7Response, nodeapi.L7Dropped, "/public/a", 403, `port 8080/TCP: no HTTP rule of policy "backend-l7" ingress[0] toPorts[0] (line 35) matches`},
-		{nodeapi.L7Request, nodeapi.L7Forwarded, "/api/health", 0, `policy "backend-l7" ingress[0] toPorts[0] http[1] (line 41): GET /api/health`},
-		{nodeapi.L7Response, nodeapi.L7Forwarded, "/api/health", 200, `policy "backend-l7" ingress[0] toPorts[0] http[1] (line 41): GET /api/health`},
+		{nodeapi.L7Request, nodeapi.L7Forwarded, "/public/a", 0, `policy "backend-l7" ingress[0] toPorts[0] http[0]: GET /public/.*`},
+		{nodeapi.L7Response, nodeapi.L7Forwarded, "/public/a", 200, `policy "backend-l7" ingress[0] toPorts[0] http[0]: GET /public/.*`},
+		{nodeapi.L7Request, nodeapi.L7Dropped, "/private", 0, `port 8080/TCP: no HTTP rule of policy "backend-l7" ingress[0] toPorts[0] matches`},
+		{nodeapi.L7Response, nodeapi.L7Dropped, "/private", 403, `port 8080/TCP: no HTTP rule of policy "backend-l7" ingress[0] toPorts[0] matches`},
+		{nodeapi.L7Request, nodeapi.L7Dropped, "/public/a", 0, `port 8080/TCP: no HTTP rule of policy "backend-l7" ingress[0] toPorts[0] matches`},
+		{nodeapi.L7Response, nodeapi.L7Dropped, "/public/a", 403, `port 8080/TCP: no HTTP rule of policy "backend-l7" ingress[0] toPorts[0] matches`},
+		{nodeapi.L7Request, nodeapi.L7Forwarded, "/api/health", 0, `policy "backend-l7" ingress[0] toPorts[0] http[1]: GET /api/health`},
+		{nodeapi.L7Response, nodeapi.L7Forwarded, "/api/health", 200, `policy "backend-l7" ingress[0] toPorts[0] http[1]: GET /api/health`},
 	}
 	top := mustTopology(t, "")
 	for i, w := range want {
@@ -317,7 +317,7 @@ func TestProxyPeers(t *testing.T) {
 		t.Fatalf("intruder: %d", status)
 	}
 	recs := l.waitRecords(4)
-	if recs[0].Rule != `policy "backend-l7" ingress[1] toPorts[0] (line 42): no HTTP rules, any request` {
+	if recs[0].Rule != `policy "backend-l7" ingress[1] toPorts[0]: no HTTP rules, any request` {
 		t.Errorf("client rule %q", recs[0].Rule)
 	}
 	if want := "port 8080/TCP: no rule selects identity"; !strings.HasPrefix(recs[2].Rule, want) || recs[2].SrcName != "pod3" {
@@ -343,7 +343,7 @@ func TestProxyEgress(t *testing.T) {
 			t.Errorf("record %+v", r)
 		}
 	}
-	if recs[0].Rule != `policy "client-egress-l7" egress[0] toPorts[0] http[0] (line 54): GET /ok` || recs[2].Verdict != nodeapi.L7Dropped {
+	if recs[0].Rule != `policy "client-egress-l7" egress[0] toPorts[0] http[0]: GET /ok` || recs[2].Verdict != nodeapi.L7Dropped {
 		t.Errorf("records %+v", recs)
 	}
 	if m := l.proxy.Metrics(); len(m) != 2 || m[0].Direction != "egress" {
@@ -506,8 +506,8 @@ func TestPolicyRules(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := `pod4 ingress 8080/TCP: policy "backend-l7" ingress[0] toPorts[0] (line 35) from/to 38586: GET /public/.* | GET /api/health; ` +
-		`policy "backend-l7" ingress[1] toPorts[0] (line 42) from/to 27866: any request`
+	want := `pod4 ingress 8080/TCP: policy "backend-l7" ingress[0] toPorts[0] from/to 38586: GET /public/.* | GET /api/health; ` +
+		`policy "backend-l7" ingress[1] toPorts[0] from/to 27866: any request`
 	if got := pol.Rules(); len(got) != 1 || got[0] != want {
 		t.Errorf("Rules() = %q\nwant %q", got, want)
 	}
