@@ -289,3 +289,41 @@ func TestTraceL7Text(t *testing.T) {
 		t.Errorf("trace lacks %q:\n%s", want, r)
 	}
 }
+
+// A proxy that answers a client on its own node through a service VIP is
+// noted: nothing reverse-NATs its answers.
+func TestTraceL7ServiceNote(t *testing.T) {
+	top := mustBuiltin(t, "l7")
+	r, err := TraceRequest(top, "pod1", "10.224.1.1", 80, TCP, &HTTPRequest{Method: "GET", Path: "/public/a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Notes) != 0 {
+		t.Errorf("node2's proxy answers pod1 across the fabric: notes %q", r.Notes)
+	}
+	text := strings.Replace(topologyText(t), "{name: pod4, node: node2, ip: 10.1.2.40", "{name: pod4, node: node1, ip: 10.1.1.40", 1)
+	local, err := Parse("l7.yaml", []byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err = TraceRequest(local, "pod1", "10.224.1.1", 80, TCP, &HTTPRequest{Method: "GET", Path: "/public/a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Notes) != 1 || !strings.Contains(r.Notes[0], "node1's proxy answers pod1 from the backend's address") {
+		t.Errorf("notes %q", r.Notes)
+	}
+	local.SocketLB = true
+	if r, _ = TraceRequest(local, "pod1", "10.224.1.1", 80, TCP, nil); len(r.Notes) != 0 {
+		t.Errorf("with socketLB: notes %q", r.Notes)
+	}
+}
+
+func topologyText(t *testing.T) string {
+	t.Helper()
+	b, err := builtin.ReadFile("l7.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}

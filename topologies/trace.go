@@ -250,6 +250,9 @@ func TraceRequest(t *Topology, src, dst string, dport uint16, proto Protocol, re
 			path := t.tracePath(s, podPeer(t.pods[b.Pod]), b.Port, proto, req)
 			path.Backend = b.String()
 			res.Paths = append(res.Paths, path)
+			if n := t.proxyAnswersUntranslated(s, path); n != "" {
+				res.Notes = append(res.Notes, n)
+			}
 		}
 	} else {
 		if t.isVIP(d.IP) {

@@ -102,3 +102,24 @@ func writeL7(b *strings.Builder, l *TraceL7) {
 		fmt.Fprintf(b, "     request denied: %s: the proxy answers 403 %s\n", l.Decision.Rule, AccessDenied)
 	}
 }
+
+// proxyAnswersUntranslated explains, for a flow to a service frontend that
+// a proxy takes, why the client gets no answer when the proxy answers a
+// pod on its own node: the answers leave the proxy's node stack straight
+// into the client's veth, where nothing reverse-NATs them to the VIP
+// (socket-level LB translates at connect() instead). "" when it does not
+// apply.
+func (t *Topology) proxyAnswersUntranslated(src Peer, p TracePath) string {
+	if t.SocketLB || src.Kind != PeerPod {
+		return ""
+	}
+	l := p.Egress.L7
+	if l == nil {
+		l = p.Ingress.L7
+	}
+	if l == nil || l.Node != src.Node {
+		return ""
+	}
+	return fmt.Sprintf("backend %s: %s's proxy answers %s from the backend's address straight into its veth, where nothing reverse-NATs it to the service: the connection fails (socketLB: true translates the service at connect())",
+		p.Backend, l.Node, src.Name)
+}
