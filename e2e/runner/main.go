@@ -41,7 +41,7 @@ import (
 )
 
 // Suites are the e2e suite packages, in the order they run.
-var Suites = []string{"./e2e/podtoservice", "./e2e/samenode", "./e2e/policy", "./e2e/nobackend", "./e2e/multibackend", "./e2e/tunnel", "./e2e/host", "./e2e/socketlb", "./e2e/nodeport", "./e2e/crosskernel"}
+var Suites = []string{"./e2e/podtoservice", "./e2e/samenode", "./e2e/policy", "./e2e/nobackend", "./e2e/multibackend", "./e2e/tunnel", "./e2e/host", "./e2e/socketlb", "./e2e/nodeport", "./e2e/l7", "./e2e/crosskernel"}
 
 func main() {
 	var (
