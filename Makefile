@@ -97,6 +97,13 @@ e2e-vmtest: deps-e2e
 e2e-matrix: deps-e2e
 	$(GO) build ./...
 	$(GO) run ./e2e/runner -matrix -extra-kernels '$(EXTRA_KERNELS)' $(if $(E2E_LABELS),-label-filter '$(E2E_LABELS)')
+
+## bench-l7: the L7 proxy's cost in the VMs (topologies/l7.yaml, one boot): requests/s and latency of a GET through node2's proxy vs the same GET without an L7 rule, L7_BENCH (default 10s) each; KERNEL as for e2e (a series, or /path/bzImage[,modules-dir]).
+L7_BENCH ?= 10s
+.PHONY: bench-l7
+bench-l7: deps-e2e
+	$(if $(findstring /,$(KERNEL)),HOPLAB_KERNEL=$(KERNEL),$(if $(KERNEL),HOPLAB_SERIES=$(KERNEL))) HOPLAB_L7_BENCH=$(L7_BENCH) \
+		$(GO) test -v -tags vm -count=1 -timeout 20m ./e2e/l7 -args -ginkgo.label-filter=bench-l7
 # ---- end of e2e --------------------------------------------------------------
 
 # ---- study: eBPF versus iptables (issue 14) ---------------------------------
