@@ -124,3 +124,15 @@ func TestClaimL7(t *testing.T) {
 		}
 	}
 }
+
+// The proxy's record may reach the host before the datapath's to-proxy
+// trace: it still completes that hop.
+func TestMergeL7BeforeTheTrace(t *testing.T) {
+	obs := l7Observations(t, Dropped, "Policy denied", 403)
+	obs[4].Time = obs[3].Time.Add(-time.Millisecond)
+	js, _ := Merge([]Injected{l7Injected(t)}, obs)
+	j := js[0]
+	if len(j.Hops) != 4 || j.Hops[3].Point != Proxy || j.Hops[3].L7 == nil || j.Hops[3].Device != "lxc4d5e6f" || j.Verdict != Dropped {
+		t.Fatalf("journey:\n%s", RenderPacket(j))
+	}
+}

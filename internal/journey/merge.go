@@ -228,6 +228,11 @@ func assemble(index int, obs []Observation) Packet {
 		if ra != rb {
 			return ra < rb
 		}
+		if la, lb := a.Hop.L7 != nil, b.Hop.L7 != nil; la != lb {
+			// The proxy's record completes the datapath's proxy hop,
+			// whichever reached the host first.
+			return lb
+		}
 		return a.Time.Before(b.Time)
 	})
 	for _, o := range sorted {
