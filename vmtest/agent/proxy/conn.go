@@ -28,13 +28,15 @@ const ruleNoPolicy = "no L7 rules apply to the flow any more: forwarded"
 // upstream is the proxy's connection to a client connection's original
 // destination, opened on its first allowed request.
 type upstream struct {
-	c net.Conn
-	r *bufio.Reader
+	c       net.Conn
+	r       *bufio.Reader
+	untrack func()
 }
 
 func (u *upstream) close() {
 	if u != nil {
 		_ = u.c.Close()
+		u.untrack()
 	}
 }
 
@@ -99,8 +101,13 @@ func (p *Proxy) serveRequest(port uint16, c net.Conn, client, dst netip.AddrPort
 			p.fail(c, rec, http.StatusBadGateway, fmt.Sprintf("upstream: %v", err), start)
 			return false, nil
 		}
-		up = &upstream{c: uc, r: bufio.NewReader(uc)}
+		if !p.track(uc, true) { // Close closes it with the client's
+			_ = uc.Close()
+			return false, nil
+		}
+		up = &upstream{c: uc, r: bufio.NewReader(uc), untrack: func() { p.track(uc, false) }}
 	}
+	_ = up.c.SetDeadline(time.Now().Add(p.opts.IdleTimeout))
 	if _, has := req.Header["User-Agent"]; !has {
 		req.Header["User-Agent"] = []string{""} // Write adds none then
 	}

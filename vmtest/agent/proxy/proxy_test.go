@@ -522,3 +522,71 @@ func TestPolicyRules(t *testing.T) {
 		t.Error("nil policy has rules")
 	}
 }
+
+// Close returns while a request waits on a destination that never
+// answers: the upstream connection is closed with the client's.
+func TestProxyCloseWithHangingUpstream(t *testing.T) {
+	silent, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	go func() {
+		for {
+			c, err := silent.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close() // accepts, never answers
+		}
+	}()
+	forwarded := make(chan struct{}, 1)
+	var tl *transparentListener
+	p := New(Options{
+		Emit: func(e nodeapi.L7Event) {
+			if e.Type == nodeapi.L7Request {
+				forwarded <- struct{}{}
+			}
+		},
+		Listen: func(uint16) (net.Listener, error) {
+			ln, err := net.Listen("tcp4", "127.0.0.1:0")
+			tl = &transparentListener{Listener: ln}
+			return tl, err
+		},
+		Dial: func(ctx context.Context, _ netip.AddrPort) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "tcp4", silent.Addr().String())
+		},
+	})
+	pol, err := FromTopology(mustTopology(t, ""), "node2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Update(pol); err != nil {
+		t.Fatal(err)
+	}
+	tl.set("10.1.1.10:40009", "10.1.2.40:8080")
+	c, err := net.Dial("tcp4", tl.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := io.WriteString(c, get("/public/a")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-forwarded:
+	case <-time.After(3 * time.Second):
+		t.Fatal("the request was not forwarded")
+	}
+	done := make(chan error, 1)
+	go func() { done <- p.Close() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("close: %v", err)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("Close hangs on the silent upstream")
+	}
+}

@@ -85,7 +85,21 @@ func (n *Node) pruneProxy() []string {
 	return changes
 }
 
-// stopProxy closes the proxy and removes its routing.
+// closeProxy closes the proxy's listeners and connections and waits for
+// them; n.mu must not be held (a connection's record takes it).
+func (n *Node) closeProxy() {
+	n.mu.Lock()
+	p := n.proxy
+	n.mu.Unlock()
+	if p != nil {
+		if err := p.Close(); err != nil {
+			n.log.Warn("l7 proxy close", "err", err)
+		}
+	}
+}
+
+// stopProxy closes the proxy (closeProxy has, normally) and removes its
+// routing.
 func (n *Node) stopProxy() error {
 	var errs []error
 	if n.proxy != nil {

@@ -443,6 +443,7 @@ func (n *Node) Close() error {
 	n.watchMu.Lock()
 	_, _ = n.stopWatch()
 	n.watchMu.Unlock()
+	n.closeProxy() // before n.mu: its connections' records take it
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.closed {
