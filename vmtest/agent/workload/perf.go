@@ -10,7 +10,10 @@ import (
 	"net/netip"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Perf kinds: the two measurements of the eBPF-versus-iptables study.
@@ -32,7 +35,33 @@ const (
 	BulkWriteSize       = 128 << 10
 	// MaxRRSize bounds a request or response of a TCP_RR test.
 	MaxRRSize = 1 << 20
+	// BulkSocketBuffer is the bulk sender's send buffer and the server's
+	// receive buffer (iperf3's -w): fixed, so that the kernel's buffer
+	// autotuning, whose outcome depends on the first round trips' timing,
+	// does not make one connection several times faster than the next.
+	BulkSocketBuffer = 4 << 20
 )
+
+// setBuffer sets a socket buffer option (SO_SNDBUF or SO_RCVBUF) to
+// size, beyond the sysctl limits when the process may (CAP_NET_ADMIN).
+func setBuffer(fd uintptr, opt, force, size int) error {
+	if err := unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, force, size); err == nil {
+		return nil
+	}
+	return unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, opt, size)
+}
+
+// bufferControl is a net.Dialer or net.ListenConfig Control function
+// setting opt (with force) to BulkSocketBuffer.
+func bufferControl(opt, force int) func(string, string, syscall.RawConn) error {
+	return func(_, _ string, rc syscall.RawConn) error {
+		var err error
+		if cerr := rc.Control(func(fd uintptr) { err = setBuffer(fd, opt, force, BulkSocketBuffer) }); cerr != nil {
+			return cerr
+		}
+		return err
+	}
+}
 
 // perfMagic opens every perf connection's header.
 var perfMagic = [4]byte{'H', 'L', 'P', '1'}
@@ -84,7 +113,13 @@ type PerfServer struct {
 // ServePerf starts a perf server on port of the pod (all its addresses).
 func ServePerf(ns NetNS, pod string, port uint16) (*PerfServer, error) {
 	s := &PerfServer{Port: port, conns: map[net.Conn]bool{}}
-	if err := ns.Do(func() (err error) { s.ln, err = net.Listen("tcp4", ":"+strconv.Itoa(int(port))); return err }); err != nil {
+	// The receive buffer is set on the listener, before listen(2), so
+	// that accepted connections inherit it and its window scale.
+	lc := net.ListenConfig{Control: bufferControl(unix.SO_RCVBUF, unix.SO_RCVBUFFORCE)}
+	if err := ns.Do(func() (err error) {
+		s.ln, err = lc.Listen(context.Background(), "tcp4", ":"+strconv.Itoa(int(port)))
+		return err
+	}); err != nil {
 		return nil, fmt.Errorf("pod %s: perf server tcp/%d: %w", pod, port, err)
 	}
 	s.wg.Add(1)
@@ -201,9 +236,18 @@ func answerRR(c net.Conn, req, resp int) error {
 	}
 }
 
-// perfDial connects to a perf server and sends the header.
+// perfDial connects to a perf server and sends the header; a bulk
+// sender's send buffer is BulkSocketBuffer.
 func perfDial(ctx context.Context, ns NetNS, dst netip.AddrPort, kind byte, req, resp int) (*net.TCPConn, error) {
-	c, err := dial(ctx, ns, "tcp4", dst)
+	var d net.Dialer
+	if kind == 'B' {
+		d.Control = bufferControl(unix.SO_SNDBUF, unix.SO_SNDBUFFORCE)
+	}
+	var c net.Conn
+	err := ns.Do(func() (err error) {
+		c, err = d.DialContext(ctx, "tcp4", dst.String())
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
