@@ -3,6 +3,7 @@ package study
 import (
 	"os"
 	"slices"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -21,23 +22,31 @@ func TestSweepAlternates(t *testing.T) {
 	}
 }
 
-// TestProcessCPU: a busy loop's CPU time shows in processCPU of our own
-// process, in the right order of magnitude.
+// TestProcessCPU: processCPU of our own process moves with the CPU time
+// getrusage reports for it (10 ms ticks apart), whatever the host's load.
 func TestProcessCPU(t *testing.T) {
+	rusage := func() time.Duration {
+		var ru syscall.Rusage
+		if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+			t.Fatal(err)
+		}
+		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
 	before, err := processCPU(os.Getpid())
 	if err != nil {
 		t.Fatal(err)
 	}
-	end := time.Now().Add(300 * time.Millisecond)
-	for x := 0; time.Now().Before(end); x++ {
+	r0 := rusage()
+	for x := 0; rusage()-r0 < 300*time.Millisecond; x++ {
 		_ = x * x
 	}
+	used := rusage() - r0
 	after, err := processCPU(os.Getpid())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d := after - before; d < 100*time.Millisecond || d > 2*time.Second {
-		t.Errorf("a 300 ms busy loop used %v of CPU", d)
+	if d := after - before; d < used-50*time.Millisecond || d > used+200*time.Millisecond {
+		t.Errorf("processCPU moved %v while getrusage moved %v", d, used)
 	}
 	if _, err := processCPU(-1); err == nil {
 		t.Error("no error for pid -1")
