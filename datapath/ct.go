@@ -117,6 +117,9 @@ type CTEntry struct {
 	// ProxyPort is the L7 proxy port of a flow its policy redirects
 	// there (its packets are marked for the proxy), 0 otherwise.
 	ProxyPort uint16
+	// Backend is a service entry's pinned backend (a copy of BackendID's
+	// address and port, which its established packets go to).
+	Backend netip.AddrPort
 }
 
 // String formats the entry like "cilium bpf ct list global" (with
@@ -132,11 +135,16 @@ func (e CTEntry) String() string {
 }
 
 func (e CTEntry) raw() lxcCtEntry {
+	var backendAddr uint32
+	if e.Backend.IsValid() {
+		backendAddr, _ = be32(e.Backend.Addr())
+	}
 	return lxcCtEntry{
 		RxPackets: e.RxPackets, RxBytes: e.RxBytes, TxPackets: e.TxPackets, TxBytes: e.TxBytes,
 		Lifetime: e.Lifetime, Flags: uint16(e.Flags), RevNatIndex: e.RevNAT, BackendId: e.BackendID,
 		SrcSecId: uint32(e.SrcIdentity), TxFlagsSeen: e.TxFlagsSeen, RxFlagsSeen: e.RxFlagsSeen,
 		ProxyPort: be16(e.ProxyPort), Created: e.Created,
+		BackendAddr: backendAddr, BackendPort: be16(e.Backend.Port()),
 	}
 }
 
@@ -147,7 +155,16 @@ func ctEntryFrom(k lxcCtKey, v lxcCtEntry) CTEntry {
 		TxFlagsSeen: v.TxFlagsSeen, RxFlagsSeen: v.RxFlagsSeen, Flags: CTFlags(v.Flags),
 		RevNAT: v.RevNatIndex, BackendID: v.BackendId, SrcIdentity: Identity(v.SrcSecId),
 		ProxyPort: port16(v.ProxyPort),
+		Backend:   backendFrom(v.BackendAddr, v.BackendPort),
 	}
+}
+
+// backendFrom is a service entry's backend, the zero AddrPort if none.
+func backendFrom(addr uint32, port uint16) netip.AddrPort {
+	if addr == 0 {
+		return netip.AddrPort{}
+	}
+	return netip.AddrPortFrom(addrFrom32(addr), port16(port))
 }
 
 // CTMap is the connection-tracking table hoplab_ct4_global.
@@ -228,6 +245,31 @@ func (c *CTMap) Count() (n, capacity int, err error) {
 		return 0, 0, fmt.Errorf("ct count: %w", err)
 	}
 	return n, int(c.m.MaxEntries()), nil
+}
+
+// deletePinnedTo deletes the service entries that pin backend id (they
+// keep a copy of its address and port).
+func (c *CTMap) deletePinnedTo(id uint32) error {
+	var (
+		k    lxcCtKey
+		v    lxcCtEntry
+		keys []lxcCtKey
+	)
+	it := c.m.Iterate()
+	for it.Next(&k, &v) {
+		if TupleFlags(k.Flags) == TupleService && v.BackendId == id {
+			keys = append(keys, k)
+		}
+	}
+	if err := it.Err(); err != nil {
+		return fmt.Errorf("ct entries pinned to backend %d: %w", id, err)
+	}
+	for i := range keys {
+		if err := c.m.Delete(&keys[i]); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			return fmt.Errorf("ct entries pinned to backend %d: %w", id, err)
+		}
+	}
+	return nil
 }
 
 // Flush removes every entry.

@@ -306,7 +306,8 @@ func TestServiceEntryLivesThroughItsLastSecond(t *testing.T) {
 		for i := range 8 {
 			sport := uint16(41000 + i)
 			must(t, dp.CT.Put(CTEntry{Key: CTKey{Src: ap(pod1.addr(), sport), Dst: ap(vip, 80), Proto: ProtoTCP, Flags: TupleService},
-				Lifetime: now, Created: now - 10, Flags: CTService | CTSeenNonSyn, RevNAT: 1, BackendID: 1}))
+				Lifetime: now, Created: now - 10, Flags: CTService | CTSeenNonSyn, RevNAT: 1, BackendID: 1,
+				Backend: ap(backends[0].Addr, 8080)}))
 			p := fromPod(pod1, vip, 80)
 			p.sport, p.syn, p.ack = sport, false, true
 			if got := backendOf(t, run(t, dp.FromContainer, p.bytes(t), nil).out); got != ap(backends[0].Addr, 8080) {

@@ -111,8 +111,34 @@ func TestBackendRemovedRepins(t *testing.T) {
 			want = b.ID
 		}
 	}
-	if want == 0 || svcEntry.BackendID != want {
-		t.Errorf("service CT entry pins backend %d, the flow goes to %v (backend %d)", svcEntry.BackendID, moved, want)
+	if want == 0 || svcEntry.BackendID != want || svcEntry.Backend != moved {
+		t.Errorf("service CT entry pins backend %d at %v, the flow goes to %v (backend %d)", svcEntry.BackendID, svcEntry.Backend, moved, want)
+	}
+}
+
+// A backend whose address changes under the same id takes its established
+// flows along: the service entry's copy of the address goes, and the flow's
+// next packet is load-balanced anew, to the backend's new address.
+func TestBackendChangedMovesItsFlows(t *testing.T) {
+	dp := loadDatapath(t)
+	must(t, dp.Services.Upsert(webService(Backend{ID: 1, Addr: pod4IP, Port: 8080})))
+	flow := fromPod(pod1, vip, 80)
+	run(t, dp.FromContainer, flow.bytes(t), nil).assertVerdict(t, tcActOK)
+	flow.syn, flow.ack = false, true
+	in := flow.bytes(t)
+	if got := backendOf(t, run(t, dp.FromContainer, in, nil).out); got != ap(pod4IP, 8080) {
+		t.Fatalf("established packet went to %v", got)
+	}
+	must(t, dp.Services.Upsert(webService(Backend{ID: 1, Addr: pod5IP, Port: 9090})))
+	if got := backendOf(t, run(t, dp.FromContainer, in, nil).out); got != ap(pod5IP, 9090) {
+		t.Errorf("after backend 1 moved to %v: established packet went to %v", ap(pod5IP, 9090), got)
+	}
+	// An unchanged upsert keeps the flows' entries.
+	before := ctEntry(t, dp, CTKey{Src: ap(pod1.addr(), 40000), Dst: ap(vip, 80), Proto: ProtoTCP, Flags: TupleService})
+	must(t, dp.Services.Upsert(webService(Backend{ID: 1, Addr: pod5IP, Port: 9090})))
+	after := ctEntry(t, dp, CTKey{Src: ap(pod1.addr(), 40000), Dst: ap(vip, 80), Proto: ProtoTCP, Flags: TupleService})
+	if after.Created != before.Created || after.Backend != ap(pod5IP, 9090) {
+		t.Errorf("an unchanged upsert replaced the service entry: %v, then %v", before, after)
 	}
 }
 

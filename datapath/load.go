@@ -187,10 +187,10 @@ func Load(opts Options) (*Datapath, error) {
 	d.FromNetdev = d.netdev.HoplabFromNetdev
 	d.ToNetdev = d.netdev.HoplabToNetdev
 	d.FromOverlay = d.overlay.HoplabFromOverlay
-	d.Backends = &BackendMap{m: m.HoplabLb4Backends}
+	d.CT = &CTMap{m: m.HoplabCt4Global}
+	d.Backends = &BackendMap{m: m.HoplabLb4Backends, ct: d.CT}
 	d.RevNAT = &RevNATMap{m: m.HoplabLb4ReverseNat}
 	d.Services = &ServiceMap{m: m.HoplabLb4Services, backends: d.Backends, revNAT: d.RevNAT}
-	d.CT = &CTMap{m: m.HoplabCt4Global}
 	d.NAT = &NATMap{m: m.HoplabSnatV4External}
 	d.IPCache = &IPCache{m: m.HoplabIpcache}
 	d.Endpoints = &EndpointMap{m: m.HoplabLxc}

@@ -28,6 +28,9 @@ type lxcCtEntry struct {
 	RxFlagsSeen uint8
 	ProxyPort   uint16
 	Created     uint32
+	BackendAddr uint32
+	BackendPort uint16
+	Pad         uint16
 }
 
 type lxcCtKey struct {

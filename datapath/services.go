@@ -158,12 +158,16 @@ func (s *ServiceMap) Lookup(vip netip.Addr, port uint16, proto Proto) (Service, 
 	return svc, nil
 }
 
-// BackendMap is hoplab_lb4_backends: backend id -> address and port.
+// BackendMap is hoplab_lb4_backends: backend id -> address and port. The
+// service CT entries that pin a backend keep a copy of its address and
+// port, so removing or changing a backend deletes them too: their flows
+// are load-balanced anew on their next packet.
 type BackendMap struct {
-	m *ebpf.Map
+	m  *ebpf.Map
+	ct *CTMap
 }
 
-// Upsert writes a backend.
+// Upsert writes a backend; a changed backend's flows pick a backend anew.
 func (b *BackendMap) Upsert(be Backend) error {
 	a, err := be32(be.Addr)
 	if err != nil {
@@ -172,8 +176,19 @@ func (b *BackendMap) Upsert(be Backend) error {
 	if be.ID == 0 {
 		return fmt.Errorf("upsert backend %v: id 0: %w", be.Addr, ErrInvalid)
 	}
-	if err := b.m.Put(be.ID, &lxcLb4Backend{Address: a, Port: be16(be.Port)}); err != nil {
+	v := lxcLb4Backend{Address: a, Port: be16(be.Port)}
+	var old lxcLb4Backend
+	existed := b.m.Lookup(be.ID, &old) == nil
+	if existed && old == v {
+		return nil
+	}
+	if err := b.m.Put(be.ID, &v); err != nil {
 		return fmt.Errorf("upsert backend %d: %w", be.ID, err)
+	}
+	if existed {
+		if err := b.ct.deletePinnedTo(be.ID); err != nil {
+			return fmt.Errorf("upsert backend %d: %w", be.ID, err)
+		}
 	}
 	return nil
 }
@@ -187,9 +202,13 @@ func (b *BackendMap) Lookup(id uint32) (Backend, error) {
 	return Backend{ID: id, Addr: addrFrom32(v.Address), Port: port16(v.Port)}, nil
 }
 
-// Delete removes a backend; flows pinned to it pick a new one.
+// Delete removes a backend and the service CT entries pinned to it; their
+// flows pick a new one.
 func (b *BackendMap) Delete(id uint32) error {
 	if err := b.m.Delete(id); err != nil {
+		return fmt.Errorf("delete backend %d: %w", id, err)
+	}
+	if err := b.ct.deletePinnedTo(id); err != nil {
 		return fmt.Errorf("delete backend %d: %w", id, err)
 	}
 	return nil

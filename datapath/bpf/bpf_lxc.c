@@ -160,10 +160,10 @@ static __always_inline int handle_ipv4_from_lxc(struct __sk_buff *skb, struct dr
 	 * the destination is a service.
 	 */
 	if (tuple.nexthdr == IPPROTO_TCP || tuple.nexthdr == IPPROTO_UDP) {
-		struct lb4_backend *backend = lb4_lookup_pinned(&tuple, &pkt, &lb_state, now);
+		struct lb4_backend backend;
 
-		if (backend) {
-			ret = lb4_dnat(skb, l4_off, &tuple, backend);
+		if (lb4_lookup_pinned(&tuple, &pkt, &lb_state, &backend, now)) {
+			ret = lb4_dnat(skb, l4_off, &tuple, &backend);
 			if (ret < 0)
 				return ret;
 			ip.daddr = tuple.daddr;

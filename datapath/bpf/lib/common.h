@@ -118,6 +118,14 @@ struct ct_entry {
 	__u8 rx_flags_seen; /* TCP flags seen in the reply direction */
 	__be16 proxy_port;  /* not 0: the flow goes to the L7 proxy on this port (lib/proxy.h) */
 	__u32 created;      /* seconds of CLOCK_MONOTONIC */
+	/* A service entry (CT_F_SERVICE): the pinned backend's address and
+	 * port, a copy of backend_id's backend map entry, so that established
+	 * packets need no backend lookup (the agent deletes the service
+	 * entries of a backend it removes or changes). Unused elsewhere.
+	 */
+	__be32 backend_addr;
+	__be16 backend_port;
+	__u16 pad;
 };
 
 /* Service map key (Cilium's lb4_key). backend_slot 0 is the master entry. */

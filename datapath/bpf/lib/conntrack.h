@@ -82,6 +82,8 @@ struct ct_state {
 	__be16 proxy_port; /* not 0: the flow goes to the L7 proxy (lib/proxy.h) */
 	__u32 backend_id;
 	__u32 src_sec_id;
+	__be32 backend_addr; /* a service entry's backend (ct_create4 only) */
+	__be16 backend_port;
 };
 
 /* bpf_mono_now is CLOCK_MONOTONIC in seconds. The object calls
@@ -366,6 +368,8 @@ static __always_inline int ct_create4(const struct ct_key *tuple, const struct c
 		.tx_flags_seen = pkt->tcp_flags,
 		.proxy_port = state->proxy_port,
 		.created = now,
+		.backend_addr = state->backend_addr,
+		.backend_port = state->backend_port,
 	};
 
 	if (tuple->nexthdr == IPPROTO_TCP && !(pkt->tcp_flags & TCP_FLAG_SYN))

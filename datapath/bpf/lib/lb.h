@@ -125,31 +125,30 @@ static __always_inline int lb4_dnat(struct __sk_buff *skb, __u32 l4_off, struct 
 	return 0;
 }
 
-/* lb4_lookup_pinned returns the backend a flow (tuple: pre-DNAT; its flags
- * are set to TUPLE_F_SERVICE) is pinned to by its live service entry, with
- * the entry's backend id and rev-NAT index in state; NULL for a new flow
- * and for one whose backend was removed (from the backend map: a removed
- * backend is detected here, on the flow's next packet). Neither the
- * service map nor policy is consulted: an established connection keeps
- * its backend for its life, Cilium's once-per-connection service lookup.
+/* lb4_lookup_pinned finds the backend a flow (tuple: pre-DNAT; its flags
+ * are set to TUPLE_F_SERVICE) is pinned to by its live service entry and
+ * copies its address and port to *backend, the entry's backend id and
+ * rev-NAT index to state; 0 for a new flow (no live entry), 1 if found.
+ * The entry keeps the backend's address and port, so neither the service
+ * map, nor the backend map, nor policy is consulted: an established
+ * connection keeps its backend for its life, Cilium's once-per-connection
+ * service lookup. The agent deletes the service entries pinned to a
+ * backend it removes or changes (BackendMap.Delete, Upsert), so that such
+ * a flow is load-balanced anew on its next packet.
  */
-static __always_inline struct lb4_backend *lb4_lookup_pinned(struct ct_key *tuple,
-							     const struct ct_pkt *pkt,
-							     struct ct_state *state, __u32 now)
+static __always_inline int lb4_lookup_pinned(struct ct_key *tuple, const struct ct_pkt *pkt,
+					     struct ct_state *state, struct lb4_backend *backend,
+					     __u32 now)
 {
 	struct ct_entry *entry = ct_lookup_service4(tuple, pkt, now);
-	struct lb4_backend *backend;
-	__u32 backend_id;
 
-	if (!entry)
+	if (!entry || !entry->backend_addr)
 		return 0;
-	backend_id = entry->backend_id;
-	backend = bpf_map_lookup_elem(&hoplab_lb4_backends, &backend_id);
-	if (backend) {
-		state->backend_id = backend_id;
-		state->rev_nat_index = entry->rev_nat_index;
-	}
-	return backend;
+	backend->address = entry->backend_addr;
+	backend->port = entry->backend_port;
+	state->backend_id = entry->backend_id;
+	state->rev_nat_index = entry->rev_nat_index;
+	return 1;
 }
 
 /* lb4_select selects a backend of svc for a flow that has none (new, or
@@ -177,6 +176,8 @@ static __always_inline int lb4_select(struct __sk_buff *skb, __u32 l4_off, struc
 		return -DROP_NO_SERVICE;
 	state->backend_id = backend_id;
 	state->rev_nat_index = svc->rev_nat_index;
+	state->backend_addr = backend->address;
+	state->backend_port = backend->port;
 	skey.flags = TUPLE_F_SERVICE;
 	ret = ct_create4(&skey, pkt, state, CT_F_SERVICE, now);
 	if (ret < 0)
@@ -195,15 +196,14 @@ static __always_inline int lb4_local(struct __sk_buff *skb, __u32 l4_off, struct
 				     const struct lb4_service *svc, struct ct_state *state,
 				     __u32 *created, __u32 now)
 {
-	struct lb4_backend *backend;
+	struct lb4_backend backend;
 
 	if (svc->count == 0)
 		return -DROP_NO_SERVICE;
-	backend = lb4_lookup_pinned(tuple, pkt, state, now);
-	if (!backend)
+	if (!lb4_lookup_pinned(tuple, pkt, state, &backend, now))
 		return lb4_select(skb, l4_off, tuple, pkt, key, svc, state, created, now);
 	state->rev_nat_index = svc->rev_nat_index;
-	return lb4_dnat(skb, l4_off, tuple, backend);
+	return lb4_dnat(skb, l4_off, tuple, &backend);
 }
 
 /* lb4_rev_nat rewrites the source of a reply from a backend (tuple is the
