@@ -11,7 +11,7 @@
 // every request as the proxy did. A spec labelled "bench-l7" measures
 // requests per second and the latency of a proxied GET against the same
 // GET without an L7 rule (HOPLAB_L7_BENCH sets each side's duration,
-// default 2s; `make bench-l7`).
+// default 1s; `make bench-l7` runs it alone for 10s each).
 //
 // The specs need QEMU and carry the build tag vm: run them with `make e2e`
 // (E2E_LABELS=l7 for them alone).

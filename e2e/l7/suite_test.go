@@ -214,11 +214,11 @@ var _ = Describe("L7 HTTP rules at the nodes' proxies", Label("l7"), func() {
 		stream := make(chan nodeapi.ClientResult, 1)
 		go func() {
 			defer GinkgoRecover()
-			res, err := theLab().Cluster.Run(ctx, nodeapi.ClientAction{Pod: "pod1", Kind: nodeapi.ClientHTTPStream, Dst: "10.1.2.40:9090", Duration: 4 * time.Second})
+			res, err := theLab().Cluster.Run(ctx, nodeapi.ClientAction{Pod: "pod1", Kind: nodeapi.ClientHTTPStream, Dst: "10.1.2.40:9090", Duration: 3 * time.Second})
 			Expect(err).NotTo(HaveOccurred())
 			stream <- res
 		}()
-		time.Sleep(time.Second)
+		time.Sleep(700 * time.Millisecond)
 
 		By("node-update: 8080 allows /private.* instead of /public/.*, 9090 becomes an L7 port (GET /public/.*)")
 		Expect(theLab().Cluster.Update(ctx, top)).To(Succeed())
@@ -274,7 +274,7 @@ var _ = Describe("L7 HTTP rules at the nodes' proxies", Label("l7"), func() {
 	})
 
 	It("bench: requests per second and latency of a proxied GET against the same GET without an L7 rule", Label("bench-l7"), func(ctx SpecContext) {
-		d := 2 * time.Second
+		d := time.Second // short in make e2e; make bench-l7 sets 10s
 		if s := os.Getenv("HOPLAB_L7_BENCH"); s != "" {
 			var err error
 			d, err = time.ParseDuration(s)
