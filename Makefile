@@ -69,7 +69,9 @@ fixtures:
 # JUnit and JSON reports, keeps the artifacts of a failed run in the printed
 # directory, and prints a summary per suite. E2E_LABELS is a Ginkgo label
 # filter (journey, reply, same-node, policy, drops, client, bond, bgp,
-# fixture, tunnel, nodeport, host, socket-lb); E2E_VMTEST=1 also runs the harness's own VM tests (vmtest/...).
+# fixture, tunnel, nodeport, host, socket-lb, l7, cross-kernel); E2E_LANES=N
+# runs the suites in N Ginkgo processes side by side (default 2, each suite
+# its own cluster; 1 runs them one after the other); E2E_VMTEST=1 also runs the harness's own VM tests (vmtest/...).
 # `make e2e-matrix` runs the suites on every catalogue series in turn.
 E2E_DEPS   = qemu-system-x86 kmod xz-utils zstd ca-certificates
 KERNEL    ?=

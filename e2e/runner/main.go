@@ -34,6 +34,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -52,6 +53,7 @@ func main() {
 		art     = flag.String("artifacts", os.Getenv("E2E_ARTIFACTS"), "artifacts directory (default $E2E_ARTIFACTS, else a new directory under $TMPDIR/hoplab-e2e-UID)")
 		verif   = flag.Bool("verifier", true, "record the verifier's statistics of every program on the kernel (verifier.json in the artifacts; one VM more)")
 		timeout = flag.Duration("timeout", 20*time.Minute, "bound of one run of the suites")
+		lanes   = flag.Int("lanes", envInt("E2E_LANES", 2), "Ginkgo processes running suites side by side, each suite booting its own cluster (default $E2E_LANES, else 2; 1: one after the other)")
 	)
 	flag.Parse()
 	suites := flag.Args()
@@ -98,7 +100,7 @@ func main() {
 				dir = filepath.Join(root, fmt.Sprintf("user%d", i-len(kernels.Series)+1))
 			}
 		}
-		r := run(ctx, RunSpec{Target: t, Suites: suites, LabelFilter: *labels, Dir: dir, Timeout: *timeout, Verifier: *verif})
+		r := run(ctx, RunSpec{Target: t, Suites: suites, LabelFilter: *labels, Dir: dir, Timeout: *timeout, Verifier: *verif, Lanes: *lanes})
 		results = append(results, r)
 		PrintSuites(os.Stdout, r)
 		PrintLoadFailures(os.Stdout, r)
@@ -117,6 +119,14 @@ func main() {
 		os.Exit(1)
 	}
 	fmt.Printf("\ne2e passed: reports (JUnit, JSON) in %s\n", root)
+}
+
+// envInt is the integer in environment variable name, else def.
+func envInt(name string, def int) int {
+	if n, err := strconv.Atoi(os.Getenv(name)); err == nil {
+		return n
+	}
+	return def
 }
 
 // newArtifactsDir makes a new directory under $TMPDIR/hoplab-e2e-UID: per
