@@ -123,7 +123,7 @@ STUDY_FLAGS     ?=
 
 .PHONY: study study-quick
 
-## study: the full grid (counts 0..10000, 7 repetitions), ≤ 30 minutes under TCG on 2 cores; writes docs/study.md and docs/study/.
+## study: the full grid (counts 0..10000, 5 repetitions), ≤ 30 minutes under TCG on 2 cores; writes docs/study.md and docs/study/.
 study: deps-e2e
 	$(GO) run ./tools/hoplab study $(if $(KERNEL),--kernel $(KERNEL)) --out $(STUDY_OUT) --doc $(STUDY_DOC) $(STUDY_FLAGS)
 

@@ -378,7 +378,7 @@ buffer and the receiver's receive buffer fixed at 4 MiB; the receiver's
 bytes over the receiver's time from first byte to end of stream: with
 the kernel's buffer autotuning, a single-host stream under TCG settled
 at either about 1.5 or about 5.5 Gbit/s depending on its first round
-trips, which made the medians of 7 flip between the two), *TCP_RR* is netperf's
+trips, which made the medians flip between the two), *TCP_RR* is netperf's
 (one connection, one transaction in flight, a 100-byte request answered
 by a 200-byte response, for a fixed time; transactions per second and the
 mean time from request to complete response, which with one transaction

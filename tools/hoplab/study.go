@@ -49,7 +49,7 @@ requests, 200-byte responses: transactions per second and mean latency):
 for each N of --counts, --reps times each. It writes samples.csv,
 points.csv (medians, spreads, ratios to each variant's N = 0), run.json
 and one PNG per metric into --out, and the Markdown report to --doc
-(default: OUT/study.md). The full grid (the default) takes about 25
+(default: OUT/study.md). The full grid (the default) takes about 22
 minutes under TCG on 2 cores, --quick (counts 0, 200 and 10000, 3
 repetitions) under 5. --from-csv redraws the plots and the report from
 a previous run's samples.csv (and the run.json beside it) without booting.
@@ -73,7 +73,7 @@ netlink with github.com/google/nftables as iptables-nft would.`,
 	fl.StringVar(&f.kernel, "kernel", "", "kernel: a catalogue series (6.1) or /path/bzImage[,modules-dir]; default the topology's (6.1)")
 	fl.StringVar(&f.counts, "counts", "", "entry counts, starting with 0 (default 0,1,5,10,25,50,100,200,1000,10000)")
 	fl.StringVar(&f.variants, "variants", "", "variants (default ebpf,iptables-no-match,iptables-match)")
-	fl.IntVar(&f.reps, "reps", 0, "repetitions per point (default 7)")
+	fl.IntVar(&f.reps, "reps", 0, "repetitions per point (default 5)")
 	fl.DurationVar(&f.duration, "duration", 0, "length of each bulk and TCP_RR test (default 1s)")
 	fl.BoolVar(&f.quick, "quick", false, "the quick grid: counts 0,200,10000 and 3 repetitions (≤ 5 minutes)")
 	fl.StringVar(&f.out, "out", "hoplab-study", "`directory` for the CSV files, run.json and the plots")
