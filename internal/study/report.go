@@ -86,6 +86,14 @@ func pct(r float64) string {
 	return fmt.Sprintf("%s%.1f %%", sign, d)
 }
 
+// signed formats a percentage with its sign ("−19.5 %").
+func signed(p float64) string {
+	if math.IsNaN(p) {
+		return "n/a"
+	}
+	return pct(1 + p/100)
+}
+
 func ratioText(r float64) string {
 	if math.IsNaN(r) {
 		return "n/a"
@@ -120,11 +128,11 @@ func (h Headline) Lines() []string {
 		if math.IsNaN(h.NoMatchAt200[pl]) && math.IsNaN(h.NoMatchAtMax[pl]) {
 			continue
 		}
-		line := fmt.Sprintf("iptables without a matching rule, %s: throughput %s at 200 rules, %s at %d; slope over 0–200 rules %+.1f %% per 100 rules",
-			pl, pct(h.NoMatchAt200[pl]), pct(h.NoMatchAtMax[pl]), h.MaxEntries, h.NoMatchSlope[pl]*100)
+		line := fmt.Sprintf("iptables without a matching rule, %s: throughput %s at 200 rules, %s at %d; slope over 0–200 rules %s per 100 rules",
+			pl, pct(h.NoMatchAt200[pl]), pct(h.NoMatchAtMax[pl]), h.MaxEntries, signed(h.NoMatchSlope[pl]*100))
 		if !math.IsNaN(h.NoMatchPerCPUAtMax[pl]) {
-			line += fmt.Sprintf("; per VM CPU second %s at 200, %s at %d, slope %+.1f %% per 100 rules",
-				pct(h.NoMatchPerCPUAt200[pl]), pct(h.NoMatchPerCPUAtMax[pl]), h.MaxEntries, h.NoMatchPerCPUSlope[pl]*100)
+			line += fmt.Sprintf("; per VM CPU second %s at 200, %s at %d, slope %s per 100 rules",
+				pct(h.NoMatchPerCPUAt200[pl]), pct(h.NoMatchPerCPUAtMax[pl]), h.MaxEntries, signed(h.NoMatchPerCPUSlope[pl]*100))
 		}
 		out = append(out, line+".")
 	}
@@ -157,7 +165,7 @@ as the number of policy entries or rules grows.
 
 **Numbers are relative.** The VMs run under %s on a %d-core machine:
 absolute throughput and latency say nothing about real hardware (a bulk
-stream moves tens of Mbit/s, not tens of Gbit/s). Every value is therefore
+stream between the VMs moves tens of Mbit/s). Every value is therefore
 also given as a ratio to the same variant and placement at 0 entries, and
 the shapes of those ratios are what compare with the study.
 
@@ -284,29 +292,16 @@ func absText(v float64) string {
 // throughput at 200 rules single-host, latency rising past 25 rules.
 func comparison(points []Point, h Headline) string {
 	var b strings.Builder
-	// eBPF: the largest deviation from 1 over all counts, the trend over
-	// them, and whether the deviation is beyond the repetitions' spread.
 	for _, pl := range Placements {
 		if _, ok := Find(points, Throughput, EBPF, pl, 0); !ok {
 			continue
 		}
-		worst, at, inSpread := 0.0, 0, true
-		for _, p := range points {
-			if p.Metric == Throughput && p.Variant == EBPF && p.Placement == pl && !math.IsNaN(p.Ratio) && math.Abs(p.Ratio-1) > math.Abs(worst) {
-				worst, at = p.Ratio-1, p.Entries
-				inSpread = p.RatioMin <= 1 && 1 <= p.RatioMax
-			}
-		}
-		slope := Slope(points, Throughput, EBPF, pl, h.MaxEntries) * 1000 * 100
-		fmt.Fprintf(&b, "**eBPF, %s:** the median throughput stays within %.1f %% of the 0-entry value over every count up to %d entries (largest deviation at %d entries); the least-squares trend over all counts is %+.2f %% per 1,000 entries. ",
-			pl, math.Abs(worst)*100, h.MaxEntries, at, slope)
-		switch {
-		case math.Abs(worst) <= 0.10:
-			b.WriteString("Flat, as in the study: the policy map is a hash, one lookup per packet whatever its size.")
-		case inSpread:
-			b.WriteString("That deviation lies inside the repetitions' own spread (the 0-entry value is within their min–max), and no trend follows the count: it is the shared host's noise, not a cost of the entries. The policy map is a hash, one lookup per packet whatever its size, and the CPU-normalised metric below is the steadier check.")
-		default:
-			b.WriteString("That deviation is larger than the repetitions' spread: see the tables and the CPU-normalised metric before reading it as a cost of the entries.")
+		f := flatness(points, EBPF, pl, h.MaxEntries)
+		fmt.Fprintf(&b, "**eBPF, %s:** %s", pl, f.text("entries"))
+		if math.Abs(f.worst) <= 0.10 {
+			b.WriteString(" Flat, as in the study: the policy map is a hash, one lookup per packet whatever its size.")
+		} else if f.overlaps && math.Abs(f.slope) < 5 {
+			b.WriteString(" Flat within the noise, as in the study: the policy map is a hash, one lookup per packet whatever its size.")
 		}
 		if c, ok := Find(points, ThroughputPerCPU, EBPF, pl, h.MaxEntries); ok {
 			fmt.Fprintf(&b, " Per VM CPU second, throughput at %d entries is %s of the 0-entry value.", h.MaxEntries, ratioText(c.Ratio))
@@ -331,20 +326,19 @@ func comparison(points []Point, h Headline) string {
 				seed += ": the same shape and a comparable size (a coincidence of proportions as much as a reproduction: the emulated CPU slows the rules and the rest of the path alike)."
 			}
 		}
-		fmt.Fprintf(&b, "**iptables without a matching rule, %s:** throughput falls with the number of rules, %+.1f %% per 100 rules over 0–200 (least squares), %s at 200 and %s at %d rules: every packet of the flow, both directions, walks the whole chain (a forward packet compares four fields per rule, a reply fails on the first).%s\n\n",
-			pl, h.NoMatchSlope[pl]*100, pct(r200), pct(h.NoMatchAtMax[pl]), h.MaxEntries, seed)
+		fmt.Fprintf(&b, "**iptables without a matching rule, %s:** throughput %s at 200 rules and %s at %d (least-squares slope over 0–200: %s per 100 rules): every packet of the flow, both directions, walks the whole chain (a forward packet compares four fields per rule, a reply fails on the first).%s\n\n",
+			pl, pct(r200), pct(h.NoMatchAtMax[pl]), h.MaxEntries, signed(h.NoMatchSlope[pl]*100), seed)
 	}
 	for _, pl := range Placements {
 		if _, ok := Find(points, Throughput, IPTablesMatch, pl, 0); !ok {
 			continue
 		}
-		worst := 0.0
-		for _, p := range points {
-			if p.Metric == Throughput && p.Variant == IPTablesMatch && p.Placement == pl && !math.IsNaN(p.Ratio) && math.Abs(p.Ratio-1) > math.Abs(worst) {
-				worst = p.Ratio - 1
-			}
+		f := flatness(points, IPTablesMatch, pl, h.MaxEntries)
+		fmt.Fprintf(&b, "**iptables with the matching rule on top, %s:** %s", pl, f.text("rules"))
+		if math.Abs(f.worst) <= 0.10 || f.overlaps && math.Abs(f.slope) < 5 {
+			b.WriteString(" The rules below the first are never reached: flat, as in the study; the cost is the rules a packet traverses, not the rules installed.")
 		}
-		fmt.Fprintf(&b, "**iptables with the matching rule on top, %s:** the rules below it are never reached and throughput stays within %.1f %% of the empty chain's, as in the study: the cost is the rules a packet traverses, not the rules installed.\n\n", pl, math.Abs(worst)*100)
+		b.WriteString("\n\n")
 	}
 	for _, pl := range Placements {
 		l25, l200 := h.LatencyAt25[pl], h.LatencyAt200[pl]
@@ -395,9 +389,11 @@ one second to the next. So every test also records the host CPU time of
 the QEMU processes carrying the flow (node1 single-host; node1, the ToR
 and node2 multi-host: /proc/PID/stat of each, all threads), and two more
 metrics divide by it: bulk throughput per VM CPU second and VM CPU time
-per TCP_RR transaction. They measure what the path costs to emulate,
-not how fast the emulation happened to run, and are much steadier than
-the wall-clock metrics; their shapes are read the same way.
+per TCP_RR transaction. They measure what the path costs to emulate
+rather than how fast the emulation happened to run: on a busy host they
+take away the share of CPU the VMs got, but not every effect of the
+neighbours (caches, memory bandwidth), so they are not much steadier;
+their shapes are read the same way.
 
 **eBPF variant.** hoplab's datapath (from-container on the client's lxc,
 to-container tail-called for the server) with N policy entries for the
@@ -439,3 +435,46 @@ are the rules today's iptables installs on Debian and most distributions
 (iptables-nft is the default); the study used iptables-legacy, whose
 rule traversal is likewise linear.
 `
+
+// flat describes how a variant's throughput moves with the count.
+type flat struct {
+	// worst is the largest deviation of a median ratio from 1, at entries.
+	worst float64
+	at    int
+	// overlaps: the min–max range of every count overlaps that of 0.
+	overlaps bool
+	// slope is the least-squares trend, % per 1,000 entries.
+	slope float64
+}
+
+func flatness(points []Point, v Variant, pl Placement, maxEntries int) flat {
+	f := flat{overlaps: true, slope: Slope(points, Throughput, v, pl, maxEntries) * 1000 * 100}
+	base, _ := Find(points, Throughput, v, pl, 0)
+	for _, p := range points {
+		if p.Metric != Throughput || p.Variant != v || p.Placement != pl || math.IsNaN(p.Ratio) {
+			continue
+		}
+		if math.Abs(p.Ratio-1) > math.Abs(f.worst) {
+			f.worst, f.at = p.Ratio-1, p.Entries
+		}
+		if p.RatioMax < base.RatioMin || p.RatioMin > base.RatioMax {
+			f.overlaps = false
+		}
+	}
+	return f
+}
+
+// text says it in a sentence or two; unit is "entries" or "rules".
+func (f flat) text(unit string) string {
+	zero := "0-" + map[string]string{"entries": "entry", "rules": "rule"}[unit]
+	s := fmt.Sprintf("the median throughput stays within %.1f %% of the %s value at every count (largest deviation at %d %s); the least-squares trend over all counts is %s per 1,000 %s.",
+		math.Abs(f.worst)*100, zero, f.at, unit, signed(f.slope), unit)
+	switch {
+	case math.Abs(f.worst) <= 0.10:
+	case f.overlaps:
+		s += fmt.Sprintf(" Every count's min–max range overlaps the %s range: the deviations are the shared host's noise (see the spreads in the tables), not a cost of the %s.", zero, unit)
+	default:
+		s += fmt.Sprintf(" Some count's range lies wholly apart from the %s range: read the tables and the CPU-normalised metric before taking it for a cost of the %s.", zero, unit)
+	}
+	return s
+}
