@@ -72,7 +72,7 @@ func WritePlot(w io.Writer, points []Point, m Metric) error {
 		p.X.Min, p.X.Max = -0.3, float64(len(counts)-1)+0.3
 		p.Legend.Left = true
 		p.Legend.Top = m == Latency
-		ymax := 1.2
+		ymax, ymin := 1.2, 0.8
 		one, err := plotter.NewLine(plotter.XYs{{X: p.X.Min, Y: 1}, {X: p.X.Max, Y: 1}})
 		if err != nil {
 			return err
@@ -93,6 +93,9 @@ func WritePlot(w io.Writer, points []Point, m Metric) error {
 				xys = append(xys, plotter.XY{X: xOf[pt.Entries] + dx, Y: pt.Ratio})
 				errs = append(errs, struct{ Low, High float64 }{pt.Ratio - pt.RatioMin, pt.RatioMax - pt.Ratio})
 				ymax = math.Max(ymax, pt.RatioMax*1.05)
+				if pt.RatioMin > 0 {
+					ymin = math.Min(ymin, pt.RatioMin*0.9)
+				}
 			}
 			if len(xys) == 0 {
 				continue
@@ -115,6 +118,14 @@ func WritePlot(w io.Writer, points []Point, m Metric) error {
 			p.Legend.Add(v.Label(), line, scatter)
 		}
 		p.Y.Min, p.Y.Max = 0, ymax
+		if ymax > 5 {
+			// Ratios of tens next to ratios near 1: a log scale keeps
+			// both readable.
+			p.Y.Scale = plot.LogScale{}
+			p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
+			p.Y.Min = ymin
+			p.Y.Label.Text += " (log scale)"
+		}
 		row = append(row, p)
 	}
 	img := vgimg.NewWith(vgimg.UseWH(plotWidth, plotHeight), vgimg.UseDPI(plotDPI))
