@@ -32,6 +32,20 @@ func TestMergeNodePortPathOrder(t *testing.T) {
 		{"node2", PodIngress, 60},
 	}
 	base := time.Unix(1000, 0)
+	checkOrder(t, key, base, want)
+	// Without the external host's hop (a capture of node1's wire), the
+	// node forwarding in and out of its uplink alone calls for TTL order.
+	checkOrder(t, key, base, want[1:])
+}
+
+// checkOrder merges the hops of want, shuffled 20 times, and requires them
+// back in want's order, delivered to pod4.
+func checkOrder(t *testing.T, key FlowKey, base time.Time, want []struct {
+	node  string
+	point Point
+	ttl   uint8
+}) {
+	t.Helper()
 	var obs []Observation
 	for i, w := range want {
 		obs = append(obs, Observation{Time: base.Add(time.Duration(i) * time.Millisecond), Key: key, HasKey: true,
