@@ -339,3 +339,28 @@ func TestVXLANPortIsOpened(t *testing.T) {
 		t.Errorf("VXLANPort %d is not in vxlan.Ports %v", VXLANPort, vxlan.Ports)
 	}
 }
+
+// With medium aggregation, tunnel mode reports like direct routing: the
+// to-overlay trace of a new flow without TCP flags (UDP) and of a SYN, none
+// for an established ACK.
+func TestTunnelMonitorAggregation(t *testing.T) {
+	dp := loadTunnelDatapath(t)
+	events := openEvents(t, dp)
+	must(t, dp.SetMonitorAggregation(AggregationMedium))
+	udp := fromPod(pod1, pod4IP, 5353)
+	udp.proto = ProtoUDP
+	run(t, dp.FromContainer, udp.bytes(t), nil).assertVerdict(t, tcActRedirect)
+	if tr := traces(drain(t, events)); len(tr) != 1 || tr[0].ObsPoint != TraceToOverlay {
+		t.Fatalf("new UDP flow traces %v, want to-overlay", tr)
+	}
+	syn := fromPod(pod1, pod4IP, 8080)
+	run(t, dp.FromContainer, syn.bytes(t), nil).assertVerdict(t, tcActRedirect)
+	if tr := traces(drain(t, events)); len(tr) != 1 || tr[0].ObsPoint != TraceToOverlay {
+		t.Fatalf("SYN traces %v, want to-overlay", tr)
+	}
+	syn.syn, syn.ack = false, true
+	run(t, dp.FromContainer, syn.bytes(t), nil).assertVerdict(t, tcActRedirect)
+	if evs := drain(t, events); len(evs) != 0 {
+		t.Fatalf("established ACK traced: %v", evs)
+	}
+}
