@@ -254,3 +254,20 @@ func TestDeriveExternals(t *testing.T) {
 		t.Error("derived values depend on file order")
 	}
 }
+
+// TestDeriveExternalsCollision: h3498 and h9616 hash to the same router
+// device name (ext05c29f); the first by name keeps it, whatever the file
+// order, and the other takes its next candidate.
+func TestDeriveExternalsCollision(t *testing.T) {
+	for _, order := range [][2]string{{"h3498", "h9616"}, {"h9616", "h3498"}} {
+		top, err := Parse("t.yaml", mutate(map[int]string{22: "externals:",
+			23: "  - {name: " + order[0] + ", ip: 192.0.2.50}", 24: "  - {name: " + order[1] + ", ip: 192.0.2.60}"}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, b := top.External("h3498"), top.External("h9616")
+		if a.RouterDevice != "ext05c29f" || b.RouterDevice == "ext05c29f" || !strings.HasPrefix(b.RouterDevice, "ext") {
+			t.Errorf("order %v: devices %s, %s", order, a.RouterDevice, b.RouterDevice)
+		}
+	}
+}
