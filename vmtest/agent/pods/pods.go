@@ -200,7 +200,12 @@ func (p *Pod) configureInside() error {
 
 // Do runs fn with the calling goroutine inside the pod's network namespace.
 // Sockets opened in fn stay in the pod's namespace after Do returns.
-func (p *Pod) Do(fn func() error) error {
+func (p *Pod) Do(fn func() error) error { return DoIn(p.ns, fn) }
+
+// DoIn runs fn with the calling goroutine inside network namespace ns, on
+// a locked thread that returns to its namespace afterwards (or, if it
+// cannot, is never reused). Sockets opened in fn stay in ns.
+func DoIn(ns netns.NsHandle, fn func() error) error {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	orig, err := netns.Get()
@@ -208,7 +213,7 @@ func (p *Pod) Do(fn func() error) error {
 		return fmt.Errorf("current netns: %w", err)
 	}
 	defer orig.Close()
-	if err := netns.Set(p.ns); err != nil {
+	if err := netns.Set(ns); err != nil {
 		return fmt.Errorf("enter netns: %w", err)
 	}
 	defer func() {

@@ -86,12 +86,8 @@ func SetupBaseline(ctx context.Context, opts Options, s nodeapi.BaselineSetup) (
 	}
 	b = &Baseline{log: opts.Logger.With("node", s.Node, "mode", "baseline"), opts: opts, top: top, node: node,
 		nodeName: s.Node, pods: map[string]*pods.Pod{}, policy: nftables.ChainPolicyAccept}
-	if b.ns, err = netns.Get(); err != nil {
-		return nil, res, fmt.Errorf("netns: %w", err)
-	}
-	if b.nl, err = netlink.NewHandleAt(b.ns, unix.NETLINK_ROUTE); err != nil {
-		b.ns.Close()
-		return nil, res, fmt.Errorf("netlink: %w", err)
+	if b.ns, b.nl, err = openNS(); err != nil {
+		return nil, res, err
 	}
 	defer func() {
 		if err != nil {

@@ -4,10 +4,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
-	"golang.org/x/sys/unix"
-
 	"github.com/hoplab/hoplab/topologies"
 	"github.com/hoplab/hoplab/vmtest/agent/pods"
 	"github.com/hoplab/hoplab/vmtest/agent/workload"
@@ -39,11 +35,8 @@ func newExternals(opts Options, top *topologies.Topology) (h *Node, err error) {
 			h = nil
 		}
 	}()
-	if h.ns, err = netns.Get(); err != nil {
-		return h, fmt.Errorf("externals: netns: %w", err)
-	}
-	if h.nl, err = netlink.NewHandleAt(h.ns, unix.NETLINK_ROUTE); err != nil {
-		return h, fmt.Errorf("externals: netlink: %w", err)
+	if h.ns, h.nl, err = openNS(); err != nil {
+		return h, fmt.Errorf("externals: %w", err)
 	}
 	for _, e := range top.Externals {
 		p, err := pods.Create(pods.Spec{

@@ -150,6 +150,21 @@ type Node struct {
 	proxyRouting bool
 }
 
+// openNS returns the calling thread's network namespace and a netlink
+// handle in it, for lookups from any goroutine; the caller closes both.
+func openNS() (netns.NsHandle, *netlink.Handle, error) {
+	ns, err := netns.Get()
+	if err != nil {
+		return netns.None(), nil, fmt.Errorf("netns: %w", err)
+	}
+	nl, err := netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
+	if err != nil {
+		ns.Close()
+		return netns.None(), nil, fmt.Errorf("netlink: %w", err)
+	}
+	return ns, nl, nil
+}
+
 // raiseMemlock lifts RLIMIT_MEMLOCK as far as allowed: kernels before 5.11
 // charge BPF maps to it (64 KiB by default for init); later ones use memcg
 // and do not need it, so failing here is only logged (datapath.Load then
@@ -216,12 +231,8 @@ func Setup(ctx context.Context, opts Options, s nodeapi.Setup) (n *Node, res nod
 		return nil, res, err
 	}
 	n.st = st
-	if n.ns, err = netns.Get(); err != nil {
-		return nil, res, fmt.Errorf("netns: %w", err)
-	}
-	if n.nl, err = netlink.NewHandleAt(n.ns, unix.NETLINK_ROUTE); err != nil {
-		n.ns.Close()
-		return nil, res, fmt.Errorf("netlink: %w", err)
+	if n.ns, n.nl, err = openNS(); err != nil {
+		return nil, res, err
 	}
 	defer func() {
 		if err != nil {
