@@ -250,46 +250,19 @@ func (c *CTMap) Count() (n, capacity int, err error) {
 // deletePinnedTo deletes the service entries that pin backend id (they
 // keep a copy of its address and port).
 func (c *CTMap) deletePinnedTo(id uint32) error {
-	var (
-		k    lxcCtKey
-		v    lxcCtEntry
-		keys []lxcCtKey
-	)
-	it := c.m.Iterate()
-	for it.Next(&k, &v) {
-		if TupleFlags(k.Flags) == TupleService && v.BackendId == id {
-			keys = append(keys, k)
-		}
-	}
-	if err := it.Err(); err != nil {
+	err := deleteMatching(c.m, func(k *lxcCtKey, v *lxcCtEntry) bool {
+		return TupleFlags(k.Flags) == TupleService && v.BackendId == id
+	})
+	if err != nil {
 		return fmt.Errorf("ct entries pinned to backend %d: %w", id, err)
-	}
-	for i := range keys {
-		if err := c.m.Delete(&keys[i]); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-			return fmt.Errorf("ct entries pinned to backend %d: %w", id, err)
-		}
 	}
 	return nil
 }
 
 // Flush removes every entry.
 func (c *CTMap) Flush() error {
-	var (
-		k    lxcCtKey
-		v    lxcCtEntry
-		keys []lxcCtKey
-	)
-	it := c.m.Iterate()
-	for it.Next(&k, &v) {
-		keys = append(keys, k)
-	}
-	if err := it.Err(); err != nil {
+	if err := deleteMatching[lxcCtKey, lxcCtEntry](c.m, nil); err != nil {
 		return fmt.Errorf("ct flush: %w", err)
-	}
-	for i := range keys {
-		if err := c.m.Delete(&keys[i]); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-			return fmt.Errorf("ct flush: %w", err)
-		}
 	}
 	return nil
 }

@@ -109,22 +109,8 @@ func (n *NATMap) Entries() ([]NATEntry, error) {
 
 // Flush removes every entry.
 func (n *NATMap) Flush() error {
-	var (
-		k    lxcCtKey
-		v    lxcNatEntry
-		keys []lxcCtKey
-	)
-	it := n.m.Iterate()
-	for it.Next(&k, &v) {
-		keys = append(keys, k)
-	}
-	if err := it.Err(); err != nil {
+	if err := deleteMatching[lxcCtKey, lxcNatEntry](n.m, nil); err != nil {
 		return fmt.Errorf("nat flush: %w", err)
-	}
-	for i := range keys {
-		if err := n.m.Delete(&keys[i]); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-			return fmt.Errorf("nat flush: %w", err)
-		}
 	}
 	return nil
 }
