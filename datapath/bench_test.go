@@ -318,13 +318,7 @@ func BenchmarkTunnelEstablished(b *testing.B) {
 	}
 	p.syn, p.ack = false, true
 	data := p.bytes(b)
-	empty, err := ebpf.NewProgram(&ebpf.ProgramSpec{
-		Type:         ebpf.SchedCLS,
-		License:      "Dual BSD/GPL",
-		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 0), asm.Return()},
-	})
-	must(b, err)
-	defer empty.Close()
+	empty := emptyProgram(b)
 	var harness, direct, tunnel time.Duration
 	b.Run("harness", func(b *testing.B) { harness = benchRestoredWant(b, empty, data, tcActOK) })
 	b.Run("direct-routing", func(b *testing.B) {
@@ -385,13 +379,7 @@ func benchTable(r map[benchCase]benchResult) string {
 // the from-container numbers.
 func BenchmarkBaseline(b *testing.B) {
 	loadDatapath(b)
-	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{
-		Type:         ebpf.SchedCLS,
-		License:      "Dual BSD/GPL",
-		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 0), asm.Return()},
-	})
-	must(b, err)
-	defer prog.Close()
+	prog := emptyProgram(b)
 	_, d, err := prog.Benchmark(fromPod(pod1, vip, 80).bytes(b), b.N, nil)
 	must(b, err)
 	b.ReportMetric(float64(d.Nanoseconds()), "ns/pkt")
@@ -443,13 +431,7 @@ func BenchmarkNodePortEstablished(b *testing.B) {
 		}
 	}
 
-	empty, err := ebpf.NewProgram(&ebpf.ProgramSpec{
-		Type:         ebpf.SchedCLS,
-		License:      "Dual BSD/GPL",
-		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 0), asm.Return()},
-	})
-	must(b, err)
-	defer empty.Close()
+	empty := emptyProgram(b)
 	cases := []struct {
 		name string
 		prog *ebpf.Program

@@ -1,7 +1,6 @@
 package datapath
 
 import (
-	"io"
 	"net"
 	"net/netip"
 	"testing"
@@ -140,38 +139,10 @@ func TestTwoNodesPodToService(t *testing.T) {
 
 // echoThroughService runs a TCP echo server in server's namespace on
 // 10.1.2.40:8080, connects from client to Service 10.224.1.1:80, sends msg
-// and requires it back; it returns the client's address. The listener and
-// the connection stay open until the test ends.
+// and requires it back from the Service's address (echoVia); it returns
+// the client's address. The listener and the connection stay open until
+// the test ends.
 func echoThroughService(t *testing.T, client, server *pods.Pod, msg string) *net.TCPAddr {
 	t.Helper()
-	var ln net.Listener
-	must(t, server.Do(func() (err error) {
-		ln, err = net.Listen("tcp4", "10.1.2.40:8080")
-		return err
-	}))
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		_, _ = io.Copy(c, c)
-	}()
-	var conn net.Conn
-	must(t, client.Do(func() (err error) {
-		conn, err = net.DialTimeout("tcp4", "10.224.1.1:80", 5*time.Second)
-		return err
-	}))
-	t.Cleanup(func() { conn.Close() })
-	must(t, conn.SetDeadline(time.Now().Add(5*time.Second)))
-	_, err := conn.Write([]byte(msg))
-	must(t, err)
-	buf := make([]byte, len(msg))
-	_, err = io.ReadFull(conn, buf)
-	must(t, err)
-	if string(buf) != msg {
-		t.Fatalf("echo %q", buf)
-	}
-	return conn.LocalAddr().(*net.TCPAddr)
+	return net.TCPAddrFromAddrPort(echoVia(t, client, server, netip.MustParseAddrPort("10.1.2.40:8080"), netip.MustParseAddrPort("10.224.1.1:80"), msg))
 }
