@@ -28,13 +28,7 @@ func claimL7(injected []Injected, o Observation) int {
 		if k.Proto != o.Key.Proto {
 			continue
 		}
-		score := 0
-		switch {
-		case k.Src == o.Key.Src && k.Dst == o.Key.Dst:
-			score = 3
-		case k.Src == o.Key.Src || k.Dst == o.Key.Dst:
-			score = 2
-		}
+		score := endsMatch(k, o.Key)
 		switch {
 		case score > bestScore:
 			best, bestScore = i, score

@@ -136,13 +136,7 @@ func claimIn(injected []Injected, index map[idKey][]int, o Observation) int {
 	for _, i := range index[idKey{o.Key.Proto, o.Key.IPID}] {
 		inj := injected[i]
 		k := inj.Key
-		score := 1
-		switch {
-		case k.Src == o.Key.Src && k.Dst == o.Key.Dst:
-			score = 3
-		case k.Src == o.Key.Src || k.Dst == o.Key.Dst:
-			score = 2
-		}
+		score := max(endsMatch(k, o.Key), 1) // 1: only protocol and ID
 		switch {
 		case score > bestScore:
 			best, bestScore = i, score
@@ -156,6 +150,19 @@ func claimIn(injected []Injected, index map[idKey][]int, o Observation) int {
 		return -1
 	}
 	return best
+}
+
+// endsMatch scores how an observed key o shows injected key k: 3 when both
+// ends are equal, 2 when one is (the other translated by NAT), 0 when
+// neither is.
+func endsMatch(k, o FlowKey) int {
+	switch {
+	case k.Src == o.Src && k.Dst == o.Dst:
+		return 3
+	case k.Src == o.Src || k.Dst == o.Dst:
+		return 2
+	}
+	return 0
 }
 
 // preferLater reports whether b, rather than a, is the injection o (at t)
