@@ -139,7 +139,7 @@ func (n *Node) addSockXlates(res *nodeapi.ClientResult, dst string, since time.D
 			switch {
 			case o.Cookie != 0 && t.Cookie == o.Cookie:
 				best = t
-			case o.Cookie == 0 && t.Service == want && t.Time >= since-coarseClockSlack && (best == nil || t.Time > best.Time):
+			case o.Cookie == 0 && t.Service == want && t.Time >= since && (best == nil || t.Time > best.Time):
 				best = t
 			}
 		}
@@ -149,10 +149,6 @@ func (n *Node) addSockXlates(res *nodeapi.ClientResult, dst string, since time.D
 		}
 	}
 }
-
-// coarseClockSlack is how far before an action its socket's translation
-// may be stamped: the datapath may read a coarse clock (a tick behind).
-const coarseClockSlack = 100 * time.Millisecond
 
 // monotonicNow is CLOCK_MONOTONIC, the clock of the socket LB's records.
 func monotonicNow() time.Duration {
