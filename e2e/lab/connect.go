@@ -116,13 +116,14 @@ func (l *Lab) Connect(ctx context.Context, a nodeapi.ClientAction) (Connection, 
 	// SYN and SYN-ACK with ID 0), so each journey keeps only the
 	// observations of its own direction (direction).
 	first0 := obs[first]
-	js, _ := journey.Merge([]journey.Injected{{Time: first0.Time, Key: first0.Key}}, direction(obs, first0))
+	forward := direction(obs, first0)
+	js, _ := journey.Merge([]journey.Injected{{Time: first0.Time, Key: first0.Key}}, forward)
 	c.First = js[0]
 	// The reply: the first observation addressed to the client's port
 	// after the first packet, in the other direction; its IPv4 ID names
 	// it along the way back.
 	fwd := map[addrs]bool{}
-	for _, o := range direction(obs, first0) {
+	for _, o := range forward {
 		fwd[addrsOf(o)] = true
 	}
 	reply := -1
