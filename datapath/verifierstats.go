@@ -98,3 +98,20 @@ func statsLogLevel() ebpf.LogLevel {
 	}
 	return ebpf.LogLevelStats
 }
+
+// ProgramObjects names every program the datapath loads with the object it
+// comes from, the set VerifierStats reports. recvmsg4 says whether the
+// kernel has cgroup/recvmsg4 (HaveSockRecvmsg4): without it the socket LB
+// attaches its egress fallback alone.
+func ProgramObjects(recvmsg4 bool) map[string]string {
+	m := map[string]string{
+		lxcProgHoplabFromContainer: "bpf_lxc", lxcProgHoplabToContainer: "bpf_lxc", lxcProgTailIpv4EgressPolicy: "bpf_lxc",
+		netdevProgHoplabFromNetdev: "bpf_netdev", netdevProgHoplabToNetdev: "bpf_netdev",
+		overlayProgHoplabFromOverlay: "bpf_overlay",
+		sockProgHoplabSock4Connect:   "bpf_sock", sockProgHoplabSock4Sendmsg: "bpf_sock", sockProgHoplabSock4UdpEgress: "bpf_sock",
+	}
+	if recvmsg4 {
+		m[sockProgHoplabSock4Recvmsg] = "bpf_sock"
+	}
+	return m
+}

@@ -23,15 +23,7 @@ func TestVerifierStatsOnHost(t *testing.T) {
 	}
 	defer dp.Close()
 	stats := dp.VerifierStats()
-	want := map[string]string{
-		"hoplab_from_container": "bpf_lxc", "tail_ipv4_egress_policy": "bpf_lxc", "hoplab_to_container": "bpf_lxc",
-		"hoplab_from_netdev": "bpf_netdev", "hoplab_to_netdev": "bpf_netdev",
-		"hoplab_from_overlay":  "bpf_overlay",
-		"hoplab_sock4_connect": "bpf_sock", "hoplab_sock4_sendmsg": "bpf_sock", "hoplab_sock4_udp_egress": "bpf_sock",
-	}
-	if HaveSockRecvmsg4() == nil {
-		want["hoplab_sock4_recvmsg"] = "bpf_sock"
-	}
+	want := ProgramObjects(HaveSockRecvmsg4() == nil)
 	if len(stats) != len(want) {
 		t.Fatalf("got %d programs, want %d: %+v", len(stats), len(want), stats)
 	}
