@@ -98,7 +98,7 @@ func BenchmarkFromContainer(b *testing.B) {
 		fillCT(b, dp, ctEntries)
 		installed := 0
 		for _, policies := range []int{0, 1, 100, 10000} {
-			addEndpoint(b, dp, pod1, false, policies > 0)
+			addEndpoint(b, dp, benchPod1, false, policies > 0)
 			if policies > 0 && installed == 0 {
 				must(b, dp.Policy.Allow(L3L4Key(pod1.id, Egress, pod4ID, 8080, ProtoTCP)))
 				installed = 1
@@ -130,6 +130,15 @@ func BenchmarkFromContainer(b *testing.B) {
 	}
 }
 
+// benchPod1 is pod1 on the test run's device, the loopback (ifindex 1),
+// as from-container sees a pod on its lxc: it finds the source endpoint by
+// ifindex (hoplab_lxc_ifindex) rather than by address.
+var benchPod1 = func() testEndpoint {
+	e := pod1
+	e.ifindex = 1
+	return e
+}()
+
 // loadBenchDatapath is loadDatapath with the default CT table (262,144
 // entries), which holds the 100,000 seeded entries and the NEW flows
 // without evicting any.
@@ -139,7 +148,7 @@ func loadBenchDatapath(b *testing.B) *Datapath {
 	dp, err := Load(Options{})
 	must(b, err)
 	b.Cleanup(func() { dp.Close() })
-	for _, ep := range []testEndpoint{pod1, pod2} {
+	for _, ep := range []testEndpoint{benchPod1, pod2} {
 		addEndpoint(b, dp, ep, false, false)
 	}
 	must(b, dp.IPCache.Upsert(pfx("10.1.2.0/24"), IPCacheEntry{Identity: pod4ID}))

@@ -1,8 +1,10 @@
 package datapath
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 
 	"github.com/cilium/ebpf"
@@ -88,6 +90,57 @@ func (d *Datapath) NodeAddress() (netip.Addr, error) {
 		return netip.Addr{}, nil
 	}
 	return addrFrom32(c.NodeAddr), nil
+}
+
+// SetPodCIDR sets the node's PodCIDR in hoplab_config: from-container
+// then looks a destination up among the local endpoints only when it lies
+// in it, and [EndpointMap.Upsert] refuses endpoints outside it. It fails
+// if an endpoint already present lies outside. The zero Prefix unsets it
+// (every address may be a local endpoint's).
+func (d *Datapath) SetPodCIDR(p netip.Prefix) error {
+	var addr, mask uint32
+	if p.IsValid() {
+		p = p.Masked()
+		var err error
+		if addr, err = be32(p.Addr()); err != nil {
+			return fmt.Errorf("set PodCIDR: %w", err)
+		}
+		eps, err := d.Endpoints.List()
+		if err != nil {
+			return fmt.Errorf("set PodCIDR %v: %w", p, err)
+		}
+		for _, ep := range eps {
+			if !p.Contains(ep.IP) {
+				return fmt.Errorf("set PodCIDR %v: endpoint %v is outside it: %w", p, ep.IP, ErrInvalid)
+			}
+		}
+		mask = binary.LittleEndian.Uint32(net.CIDRMask(p.Bits(), 32))
+	}
+	if err := d.updateConfig(func(c *lxcHoplabConfig) { c.PodCidr, c.PodCidrMask = addr, mask }); err != nil {
+		return fmt.Errorf("set PodCIDR %v: %w", p, err)
+	}
+	return nil
+}
+
+// PodCIDR returns the node's PodCIDR of [Datapath.SetPodCIDR], the zero
+// Prefix when it is not set.
+func (d *Datapath) PodCIDR() (netip.Prefix, error) {
+	c, err := d.config()
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("PodCIDR: %w", err)
+	}
+	return podCIDRFrom(c), nil
+}
+
+// podCIDRFrom is the PodCIDR in c, the zero Prefix when unset.
+func podCIDRFrom(c lxcHoplabConfig) netip.Prefix {
+	if c.PodCidrMask == 0 {
+		return netip.Prefix{}
+	}
+	var m [4]byte
+	binary.LittleEndian.PutUint32(m[:], c.PodCidrMask)
+	bits, _ := net.IPMask(m[:]).Size()
+	return netip.PrefixFrom(addrFrom32(c.PodCidr), bits)
 }
 
 // config reads the single entry of hoplab_config; a missing entry reads as

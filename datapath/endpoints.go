@@ -25,9 +25,16 @@ type Endpoint struct {
 	EnforceIngress, EnforceEgress bool
 }
 
-// EndpointMap is hoplab_lxc: pod IP -> endpoint.
+// EndpointMap is hoplab_lxc (pod IP -> endpoint) and its index by the
+// lxc's ifindex, hoplab_lxc_ifindex, which from-container reads for the
+// source endpoint (an array lookup instead of a hash lookup, and the check
+// that the pod sends with its own address). Both are written together.
+// Endpoints lie in the node's PodCIDR where one is set
+// ([Datapath.SetPodCIDR]).
 type EndpointMap struct {
-	m *ebpf.Map
+	m         *ebpf.Map
+	byIfindex *ebpf.Map
+	podCIDR   func() (netip.Prefix, error)
 }
 
 // Upsert writes ep. Register the endpoint's policy program with
@@ -40,6 +47,11 @@ func (e *EndpointMap) Upsert(ep Endpoint) error {
 	if len(ep.LXCMAC) != 6 || len(ep.PodMAC) != 6 {
 		return fmt.Errorf("endpoint upsert %v: MACs %v, %v: %w", ep.IP, ep.LXCMAC, ep.PodMAC, ErrInvalid)
 	}
+	if cidr, err := e.podCIDR(); err != nil {
+		return fmt.Errorf("endpoint upsert %v: %w", ep.IP, err)
+	} else if cidr.IsValid() && !cidr.Contains(ep.IP) {
+		return fmt.Errorf("endpoint upsert %v: outside the node's PodCIDR %v: %w", ep.IP, cidr, ErrInvalid)
+	}
 	v := lxcEndpointInfo{Ifindex: uint32(ep.IfIndex), EpId: ep.ID, SecIdentity: uint32(ep.Identity)}
 	if ep.EnforceIngress {
 		v.Flags |= 1
@@ -49,8 +61,40 @@ func (e *EndpointMap) Upsert(ep Endpoint) error {
 	}
 	copy(v.LxcMac[:], ep.LXCMAC)
 	copy(v.PodMac[:], ep.PodMAC)
+	var old lxcEndpointInfo
+	moved := e.m.Lookup(&lxcEndpointKey{Ip: ip}, &old) == nil && old.Ifindex != v.Ifindex
 	if err := e.m.Put(&lxcEndpointKey{Ip: ip}, &v); err != nil {
 		return fmt.Errorf("endpoint upsert %v: %w", ep.IP, err)
+	}
+	if moved {
+		if err := e.clearIfindex(old.Ifindex, ip); err != nil {
+			return fmt.Errorf("endpoint upsert %v: %w", ep.IP, err)
+		}
+	}
+	if v.Ifindex == 0 || v.Ifindex >= e.byIfindex.MaxEntries() {
+		return nil
+	}
+	if err := e.byIfindex.Put(v.Ifindex, &lxcEndpointByIfindex{Ip: ip, Info: v}); err != nil {
+		return fmt.Errorf("endpoint upsert %v: ifindex %d: %w", ep.IP, v.Ifindex, err)
+	}
+	return nil
+}
+
+// clearIfindex empties the ifindex slot if it holds the endpoint with
+// address ip (an array's entries cannot be deleted).
+func (e *EndpointMap) clearIfindex(ifindex, ip uint32) error {
+	if ifindex == 0 || ifindex >= e.byIfindex.MaxEntries() {
+		return nil
+	}
+	var cur lxcEndpointByIfindex
+	if err := e.byIfindex.Lookup(ifindex, &cur); err != nil {
+		return fmt.Errorf("ifindex %d: %w", ifindex, err)
+	}
+	if cur.Ip != ip || cur.Info.Ifindex != ifindex {
+		return nil
+	}
+	if err := e.byIfindex.Put(ifindex, &lxcEndpointByIfindex{}); err != nil {
+		return fmt.Errorf("ifindex %d: %w", ifindex, err)
 	}
 	return nil
 }
@@ -78,6 +122,13 @@ func (e *EndpointMap) Delete(ip netip.Addr) error {
 	k, err := be32(ip)
 	if err != nil {
 		return fmt.Errorf("endpoint delete: %w", err)
+	}
+	var old lxcEndpointInfo
+	if err := e.m.Lookup(&lxcEndpointKey{Ip: k}, &old); err != nil {
+		return fmt.Errorf("endpoint delete %v: %w", ip, err)
+	}
+	if err := e.clearIfindex(old.Ifindex, k); err != nil {
+		return fmt.Errorf("endpoint delete %v: %w", ip, err)
 	}
 	if err := e.m.Delete(&lxcEndpointKey{Ip: k}); err != nil {
 		return fmt.Errorf("endpoint delete %v: %w", ip, err)

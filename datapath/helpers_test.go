@@ -25,6 +25,9 @@ var (
 	pod2 = testEndpoint{ip: "10.1.1.20", id: 2, ifindex: 12, identity: 1002, mac: "0a:00:00:01:01:20", lxc: "0a:00:00:f1:01:20"}
 	pod3 = testEndpoint{ip: "10.1.1.30", id: 3, ifindex: 13, identity: 1003, mac: "0a:00:00:01:01:30", lxc: "0a:00:00:f1:01:30"}
 
+	// node1PodCIDR holds pod1–pod3.
+	node1PodCIDR = netip.MustParsePrefix("10.1.1.0/24")
+
 	pod4IP   = netip.MustParseAddr("10.1.2.40")
 	pod5IP   = netip.MustParseAddr("10.1.2.50")
 	pod4ID   = Identity(2004)
@@ -75,6 +78,8 @@ func loadDatapath(t testing.TB) *Datapath {
 		t.Fatalf("load: %v", err)
 	}
 	t.Cleanup(func() { dp.Close() })
+	// As the agent sets it up: every local endpoint in node1's PodCIDR.
+	must(t, dp.SetPodCIDR(node1PodCIDR))
 	for _, ep := range []testEndpoint{pod1, pod2} {
 		addEndpoint(t, dp, ep, false, false)
 	}

@@ -151,6 +151,7 @@ func Load(opts Options) (*Datapath, error) {
 		"hoplab_lb4_reverse_nat": m.HoplabLb4ReverseNat,
 		"hoplab_lb4_services":    m.HoplabLb4Services,
 		"hoplab_lxc":             m.HoplabLxc,
+		"hoplab_lxc_ifindex":     m.HoplabLxcIfindex,
 		"hoplab_metrics":         m.HoplabMetrics,
 		"hoplab_policy":          m.HoplabPolicy,
 		"hoplab_policy_progs":    m.HoplabPolicyProgs,
@@ -193,7 +194,7 @@ func Load(opts Options) (*Datapath, error) {
 	d.Services = &ServiceMap{m: m.HoplabLb4Services, backends: d.Backends, revNAT: d.RevNAT}
 	d.NAT = &NATMap{m: m.HoplabSnatV4External}
 	d.IPCache = &IPCache{m: m.HoplabIpcache}
-	d.Endpoints = &EndpointMap{m: m.HoplabLxc}
+	d.Endpoints = &EndpointMap{m: m.HoplabLxc, byIfindex: m.HoplabLxcIfindex, podCIDR: d.PodCIDR}
 	d.Policy = &PolicyMap{m: m.HoplabPolicy}
 	d.Metrics = &Metrics{m: m.HoplabMetrics}
 	d.events = m.HoplabEvents

@@ -44,6 +44,13 @@ type lxcCtKey struct {
 	Pad     uint16
 }
 
+type lxcEndpointByIfindex struct {
+	_    structs.HostLayout
+	Ip   uint32
+	Pad  uint32
+	Info lxcEndpointInfo
+}
+
 type lxcEndpointInfo struct {
 	_           structs.HostLayout
 	Ifindex     uint32
@@ -65,6 +72,8 @@ type lxcHoplabConfig struct {
 	Pad                [3]uint8
 	TunnelIfindex      uint32
 	NodeAddr           uint32
+	PodCidr            uint32
+	PodCidrMask        uint32
 }
 
 type lxcIpcacheKey struct {
@@ -196,6 +205,7 @@ const (
 	lxcMapHoplabLb4ReverseNat   = "hoplab_lb4_reverse_nat"
 	lxcMapHoplabLb4Services     = "hoplab_lb4_services"
 	lxcMapHoplabLxc             = "hoplab_lxc"
+	lxcMapHoplabLxcIfindex      = "hoplab_lxc_ifindex"
 	lxcMapHoplabMetrics         = "hoplab_metrics"
 	lxcMapHoplabPolicy          = "hoplab_policy"
 	lxcMapHoplabPolicyProgs     = "hoplab_policy_progs"
@@ -269,6 +279,7 @@ type lxcMapSpecs struct {
 	HoplabLb4ReverseNat  *ebpf.MapSpec `ebpf:"hoplab_lb4_reverse_nat"`
 	HoplabLb4Services    *ebpf.MapSpec `ebpf:"hoplab_lb4_services"`
 	HoplabLxc            *ebpf.MapSpec `ebpf:"hoplab_lxc"`
+	HoplabLxcIfindex     *ebpf.MapSpec `ebpf:"hoplab_lxc_ifindex"`
 	HoplabMetrics        *ebpf.MapSpec `ebpf:"hoplab_metrics"`
 	HoplabPolicy         *ebpf.MapSpec `ebpf:"hoplab_policy"`
 	HoplabPolicyProgs    *ebpf.MapSpec `ebpf:"hoplab_policy_progs"`
@@ -314,6 +325,7 @@ type lxcMaps struct {
 	HoplabLb4ReverseNat  *ebpf.Map `ebpf:"hoplab_lb4_reverse_nat"`
 	HoplabLb4Services    *ebpf.Map `ebpf:"hoplab_lb4_services"`
 	HoplabLxc            *ebpf.Map `ebpf:"hoplab_lxc"`
+	HoplabLxcIfindex     *ebpf.Map `ebpf:"hoplab_lxc_ifindex"`
 	HoplabMetrics        *ebpf.Map `ebpf:"hoplab_metrics"`
 	HoplabPolicy         *ebpf.Map `ebpf:"hoplab_policy"`
 	HoplabPolicyProgs    *ebpf.Map `ebpf:"hoplab_policy_progs"`
@@ -335,6 +347,7 @@ func (m *lxcMaps) Close() error {
 		m.HoplabLb4ReverseNat,
 		m.HoplabLb4Services,
 		m.HoplabLxc,
+		m.HoplabLxcIfindex,
 		m.HoplabMetrics,
 		m.HoplabPolicy,
 		m.HoplabPolicyProgs,

@@ -26,6 +26,7 @@ const (
 	netdevMapHoplabLb4ReverseNat  = "hoplab_lb4_reverse_nat"
 	netdevMapHoplabLb4Services    = "hoplab_lb4_services"
 	netdevMapHoplabLxc            = "hoplab_lxc"
+	netdevMapHoplabLxcIfindex     = "hoplab_lxc_ifindex"
 	netdevMapHoplabMetrics        = "hoplab_metrics"
 	netdevMapHoplabPolicy         = "hoplab_policy"
 	netdevMapHoplabPolicyProgs    = "hoplab_policy_progs"
@@ -94,6 +95,7 @@ type netdevMapSpecs struct {
 	HoplabLb4ReverseNat  *ebpf.MapSpec `ebpf:"hoplab_lb4_reverse_nat"`
 	HoplabLb4Services    *ebpf.MapSpec `ebpf:"hoplab_lb4_services"`
 	HoplabLxc            *ebpf.MapSpec `ebpf:"hoplab_lxc"`
+	HoplabLxcIfindex     *ebpf.MapSpec `ebpf:"hoplab_lxc_ifindex"`
 	HoplabMetrics        *ebpf.MapSpec `ebpf:"hoplab_metrics"`
 	HoplabPolicy         *ebpf.MapSpec `ebpf:"hoplab_policy"`
 	HoplabPolicyProgs    *ebpf.MapSpec `ebpf:"hoplab_policy_progs"`
@@ -136,6 +138,7 @@ type netdevMaps struct {
 	HoplabLb4ReverseNat  *ebpf.Map `ebpf:"hoplab_lb4_reverse_nat"`
 	HoplabLb4Services    *ebpf.Map `ebpf:"hoplab_lb4_services"`
 	HoplabLxc            *ebpf.Map `ebpf:"hoplab_lxc"`
+	HoplabLxcIfindex     *ebpf.Map `ebpf:"hoplab_lxc_ifindex"`
 	HoplabMetrics        *ebpf.Map `ebpf:"hoplab_metrics"`
 	HoplabPolicy         *ebpf.Map `ebpf:"hoplab_policy"`
 	HoplabPolicyProgs    *ebpf.Map `ebpf:"hoplab_policy_progs"`
@@ -154,6 +157,7 @@ func (m *netdevMaps) Close() error {
 		m.HoplabLb4ReverseNat,
 		m.HoplabLb4Services,
 		m.HoplabLxc,
+		m.HoplabLxcIfindex,
 		m.HoplabMetrics,
 		m.HoplabPolicy,
 		m.HoplabPolicyProgs,

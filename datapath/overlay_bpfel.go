@@ -26,6 +26,7 @@ const (
 	overlayMapHoplabLb4ReverseNat  = "hoplab_lb4_reverse_nat"
 	overlayMapHoplabLb4Services    = "hoplab_lb4_services"
 	overlayMapHoplabLxc            = "hoplab_lxc"
+	overlayMapHoplabLxcIfindex     = "hoplab_lxc_ifindex"
 	overlayMapHoplabMetrics        = "hoplab_metrics"
 	overlayMapHoplabPolicy         = "hoplab_policy"
 	overlayMapHoplabPolicyProgs    = "hoplab_policy_progs"
@@ -92,6 +93,7 @@ type overlayMapSpecs struct {
 	HoplabLb4ReverseNat  *ebpf.MapSpec `ebpf:"hoplab_lb4_reverse_nat"`
 	HoplabLb4Services    *ebpf.MapSpec `ebpf:"hoplab_lb4_services"`
 	HoplabLxc            *ebpf.MapSpec `ebpf:"hoplab_lxc"`
+	HoplabLxcIfindex     *ebpf.MapSpec `ebpf:"hoplab_lxc_ifindex"`
 	HoplabMetrics        *ebpf.MapSpec `ebpf:"hoplab_metrics"`
 	HoplabPolicy         *ebpf.MapSpec `ebpf:"hoplab_policy"`
 	HoplabPolicyProgs    *ebpf.MapSpec `ebpf:"hoplab_policy_progs"`
@@ -134,6 +136,7 @@ type overlayMaps struct {
 	HoplabLb4ReverseNat  *ebpf.Map `ebpf:"hoplab_lb4_reverse_nat"`
 	HoplabLb4Services    *ebpf.Map `ebpf:"hoplab_lb4_services"`
 	HoplabLxc            *ebpf.Map `ebpf:"hoplab_lxc"`
+	HoplabLxcIfindex     *ebpf.Map `ebpf:"hoplab_lxc_ifindex"`
 	HoplabMetrics        *ebpf.Map `ebpf:"hoplab_metrics"`
 	HoplabPolicy         *ebpf.Map `ebpf:"hoplab_policy"`
 	HoplabPolicyProgs    *ebpf.Map `ebpf:"hoplab_policy_progs"`
@@ -152,6 +155,7 @@ func (m *overlayMaps) Close() error {
 		m.HoplabLb4ReverseNat,
 		m.HoplabLb4Services,
 		m.HoplabLxc,
+		m.HoplabLxcIfindex,
 		m.HoplabMetrics,
 		m.HoplabPolicy,
 		m.HoplabPolicyProgs,

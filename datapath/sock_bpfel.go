@@ -59,6 +59,7 @@ const (
 	sockMapHoplabLb4ReverseNat   = "hoplab_lb4_reverse_nat"
 	sockMapHoplabLb4Services     = "hoplab_lb4_services"
 	sockMapHoplabLxc             = "hoplab_lxc"
+	sockMapHoplabLxcIfindex      = "hoplab_lxc_ifindex"
 	sockMapHoplabMetrics         = "hoplab_metrics"
 	sockMapHoplabPolicy          = "hoplab_policy"
 	sockMapHoplabPolicyProgs     = "hoplab_policy_progs"
@@ -134,6 +135,7 @@ type sockMapSpecs struct {
 	HoplabLb4ReverseNat  *ebpf.MapSpec `ebpf:"hoplab_lb4_reverse_nat"`
 	HoplabLb4Services    *ebpf.MapSpec `ebpf:"hoplab_lb4_services"`
 	HoplabLxc            *ebpf.MapSpec `ebpf:"hoplab_lxc"`
+	HoplabLxcIfindex     *ebpf.MapSpec `ebpf:"hoplab_lxc_ifindex"`
 	HoplabMetrics        *ebpf.MapSpec `ebpf:"hoplab_metrics"`
 	HoplabPolicy         *ebpf.MapSpec `ebpf:"hoplab_policy"`
 	HoplabPolicyProgs    *ebpf.MapSpec `ebpf:"hoplab_policy_progs"`
@@ -179,6 +181,7 @@ type sockMaps struct {
 	HoplabLb4ReverseNat  *ebpf.Map `ebpf:"hoplab_lb4_reverse_nat"`
 	HoplabLb4Services    *ebpf.Map `ebpf:"hoplab_lb4_services"`
 	HoplabLxc            *ebpf.Map `ebpf:"hoplab_lxc"`
+	HoplabLxcIfindex     *ebpf.Map `ebpf:"hoplab_lxc_ifindex"`
 	HoplabMetrics        *ebpf.Map `ebpf:"hoplab_metrics"`
 	HoplabPolicy         *ebpf.Map `ebpf:"hoplab_policy"`
 	HoplabPolicyProgs    *ebpf.Map `ebpf:"hoplab_policy_progs"`
@@ -200,6 +203,7 @@ func (m *sockMaps) Close() error {
 		m.HoplabLb4ReverseNat,
 		m.HoplabLb4Services,
 		m.HoplabLxc,
+		m.HoplabLxcIfindex,
 		m.HoplabMetrics,
 		m.HoplabPolicy,
 		m.HoplabPolicyProgs,

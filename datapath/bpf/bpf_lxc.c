@@ -79,7 +79,7 @@ struct drop_ids {
 static __always_inline int ipv4_route_from_lxc(const struct iphdr *ip,
 					       struct endpoint_info **dst_ep, struct drop_ids *ids)
 {
-	*dst_ep = lookup_ip4_endpoint(ip->daddr);
+	*dst_ep = lookup_ip4_local_dest(ip->daddr);
 	if (*dst_ep)
 		ids->dst = (*dst_ep)->sec_identity;
 	if (ip->ttl <= 1 && (*dst_ep || resolve_identity4(ip->daddr) != IDENTITY_HOST))
@@ -144,7 +144,7 @@ static __always_inline int handle_ipv4_from_lxc(struct __sk_buff *skb, struct dr
 	ret = ipv4_load(skb, &ip, &l4_off);
 	if (ret < 0)
 		return ret;
-	ep = lookup_ip4_endpoint(ip.saddr);
+	ep = lookup_source_endpoint(skb, ip.saddr);
 	if (!ep)
 		return -DROP_INVALID_SIP;
 	ids->src = ep->sec_identity;

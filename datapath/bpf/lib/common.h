@@ -193,6 +193,16 @@ struct endpoint_info {
 	__u8 pod_mac[6]; /* MAC of the pod's eth0 */
 };
 
+/* A local endpoint by its lxc's ifindex (hoplab_lxc_ifindex): the pod's
+ * address and the value hoplab_lxc holds for it. An unused slot is zero,
+ * so its info.ifindex never equals its key.
+ */
+struct endpoint_by_ifindex {
+	__be32 ip;
+	__u32 pad;
+	struct endpoint_info info;
+};
+
 #define EP_F_ENFORCE_INGRESS 1
 #define EP_F_ENFORCE_EGRESS 2
 
@@ -227,6 +237,8 @@ struct hoplab_config {
 	__u8 pad[3];
 	__u32 tunnel_ifindex;     /* VXLAN device of tunnel mode (lib/encap.h), 0: direct routing */
 	__be32 node_addr;         /* the uplink's address: NodePort frontends and SNAT (lib/nodeport.h), 0: off */
+	__be32 pod_cidr;          /* this node's PodCIDR, every local endpoint's address in it */
+	__be32 pod_cidr_mask;     /* its netmask; 0 (unset): any address may be a local endpoint's */
 };
 
 /* Index of a (reason, direction) counter in hoplab_metrics; reason 0 is

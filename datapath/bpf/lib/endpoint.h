@@ -23,6 +23,38 @@ static __always_inline struct endpoint_info *lookup_ip4_endpoint(__be32 ip)
 	return bpf_map_lookup_elem(&hoplab_lxc, &key);
 }
 
+/* lookup_ip4_local_dest returns the local endpoint a packet to ip is for,
+ * or NULL: an address outside this node's PodCIDR (hoplab_config, where
+ * set; the agent keeps every endpoint inside it) is no local pod's,
+ * without the hash lookup.
+ */
+static __always_inline struct endpoint_info *lookup_ip4_local_dest(__be32 ip)
+{
+	__u32 zero = 0;
+	struct hoplab_config *cfg = bpf_map_lookup_elem(&hoplab_config, &zero);
+
+	if (cfg && (ip & cfg->pod_cidr_mask) != cfg->pod_cidr)
+		return (struct endpoint_info *)0;
+	return lookup_ip4_endpoint(ip);
+}
+
+/* lookup_source_endpoint returns the endpoint a packet from a pod comes
+ * from: the one on the lxc it arrived on (skb->ifindex), if the packet
+ * carries that pod's address, else NULL (a pod sending with another
+ * address, Cilium's DROP_INVALID_SIP); an lxc beyond hoplab_lxc_ifindex
+ * (or a test run's loopback) is looked up by source address.
+ */
+static __always_inline struct endpoint_info *lookup_source_endpoint(const struct __sk_buff *skb,
+								    __be32 saddr)
+{
+	__u32 ifindex = skb->ifindex;
+	struct endpoint_by_ifindex *e = bpf_map_lookup_elem(&hoplab_lxc_ifindex, &ifindex);
+
+	if (e && e->info.ifindex == ifindex)
+		return e->ip == saddr ? &e->info : (struct endpoint_info *)0;
+	return lookup_ip4_endpoint(saddr);
+}
+
 /* ipv4_local_delivery routes the packet to a local endpoint: it drops at
  * TTL <= 1, decrements the TTL once, writes the pod's MAC as destination and
  * the lxc MAC as source, records the sender's identity and the CT entries

@@ -21,6 +21,7 @@
 #define LB_MAP_SIZE 65536
 #define POLICY_MAP_SIZE 65536
 #define ENDPOINTS_MAP_SIZE 65536
+#define LXC_IFINDEX_MAP_SIZE 16384
 #define IPCACHE_MAP_SIZE 512000
 #define POLICY_PROG_MAP_SIZE 65536
 #define CALLS_MAP_SIZE 8
@@ -79,6 +80,18 @@ struct {
 	__uint(max_entries, ENDPOINTS_MAP_SIZE);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 } hoplab_lxc SEC(".maps");
+
+/* Local endpoints by the ifindex of their lxc, for from-container's source
+ * endpoint: an array lookup, which the verifier inlines, instead of a hash
+ * lookup per packet, and the check that a pod sends with its own address.
+ * Endpoints on an ifindex beyond the array are found in hoplab_lxc alone.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct endpoint_by_ifindex);
+	__uint(max_entries, LXC_IFINDEX_MAP_SIZE);
+} hoplab_lxc_ifindex SEC(".maps");
 
 /* Policy: (endpoint, remote identity, port, proto, direction) -> verdict. */
 struct {

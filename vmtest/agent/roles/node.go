@@ -280,6 +280,11 @@ func Setup(ctx context.Context, opts Options, s nodeapi.Setup) (n *Node, res nod
 	if err := n.dp.SetNodeAddress(st.node.Uplink.Address.Addr()); err != nil {
 		return n, res, err
 	}
+	// Every pod's address is in the node's PodCIDR (the topology checks
+	// it), so from-container looks up only those among the local endpoints.
+	if err := n.dp.SetPodCIDR(st.node.PodCIDR); err != nil {
+		return n, res, err
+	}
 	for _, p := range st.sortedServices() {
 		if err := n.dp.Services.Upsert(p); err != nil {
 			return n, res, err
