@@ -133,11 +133,7 @@ func BenchmarkFromContainer(b *testing.B) {
 // benchPod1 is pod1 on the test run's device, the loopback (ifindex 1),
 // as from-container sees a pod on its lxc: it finds the source endpoint by
 // ifindex (hoplab_lxc_ifindex) rather than by address.
-var benchPod1 = func() testEndpoint {
-	e := pod1
-	e.ifindex = 1
-	return e
-}()
+var benchPod1 = onLoopback(pod1)
 
 // loadBenchDatapath is loadDatapath with the default CT table (262,144
 // entries), which holds the 100,000 seeded entries and the NEW flows
@@ -148,6 +144,7 @@ func loadBenchDatapath(b *testing.B) *Datapath {
 	dp, err := Load(Options{})
 	must(b, err)
 	b.Cleanup(func() { dp.Close() })
+	must(b, dp.SetPodCIDR(node1PodCIDR))
 	for _, ep := range []testEndpoint{benchPod1, pod2} {
 		addEndpoint(b, dp, ep, false, false)
 	}
