@@ -135,6 +135,7 @@ static __always_inline int handle_ipv4_from_lxc(struct __sk_buff *skb, struct dr
 	struct ct_key tuple = {};
 	struct ct_pkt pkt = {};
 	struct endpoint_info *ep;
+	__u16 ep_id, ep_flags;
 	__u32 created = 0;
 	struct iphdr ip;
 	__u32 l4_off;
@@ -147,8 +148,14 @@ static __always_inline int handle_ipv4_from_lxc(struct __sk_buff *skb, struct dr
 	ep = lookup_source_endpoint(skb, ip.saddr);
 	if (!ep)
 		return -DROP_INVALID_SIP;
+	/* Only these scalars are kept: the endpoint comes from one of two
+	 * maps, and a pointer into either would make the verifier walk the
+	 * rest of the program once per map.
+	 */
 	ids->src = ep->sec_identity;
-	send_trace_notify(skb, TRACE_FROM_LXC, ep->ep_id, ep->sec_identity, 0, 0, skb->ifindex,
+	ep_id = ep->ep_id;
+	ep_flags = ep->flags;
+	send_trace_notify(skb, TRACE_FROM_LXC, ep_id, ids->src, 0, 0, skb->ifindex,
 			  TRACE_REASON_UNKNOWN, 0);
 
 	ret = ct_extract_tuple4(skb, &ip, l4_off, &tuple, &pkt);
@@ -188,14 +195,14 @@ static __always_inline int handle_ipv4_from_lxc(struct __sk_buff *skb, struct dr
 	if (ct == CT_ESTABLISHED && state.proxy_port) {
 		/* A flow the egress policy sent to the L7 proxy. */
 		ids->dst = resolve_identity4(tuple.daddr);
-		return ipv4_to_proxy(skb, bpf_ntohs(state.proxy_port), ep->ep_id, ids->src, ids->dst,
+		return ipv4_to_proxy(skb, bpf_ntohs(state.proxy_port), ep_id, ids->src, ids->dst,
 				     ct, &pkt, METRIC_EGRESS);
 	}
 	if (ct != CT_NEW) {
 		ret = ipv4_route_from_lxc(&ip, &dst_ep, ids);
 		if (ret < 0)
 			goto drop;
-		ret = ipv4_forward_from_lxc(skb, &ip, dst_ep, &pkt, ct, ep->ep_id, created, ids);
+		ret = ipv4_forward_from_lxc(skb, &ip, dst_ep, &pkt, ct, ep_id, created, ids);
 		if (ret < 0)
 			goto drop;
 		return ret;
@@ -208,10 +215,10 @@ static __always_inline int handle_ipv4_from_lxc(struct __sk_buff *skb, struct dr
 	if (!rev_nat)
 		rev_nat = sock4_udp_flow_rev_nat(&tuple);
 
-	skb->cb[CB_SRC_IDENTITY] = ep->sec_identity;
+	skb->cb[CB_SRC_IDENTITY] = ids->src;
 	skb->cb[CB_BACKEND_ID] = lb_state.backend_id;
 	skb->cb[CB_REV_NAT] = rev_nat;
-	skb->cb[CB_SRC_EP] = (__u32)ep->ep_id | ((__u32)ep->flags << 16);
+	skb->cb[CB_SRC_EP] = (__u32)ep_id | ((__u32)ep_flags << 16);
 	skb->cb[CB_CT_CREATED] = created;
 	bpf_tail_call(skb, &hoplab_calls_lxc, CALL_IPV4_EGRESS_POLICY);
 	ret = -DROP_MISSED_TAIL_CALL;
