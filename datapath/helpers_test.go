@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/perf"
 	"github.com/google/gopacket"
@@ -301,3 +303,14 @@ func podNS(base string) string { return netnstest.Prefix(base) + "ns" }
 // TestMain removes the namespaces of test processes that died, and this
 // one's on SIGINT or SIGTERM (netnstest.Main).
 func TestMain(m *testing.M) { os.Exit(netnstest.Main(m)) }
+
+// recvfrom is unix.Recvfrom without flags, called again when a signal
+// interrupts it (the Go runtime preempts goroutines with one).
+func recvfrom(fd int, buf []byte) (int, unix.Sockaddr, error) {
+	for {
+		n, from, err := unix.Recvfrom(fd, buf, 0)
+		if err != unix.EINTR {
+			return n, from, err
+		}
+	}
+}

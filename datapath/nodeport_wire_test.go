@@ -235,7 +235,7 @@ func readFrames(t *testing.T, fd int) []gopacket.Packet {
 	var out []gopacket.Packet
 	buf := make([]byte, 65536)
 	for {
-		n, _, err := unix.Recvfrom(fd, buf, 0)
+		n, _, err := recvfrom(fd, buf)
 		if err == unix.EAGAIN || err == unix.EWOULDBLOCK {
 			return out
 		}

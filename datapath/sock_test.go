@@ -164,7 +164,7 @@ func sockCall(req sockRequest) (sockReply, error) {
 		if _, err := unix.Write(fd, []byte(req.Payload)); err != nil {
 			return rep, fmt.Errorf("write: %w", err)
 		}
-		n, err := unix.Read(fd, buf)
+		n, _, err := recvfrom(fd, buf)
 		if err != nil {
 			return rep, fmt.Errorf("read: %w", err)
 		}
@@ -175,7 +175,7 @@ func sockCall(req sockRequest) (sockReply, error) {
 		if err != nil {
 			return rep, fmt.Errorf("sendto: %w", err)
 		}
-		n, from, err := unix.Recvfrom(fd, buf, 0)
+		n, from, err := recvfrom(fd, buf)
 		if err != nil {
 			return rep, fmt.Errorf("recvfrom: %w", err)
 		}
@@ -189,7 +189,7 @@ func sockCall(req sockRequest) (sockReply, error) {
 		if _, err := unix.Write(fd, []byte(req.Payload)); err != nil {
 			return rep, fmt.Errorf("write: %w", err)
 		}
-		n, from, err := unix.Recvfrom(fd, buf, 0)
+		n, from, err := recvfrom(fd, buf)
 		if err != nil {
 			return rep, fmt.Errorf("recvfrom: %w", err)
 		}

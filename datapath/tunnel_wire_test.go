@@ -236,7 +236,7 @@ func readCapture(t *testing.T, fd int) []*capturedVXLAN {
 	var out []*capturedVXLAN
 	buf := make([]byte, 65536)
 	for {
-		n, _, err := unix.Recvfrom(fd, buf, 0)
+		n, _, err := recvfrom(fd, buf)
 		if err == unix.EAGAIN || err == unix.EWOULDBLOCK {
 			return out
 		}
