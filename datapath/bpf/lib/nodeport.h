@@ -63,7 +63,8 @@ static __always_inline __be32 nodeport_addr(void)
  * address arriving on the uplink: the reply of a SNATed connection
  * (reverse SNAT, to the stack), or a request for a NodePort frontend
  * (DNAT, then local delivery or the stack). It returns NODEPORT_PASS for
- * anything else, left untouched.
+ * anything else, left untouched. ip, the caller's copy of the header, is
+ * not updated by the DNAT: after it only the TTL is read.
  */
 static __always_inline int nodeport_from_netdev4(struct __sk_buff *skb, struct iphdr *ip,
 						 __u32 l4_off, __u32 src_id, __u32 *dst_id)
@@ -110,7 +111,6 @@ static __always_inline int nodeport_from_netdev4(struct __sk_buff *skb, struct i
 	ret = lb4_local(skb, l4_off, &tuple, &pkt, &key, svc, &state, &created, now);
 	if (ret < 0)
 		goto drop;
-	ip->daddr = tuple.daddr;
 
 	ct = ct_lookup4(&tuple, CT_EGRESS, &pkt, &state, now);
 	if (ct == CT_NEW) {
