@@ -494,6 +494,22 @@ func TestNodePortTTLExceeded(t *testing.T) {
 	}
 }
 
+// TTL 2 is the least a routed request needs: it is DNATed to the local
+// backend and arrives with TTL 1.
+func TestNodePortTTLTwoDelivered(t *testing.T) {
+	dp := loadNodePortDatapath(t, Backend{ID: 2, Addr: pod2.addr(), Port: backendPort})
+	addEndpoint(t, dp, pod2, true, false)
+	must(t, dp.Policy.Allow(L3L4Key(pod2.id, Ingress, IdentityWorld, backendPort, ProtoTCP)))
+	in := fromClient()
+	in.ttl = 2
+	res := run(t, dp.FromNetdev, in.bytes(t), nil)
+	res.assertVerdict(t, tcActRedirect)
+	want := in
+	want.dst, want.dport = pod2.addr(), backendPort
+	want.ttl, want.srcMAC, want.dstMAC = 1, pod2.lxcMAC(), pod2.podMAC()
+	res.assertPacket(t, want.bytes(t))
+}
+
 // pod2's ingress policy denies WORLD: the request drops in to-container
 // and the service and NodePort entries from-netdev created go with it.
 func TestNodePortLocalPolicyDropLeavesNoCT(t *testing.T) {

@@ -22,14 +22,17 @@
 package main
 
 import (
+	"cmp"
 	"context"
+	"encoding/binary"
 	"errors"
 	"flag"
 	"fmt"
-	"math/rand/v2"
+	"hash/fnv"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -63,7 +66,7 @@ var Areas = []Area{
 func main() {
 	var (
 		areas    = flag.String("area", "bpf,journey,topologies,capture", "areas to mutate, comma-separated")
-		sample   = flag.Int("sample", 0, "mutate at most this many mutants per area, picked at random (0: all)")
+		sample   = flag.Int("sample", 0, "mutate at most this many mutants per area, those whose keys hash lowest under -seed (0: all)")
 		seed     = flag.Uint64("seed", 1, "seed of -sample")
 		workers  = flag.Int("workers", 2, "mutants tested at once, each in its own copy of the tree")
 		noSchema = flag.Bool("no-schema", false, "build every Go mutant on its own instead of one schema per area (slower; to cross-check the schema)")
@@ -142,12 +145,7 @@ func run(spec runSpec) error {
 			return err
 		}
 		if spec.sample > 0 && len(ms) > spec.sample {
-			r := rand.New(rand.NewPCG(spec.seed, uint64(len(a.Name))))
-			r.Shuffle(len(ms), func(i, j int) { ms[i], ms[j] = ms[j], ms[i] })
-			ms = ms[:spec.sample]
-			sort.SliceStable(ms, func(i, j int) bool {
-				return ms[i].File < ms[j].File || ms[i].File == ms[j].File && ms[i].Offset < ms[j].Offset
-			})
+			ms = sampleByKey(ms, spec.sample, spec.seed)
 		}
 		for _, m := range ms {
 			jobs = append(jobs, job{id: len(jobs) + 1, area: a, m: m})
@@ -293,6 +291,26 @@ func areaNames(as []Area) string {
 }
 
 // generate makes the mutants of an area's files.
+// sampleByKey picks n of ms: those whose keys hash lowest under seed, in
+// file order. A mutant is in the sample for its own key alone, so an edit
+// elsewhere in the tree adds or removes only the mutants it touches,
+// where a shuffle of the whole list drew a new sample after every edit.
+func sampleByKey(ms []mutation.Mutant, n int, seed uint64) []mutation.Mutant {
+	rank := func(m mutation.Mutant) uint64 {
+		h := fnv.New64a()
+		_ = binary.Write(h, binary.LittleEndian, seed)
+		h.Write([]byte(m.Key()))
+		return h.Sum64()
+	}
+	ms = slices.Clone(ms)
+	slices.SortStableFunc(ms, func(a, b mutation.Mutant) int { return cmp.Compare(rank(a), rank(b)) })
+	ms = ms[:n]
+	sort.SliceStable(ms, func(i, j int) bool {
+		return ms[i].File < ms[j].File || ms[i].File == ms[j].File && ms[i].Offset < ms[j].Offset
+	})
+	return ms
+}
+
 func generate(root string, a Area, only string) ([]mutation.Mutant, error) {
 	var files []string
 	for _, g := range a.Files {

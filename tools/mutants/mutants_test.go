@@ -1,8 +1,10 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -83,4 +85,54 @@ func TestAreasGenerate(t *testing.T) {
 		}
 	}
 	_ = mutation.Mutant{}
+}
+
+// The sample depends on each mutant's key alone: the same seed picks the
+// same mutants, removing one outside the sample (an edit elsewhere) leaves
+// the sample as it was, removing one inside it brings in exactly one
+// other, and another seed picks another sample.
+func TestSampleByKeyIsStable(t *testing.T) {
+	var ms []mutation.Mutant
+	for i := range 40 {
+		ms = append(ms, mutation.Mutant{File: fmt.Sprintf("f%02d.c", i), Operator: "rel-flip", Original: "<", Replacement: ">=", Context: "if (a < b)"})
+	}
+	keys := func(ms []mutation.Mutant) []string {
+		var k []string
+		for _, m := range ms {
+			k = append(k, m.Key())
+		}
+		return k
+	}
+	sample := keys(sampleByKey(ms, 10, 1))
+	if len(sample) != 10 || !slices.Equal(sample, keys(sampleByKey(ms, 10, 1))) {
+		t.Fatalf("sample %v is not repeatable", sample)
+	}
+	if !slices.IsSorted(sample) {
+		t.Errorf("sample %v not in file order", sample)
+	}
+	var outside, inside int
+	for i, m := range ms {
+		if slices.Contains(sample, m.Key()) {
+			inside = i
+		} else {
+			outside = i
+		}
+	}
+	without := func(i int) []mutation.Mutant { return slices.Delete(slices.Clone(ms), i, i+1) }
+	if got := keys(sampleByKey(without(outside), 10, 1)); !slices.Equal(got, sample) {
+		t.Errorf("removing a mutant outside the sample changed it: %v, was %v", got, sample)
+	}
+	got := keys(sampleByKey(without(inside), 10, 1))
+	kept := 0
+	for _, k := range got {
+		if slices.Contains(sample, k) {
+			kept++
+		}
+	}
+	if len(got) != 10 || kept != 9 {
+		t.Errorf("removing a sampled mutant: %v keeps %d of %v, want 9 and one more", got, kept, sample)
+	}
+	if slices.Equal(keys(sampleByKey(ms, 10, 2)), sample) {
+		t.Error("seed 2 picked seed 1's sample")
+	}
 }

@@ -53,24 +53,4 @@ struct icmp_head {
 	__be16 sequence;
 };
 
-/* l4_modify_port rewrites the 16-bit port at off (0: source, 2: destination)
- * and fixes the TCP/UDP checksum.
- */
-static __always_inline int l4_modify_port(struct __sk_buff *skb, __u8 proto, __u32 l4_off,
-					  __u32 off, __be16 from, __be16 to)
-{
-	__u64 flags;
-	__u32 csum_off = csum_l4_offset(proto, l4_off, &flags);
-	int ret;
-
-	if (from == to)
-		return 0;
-	ret = csum_l4_replace(skb, csum_off, from, to, flags, 2, 0);
-	if (ret < 0)
-		return ret;
-	if (bpf_skb_store_bytes(skb, l4_off + off, &to, sizeof(to), 0) < 0)
-		return -DROP_WRITE_ERROR;
-	return 0;
-}
-
 #endif /* __HOPLAB_L4_H */
