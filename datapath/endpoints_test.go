@@ -94,17 +94,3 @@ func TestPodCIDR(t *testing.T) {
 		t.Errorf("PodCIDR() = %v, want 10.1.0.0/16", got)
 	}
 }
-
-// With a PodCIDR set (loadDatapath's), from-container delivers to a local
-// pod, whose address lies in it, and sends another node's pod, outside it,
-// to the stack.
-func TestLocalDestinationInPodCIDR(t *testing.T) {
-	dp := loadDatapath(t)
-	p := fromPod(pod1, pod2.addr(), 8080)
-	res := run(t, dp.FromContainer, p.bytes(t), nil)
-	res.assertVerdict(t, tcActRedirect)
-	want := p
-	want.ttl, want.srcMAC, want.dstMAC = 63, pod2.lxcMAC(), pod2.podMAC()
-	res.assertPacket(t, want.bytes(t))
-	run(t, dp.FromContainer, fromPod(pod1, pod4IP, 8080).bytes(t), nil).assertVerdict(t, tcActOK)
-}

@@ -67,7 +67,9 @@ func TestTTLOneToHost(t *testing.T) {
 	res.assertPacket(t, p.bytes(t))
 }
 
-// Same-node pod to pod: one routing hop, TTL 63.
+// Same-node pod to pod: one routing hop, TTL 63. pod2's address lies in
+// the PodCIDR loadDatapath sets, so from-container finds it among the
+// local endpoints.
 func TestSameNodePodToPod(t *testing.T) {
 	dp := loadDatapath(t)
 	events := openEvents(t, dp)
