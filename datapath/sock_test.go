@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -118,6 +119,30 @@ func sockClientMain(arg string) int {
 	return 0
 }
 
+// sendRawTCP sends one TCP SYN from port sport to dst through a raw
+// socket (IP_HDRINCL: the kernel fills in the source address, the IP id
+// and the header checksum): a packet of the pod no UDP socket made.
+func sendRawTCP(dst netip.AddrPort, sport int) error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_RAW)
+	if err != nil {
+		return fmt.Errorf("raw socket: %w", err)
+	}
+	defer unix.Close(fd)
+	pkt := make([]byte, 40)
+	pkt[0] = 0x45
+	binary.BigEndian.PutUint16(pkt[2:], uint16(len(pkt)))
+	pkt[8], pkt[9] = 64, unix.IPPROTO_TCP
+	a := dst.Addr().As4()
+	copy(pkt[16:20], a[:])
+	binary.BigEndian.PutUint16(pkt[20:], uint16(sport))
+	binary.BigEndian.PutUint16(pkt[22:], dst.Port())
+	pkt[32], pkt[33] = 5<<4, 0x02 // data offset 5 words, SYN
+	if err := unix.Sendto(fd, pkt, 0, &unix.SockaddrInet4{Addr: a}); err != nil {
+		return fmt.Errorf("raw sendto: %w", err)
+	}
+	return nil
+}
+
 // sockCall makes the call of req with raw sockets, so that every address
 // is what the kernel reports.
 func sockCall(req sockRequest) (sockReply, error) {
@@ -125,6 +150,9 @@ func sockCall(req sockRequest) (sockReply, error) {
 	dst, err := netip.ParseAddrPort(req.Dst)
 	if err != nil {
 		return rep, err
+	}
+	if req.Op == "raw-tcp" {
+		return rep, sendRawTCP(dst, req.Port)
 	}
 	sa := &unix.SockaddrInet4{Addr: dst.Addr().As4(), Port: int(dst.Port())}
 	typ := unix.SOCK_STREAM
@@ -686,6 +714,40 @@ func TestSocketLBUDPFallbackPortReuse(t *testing.T) {
 			t.Errorf("socket %d: egress entry rev-NAT %d, want %d", i+1, e.RevNAT, wantRevNAT)
 		}
 	}
+}
+
+// The egress fallback reads UDP datagrams only: a TCP segment from the
+// same port of pod1 to the same destination (from a raw socket of the pod)
+// leaves the UDP flow's record and its egress entry's rev-NAT index alone.
+func TestSocketLBUDPFallbackIgnoresTCP(t *testing.T) {
+	n := newSockNode(t)
+	attachSocketLB(t, n.dp, n.cgroup, SocketLBOptions{NoRecvmsg4: true})
+	const port = 40054
+	if from := n.udpFrom(t, port, "10.224.1.1:53"); from != "10.224.1.1:53" {
+		t.Fatalf("answer from %s, want 10.224.1.1:53", from)
+	}
+	flow := lxcCtKey{Daddr: mustBE32(t, pod2.addr()), Saddr: mustBE32(t, pod1.addr()), Dport: be16(5353), Sport: be16(port), Nexthdr: uint8(ProtoUDP)}
+	key := CTKey{Src: ap(pod1.addr(), port), Dst: ap(pod2.addr(), 5353), Proto: ProtoUDP, Flags: TupleOut}
+	assertRecorded := func(when string) {
+		t.Helper()
+		var rev sockSock4Reverse
+		if err := n.dp.lxc.HoplabSock4UdpFlows.Lookup(&flow, &rev); err != nil || rev.RevNatIndex != 2 {
+			t.Fatalf("%s: flow record %+v, %v; want rev-NAT 2", when, rev, err)
+		}
+		if e := ctEntry(t, n.dp, key); e.RevNAT != 2 {
+			t.Fatalf("%s: egress entry rev-NAT %d, want 2", when, e.RevNAT)
+		}
+	}
+	assertRecorded("after the datagram")
+	rep := sockClient(t, n.cgroup, sockRequest{NetNS: n.client.NetNSPath(), Op: "raw-tcp", Dst: "10.1.1.20:5353", Port: port})
+	if rep.Err != "" {
+		t.Fatalf("raw TCP: %s", rep.Err)
+	}
+	tcp := CTKey{Src: ap(pod1.addr(), port), Dst: ap(pod2.addr(), 5353), Proto: ProtoTCP, Flags: TupleOut}
+	if _, err := n.dp.CT.Lookup(tcp); err != nil {
+		t.Fatalf("the TCP segment did not leave pod1 (no egress entry %v): %v", tcp, err)
+	}
+	assertRecorded("after the TCP segment")
 }
 
 func mustBE32(t testing.TB, a netip.Addr) uint32 {
