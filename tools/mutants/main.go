@@ -290,27 +290,34 @@ func areaNames(as []Area) string {
 	return strings.Join(n, ", ")
 }
 
-// generate makes the mutants of an area's files.
 // sampleByKey picks n of ms: those whose keys hash lowest under seed, in
 // file order. A mutant is in the sample for its own key alone, so an edit
 // elsewhere in the tree adds or removes only the mutants it touches,
 // where a shuffle of the whole list drew a new sample after every edit.
 func sampleByKey(ms []mutation.Mutant, n int, seed uint64) []mutation.Mutant {
-	rank := func(m mutation.Mutant) uint64 {
+	type ranked struct {
+		rank uint64
+		m    mutation.Mutant
+	}
+	rs := make([]ranked, len(ms))
+	for i, m := range ms {
 		h := fnv.New64a()
 		_ = binary.Write(h, binary.LittleEndian, seed)
 		h.Write([]byte(m.Key()))
-		return h.Sum64()
+		rs[i] = ranked{h.Sum64(), m}
 	}
-	ms = slices.Clone(ms)
-	slices.SortStableFunc(ms, func(a, b mutation.Mutant) int { return cmp.Compare(rank(a), rank(b)) })
-	ms = ms[:n]
-	sort.SliceStable(ms, func(i, j int) bool {
-		return ms[i].File < ms[j].File || ms[i].File == ms[j].File && ms[i].Offset < ms[j].Offset
+	slices.SortStableFunc(rs, func(a, b ranked) int { return cmp.Compare(a.rank, b.rank) })
+	out := make([]mutation.Mutant, n)
+	for i := range out {
+		out[i] = rs[i].m
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		return out[i].File < out[j].File || out[i].File == out[j].File && out[i].Offset < out[j].Offset
 	})
-	return ms
+	return out
 }
 
+// generate makes the mutants of an area's files.
 func generate(root string, a Area, only string) ([]mutation.Mutant, error) {
 	var files []string
 	for _, g := range a.Files {
