@@ -71,7 +71,7 @@ func (e *EndpointMap) Upsert(ep Endpoint) error {
 			return fmt.Errorf("endpoint upsert %v: %w", ep.IP, err)
 		}
 	}
-	if v.Ifindex == 0 || v.Ifindex >= e.byIfindex.MaxEntries() {
+	if !e.hasSlot(v.Ifindex) {
 		return nil
 	}
 	if err := e.byIfindex.Put(v.Ifindex, &lxcEndpointByIfindex{Ip: ip, Info: v}); err != nil {
@@ -80,10 +80,16 @@ func (e *EndpointMap) Upsert(ep Endpoint) error {
 	return nil
 }
 
+// hasSlot reports whether hoplab_lxc_ifindex has a slot for ifindex;
+// endpoints on other lxcs are found by address alone.
+func (e *EndpointMap) hasSlot(ifindex uint32) bool {
+	return ifindex != 0 && ifindex < e.byIfindex.MaxEntries()
+}
+
 // clearIfindex empties the ifindex slot if it holds the endpoint with
 // address ip (an array's entries cannot be deleted).
 func (e *EndpointMap) clearIfindex(ifindex, ip uint32) error {
-	if ifindex == 0 || ifindex >= e.byIfindex.MaxEntries() {
+	if !e.hasSlot(ifindex) {
 		return nil
 	}
 	var cur lxcEndpointByIfindex
