@@ -34,8 +34,7 @@
  */
 static __always_inline __u32 tunnel_device(void)
 {
-	__u32 zero = 0;
-	struct hoplab_config *cfg = bpf_map_lookup_elem(&hoplab_config, &zero);
+	struct hoplab_config *cfg = config_get();
 
 	return cfg ? cfg->tunnel_ifindex : 0;
 }

@@ -30,8 +30,7 @@ static __always_inline struct endpoint_info *lookup_ip4_endpoint(__be32 ip)
  */
 static __always_inline struct endpoint_info *lookup_ip4_local_dest(__be32 ip)
 {
-	__u32 zero = 0;
-	struct hoplab_config *cfg = bpf_map_lookup_elem(&hoplab_config, &zero);
+	struct hoplab_config *cfg = config_get();
 
 	if (cfg && (ip & cfg->pod_cidr_mask) != cfg->pod_cidr)
 		return (struct endpoint_info *)0;

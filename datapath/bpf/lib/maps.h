@@ -145,6 +145,16 @@ struct {
 	__uint(max_entries, 1);
 } hoplab_config SEC(".maps");
 
+/* config_get returns the runtime configuration (an array's only entry:
+ * never NULL in practice, but the verifier wants the check).
+ */
+static __always_inline struct hoplab_config *config_get(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&hoplab_config, &zero);
+}
+
 /* Per-CPU counters: (reason, direction) -> packets, bytes, indexed by
  * METRICS_INDEX(reason, dir). An array rather than Cilium's hash: the
  * lookup is inlined by the verifier and never fails.

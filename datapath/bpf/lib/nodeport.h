@@ -53,8 +53,7 @@
 /* nodeport_addr returns the node's address, 0 when NodePort is off. */
 static __always_inline __be32 nodeport_addr(void)
 {
-	__u32 zero = 0;
-	struct hoplab_config *cfg = bpf_map_lookup_elem(&hoplab_config, &zero);
+	struct hoplab_config *cfg = config_get();
 
 	return cfg ? cfg->node_addr : 0;
 }

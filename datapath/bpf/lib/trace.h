@@ -106,8 +106,7 @@ static __always_inline void notify_output(struct __sk_buff *skb, __u32 cap, void
 
 static __always_inline int monitor_aggregates(void)
 {
-	__u32 zero = 0;
-	struct hoplab_config *cfg = bpf_map_lookup_elem(&hoplab_config, &zero);
+	struct hoplab_config *cfg = config_get();
 
 	return cfg && cfg->monitor_aggregation >= MONITOR_AGGREGATION_MEDIUM;
 }
