@@ -21,6 +21,21 @@ func runMark(t testing.TB, prog *ebpf.Program, in []byte) (result, uint32) {
 	return result{ret: ret, out: opts.DataOut}, binary.NativeEndian.Uint32(out[8:]) // after len and pkt_type
 }
 
+// assertACKToProxy runs a proxied flow's ACK through prog: passed to the
+// stack, marked for the proxy on 8080, one to-proxy trace of an
+// established flow.
+func assertACKToProxy(t *testing.T, prog *ebpf.Program, ack pkt, events *EventReader) {
+	t.Helper()
+	res, mark := runMark(t, prog, ack.bytes(t))
+	res.assertVerdict(t, tcActOK)
+	if mark != MarkToProxy(8080) {
+		t.Fatalf("ACK mark %#x", mark)
+	}
+	if tr := toProxyTraces(drain(t, events)); len(tr) != 1 || tr[0].Reason != TraceReasonCTEstablished {
+		t.Fatalf("ACK traces %v", tr)
+	}
+}
+
 func toProxyTraces(evs []Event) []*TraceNotify {
 	var out []*TraceNotify
 	for _, tr := range traces(evs) {
@@ -73,14 +88,7 @@ func TestIngressToProxy(t *testing.T) {
 	t.Log("its ACK: established, marked again")
 	ack := syn
 	ack.syn, ack.ack = false, true
-	res, mark = runMark(t, dp.FromNetdev, ack.bytes(t))
-	res.assertVerdict(t, tcActOK)
-	if mark != MarkToProxy(8080) {
-		t.Fatalf("ACK mark %#x", mark)
-	}
-	if tr := toProxyTraces(drain(t, events)); len(tr) != 1 || tr[0].Reason != TraceReasonCTEstablished {
-		t.Fatalf("ACK traces %v", tr)
-	}
+	assertACKToProxy(t, dp.FromNetdev, ack, events)
 
 	t.Log("a flow to 9090 (no proxy port) is redirected to the pod, unmarked")
 	other := syn
@@ -167,14 +175,7 @@ func TestEgressToProxy(t *testing.T) {
 	}
 	ack := fromPod(pod1, pod4IP, 8080)
 	ack.syn, ack.ack = false, true
-	res, mark = runMark(t, dp.FromContainer, ack.bytes(t))
-	res.assertVerdict(t, tcActOK)
-	if mark != MarkToProxy(8080) {
-		t.Fatalf("ACK mark %#x", mark)
-	}
-	if tr := toProxyTraces(drain(t, events)); len(tr) != 1 || tr[0].Reason != TraceReasonCTEstablished {
-		t.Fatalf("ACK traces %v", tr)
-	}
+	assertACKToProxy(t, dp.FromContainer, ack, events)
 	if m := metric(t, dp, ReasonForwarded, Egress); m.Packets != 2 {
 		t.Errorf("forwarded egress metric %+v", m)
 	}
